@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Create the project's AWS resources in the local stack (moto behind the router).
+
+  provision.py base [--definition statemachine/blue-green.asl.json]
+      DynamoDB table `bluegreen`, the state machine role, the `blue-green` STANDARD state
+      machine (created, or its definition updated). Prints {"state_machine_arn", "table"}.
+
+  provision.py environment --service checkout --environment dev --version 1.2.0 [--desired 2]
+      ALB + blue/green target groups + HTTP:80 listener (blue 100 / green 0), ECS cluster, task
+      definitions and services (both colors on --version, targets registered and healthy),
+      CloudWatch alarms (OK) in the router's stand-in, ECR repository. Idempotent by names: an
+      existing environment is reused and reset to that fresh state. Prints the environment JSON.
+
+JSON goes to stdout only; progress goes to stderr. Endpoint: --endpoint, else $BLUEGREEN_ENDPOINT,
+else http://127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+TABLE = "bluegreen"
+STATE_MACHINE = "blue-green"
+ROLE = "bluegreen-statemachine"
+FUNCTIONS = {
+    "DeployGreenFunctionArn": "deploy-green",
+    "ShiftTrafficFunctionArn": "shift-traffic",
+    "EvaluateFunctionArn": "evaluate",
+    "FinalizeFunctionArn": "finalize",
+    "RollbackFunctionArn": "rollback",
+}
+CONTAINER_PORT = 8080
+
+
+def log(msg: str) -> None:
+    print(f"provision: {msg}", file=sys.stderr, flush=True)
+
+
+def endpoint_from_env() -> str:
+    return os.environ.get("BLUEGREEN_ENDPOINT") or f"http://127.0.0.1:{os.environ.get('BLUEGREEN_ROUTER_PORT', '4566')}"
+
+
+class Aws:
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint.rstrip("/")
+        self._c = {}
+
+    def __call__(self, service: str):
+        if service not in self._c:
+            self._c[service] = boto3.client(
+                service, endpoint_url=self.endpoint, region_name=REGION,
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+                config=Config(retries={"max_attempts": 2}),
+            )
+        return self._c[service]
+
+    def control(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(self.endpoint + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+
+def code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
+
+
+# ------------------------------------------------------------------------------------------
+# base
+# ------------------------------------------------------------------------------------------
+def provision_base(aws: Aws, definition_path: Path) -> dict:
+    ddb = aws("dynamodb")
+    try:
+        ddb.describe_table(TableName=TABLE)
+        log(f"table {TABLE} exists")
+    except ClientError as e:
+        if code(e) != "ResourceNotFoundException":
+            raise
+        s = {"AttributeType": "S"}
+        ddb.create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": n, **s} for n in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[
+                {"IndexName": idx, "Projection": {"ProjectionType": "ALL"},
+                 "KeySchema": [{"AttributeName": f"{idx}pk", "KeyType": "HASH"},
+                               {"AttributeName": f"{idx}sk", "KeyType": "RANGE"}]}
+                for idx in ("gsi1", "gsi2")
+            ],
+        )
+        log(f"table {TABLE} created")
+
+    iam = aws("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
+                                                      "Action": "sts:AssumeRole"}]}
+    try:
+        role_arn = iam.get_role(RoleName=ROLE)["Role"]["Arn"]
+    except ClientError as e:
+        if code(e) != "NoSuchEntity":
+            raise
+        role_arn = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=ROLE, PolicyName="invoke-phases", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                           "Resource": [lambda_arn(f) for f in FUNCTIONS.values()]}]}))
+        log(f"role {ROLE} created")
+
+    if not definition_path.is_file():
+        raise SystemExit(f"provision: state machine definition not found: {definition_path}")
+    definition = definition_path.read_text()
+    for key, fn in FUNCTIONS.items():
+        definition = definition.replace("${" + key + "}", lambda_arn(fn))
+    json.loads(definition)  # fail here, not in moto, on a broken definition
+
+    sfn = aws("stepfunctions")
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STATE_MACHINE}"
+    try:
+        sfn.describe_state_machine(stateMachineArn=arn)
+        sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role_arn)
+        log(f"state machine {STATE_MACHINE} updated from {definition_path}")
+    except ClientError as e:
+        if code(e) != "StateMachineDoesNotExist":
+            raise
+        arn = sfn.create_state_machine(name=STATE_MACHINE, definition=definition, roleArn=role_arn,
+                                       type="STANDARD")["stateMachineArn"]
+        log(f"state machine {STATE_MACHINE} created from {definition_path}")
+    return {"state_machine_arn": arn, "table": TABLE}
+
+
+def lambda_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+# ------------------------------------------------------------------------------------------
+# environment
+# ------------------------------------------------------------------------------------------
+def check_name(kind: str, name: str, limit: int = 32) -> str:
+    if len(name) > limit:
+        raise SystemExit(f"provision: {kind} name {name!r} is longer than {limit} characters; use shorter service/environment names")
+    return name
+
+
+def provision_environment(aws: Aws, service: str, env: str, version: str, desired: int) -> dict:
+    ec2, elb, ecs = aws("ec2"), aws("elbv2"), aws("ecs")
+    base = f"{service}-{env}"
+    lb_name = check_name("load balancer", f"bg-{base}")
+    tg_names = {c: check_name("target group", f"{base}-{c}") for c in ("blue", "green")}
+
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = sorted(ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"],
+                     key=lambda s: s["AvailabilityZone"])
+    subnet_ids = [s["SubnetId"] for s in subnets[:2]]
+    sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                               {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+
+    # load balancer, target groups, listener ------------------------------------------------
+    try:
+        lb = elb.describe_load_balancers(Names=[lb_name])["LoadBalancers"][0]
+    except ClientError as e:
+        if code(e) != "LoadBalancerNotFound":
+            raise
+        lb = elb.create_load_balancer(Name=lb_name, Subnets=subnet_ids, SecurityGroups=[sg], Scheme="internal",
+                                      Type="application", IpAddressType="ipv4")["LoadBalancers"][0]
+        log(f"load balancer {lb_name} created")
+    tgs = {}
+    for color, name in tg_names.items():
+        try:
+            tgs[color] = elb.describe_target_groups(Names=[name])["TargetGroups"][0]["TargetGroupArn"]
+        except ClientError as e:
+            if code(e) != "TargetGroupNotFound":
+                raise
+            tgs[color] = elb.create_target_group(
+                Name=name, Protocol="HTTP", Port=CONTAINER_PORT, VpcId=vpc, TargetType="ip",
+                HealthCheckProtocol="HTTP", HealthCheckPath="/health", HealthCheckIntervalSeconds=10,
+                HealthyThresholdCount=2, UnhealthyThresholdCount=2,
+            )["TargetGroups"][0]["TargetGroupArn"]
+            log(f"target group {name} created")
+    actions = [{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": tgs["blue"], "Weight": 100}, {"TargetGroupArn": tgs["green"], "Weight": 0}],
+        "TargetGroupStickinessConfig": {"Enabled": False}}}]
+    listener = next((l for l in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if l["Port"] == 80), None)
+    if listener:
+        elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=actions)
+        listener_arn = listener["ListenerArn"]
+        log("listener reset to blue 100 / green 0")
+    else:
+        listener_arn = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                                           DefaultActions=actions)["Listeners"][0]["ListenerArn"]
+        log("listener created (blue 100 / green 0)")
+
+    # ECS ----------------------------------------------------------------------------------------
+    cluster = base
+    if not [c for c in ecs.describe_clusters(clusters=[cluster])["clusters"] if c.get("status") == "ACTIVE"]:
+        ecs.create_cluster(clusterName=cluster)
+        log(f"cluster {cluster} created")
+    image_repo = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{service}"
+    services = {}
+    for color in ("blue", "green"):
+        td = ecs.register_task_definition(
+            family=f"{base}-{color}", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+            cpu="256", memory="512",
+            containerDefinitions=[{"name": service, "image": f"{image_repo}:{version}", "essential": True,
+                                   "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp"}]}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        svc_name = f"{service}-{color}"
+        aws.control("/_local/ecs/never-healthy", {"cluster": cluster, "service": svc_name, "never_healthy": False})
+        existing = [s for s in ecs.describe_services(cluster=cluster, services=[svc_name])["services"] if s.get("status") == "ACTIVE"]
+        if existing:
+            ecs.update_service(cluster=cluster, service=svc_name, taskDefinition=td, desiredCount=desired,
+                               forceNewDeployment=True)
+            log(f"service {svc_name} reset to {version}")
+        else:
+            ecs.create_service(
+                cluster=cluster, serviceName=svc_name, taskDefinition=td, desiredCount=desired, launchType="FARGATE",
+                loadBalancers=[{"targetGroupArn": tgs[color], "containerName": service, "containerPort": CONTAINER_PORT}],
+                networkConfiguration={"awsvpcConfiguration": {"subnets": subnet_ids, "securityGroups": [sg],
+                                                              "assignPublicIp": "DISABLED"}},
+            )
+            log(f"service {svc_name} created on {version}")
+        services[color] = svc_name
+        aws.control("/_local/traffic", {"target_group_arn": tgs[color], "clear": True})
+
+    # CloudWatch alarms (router stand-in) ---------------------------------------------------------
+    cw = aws("cloudwatch")
+    tg_dim = [{"Name": "TargetGroup", "Value": tgs["green"].split(":", 5)[5]},
+              {"Name": "LoadBalancer", "Value": lb["LoadBalancerArn"].split(":loadbalancer/", 1)[1]}]
+    alarms = {
+        f"{base}-green-5xx": dict(MetricName="HTTPCode_Target_5XX_Count", Statistic="Sum", Threshold=5.0,
+                                  AlarmDescription=f"{service} {env}: green 5xx during a deployment"),
+        f"{base}-latency": dict(MetricName="TargetResponseTime", ExtendedStatistic="p99", Threshold=0.5,
+                                AlarmDescription=f"{service} {env}: green p99 latency"),
+    }
+    for name, spec in alarms.items():
+        cw.put_metric_alarm(AlarmName=name, Namespace="AWS/ApplicationELB", Dimensions=tg_dim, Period=60,
+                            EvaluationPeriods=2, DatapointsToAlarm=2, ComparisonOperator="GreaterThanThreshold",
+                            TreatMissingData="notBreaching", **spec)
+        cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="Provisioned by local-stack/provision.py")
+
+    # ECR (optional) ---------------------------------------------------------------------------------
+    try:
+        ecr = aws("ecr")
+        try:
+            ecr.describe_repositories(repositoryNames=[service])
+        except ClientError as e:
+            if code(e) != "RepositoryNotFoundException":
+                raise
+            ecr.create_repository(repositoryName=service)
+            log(f"ECR repository {service} created")
+    except Exception as exc:  # noqa: BLE001 - ECR is optional locally
+        log(f"ECR skipped: {exc}")
+
+    return {
+        "service": service, "environment": env,
+        "listener_arn": listener_arn, "load_balancer_arn": lb["LoadBalancerArn"],
+        "blue_target_group_arn": tgs["blue"], "green_target_group_arn": tgs["green"],
+        "cluster": cluster, "blue_service": services["blue"], "green_service": services["green"],
+        "alarm_names": list(alarms), "image_repository": image_repo,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--endpoint", default=endpoint_from_env())
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("base")
+    b.add_argument("--definition", type=Path, default=ROOT / "statemachine" / "blue-green.asl.json")
+    e = sub.add_parser("environment")
+    e.add_argument("--service", required=True)
+    e.add_argument("--environment", required=True)
+    e.add_argument("--version", required=True)
+    e.add_argument("--desired", type=int, default=2)
+    args = ap.parse_args()
+    aws = Aws(args.endpoint)
+    try:
+        if args.cmd == "base":
+            out = provision_base(aws, args.definition)
+        else:
+            out = provision_environment(aws, args.service, args.environment, args.version, args.desired)
+    except (ClientError, OSError) as exc:
+        raise SystemExit(f"provision: {exc} (is the local stack up? python local-stack/stack.py up)")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+//! cloudwatch adapter (in progress).

@@ -1,0 +1,1 @@
+//! dynamodb adapter (in progress).

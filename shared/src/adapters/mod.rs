@@ -1,0 +1,68 @@
+//! One module per AWS service, mapping SDK types to domain types and SDK errors to
+//! `AdapterError`.
+
+pub mod cloudwatch;
+pub mod dynamodb;
+pub mod ecs;
+pub mod elbv2;
+
+use crate::error::AdapterError;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Error codes AWS services use for throttling and transient server trouble.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "LimitExceededException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalError",
+    "TransactionInProgressException",
+];
+
+/// Maps any SDK error: transport trouble and throttling are transient, `not_found` codes map
+/// to `NotFound`, everything else is `Other` with the service's code and message.
+pub(crate) fn map_sdk_error<E, R>(op: &str, err: SdkError<E, R>, not_found: &[&str]) -> AdapterError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            AdapterError::Transient(format!(
+                "{op}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ))
+        }
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().unwrap_or("Unknown");
+            let msg = format!("{op}: {code}: {}", e.message().unwrap_or_default());
+            if TRANSIENT_CODES.contains(&code) {
+                AdapterError::Transient(msg)
+            } else if not_found.contains(&code) {
+                AdapterError::NotFound(msg)
+            } else {
+                AdapterError::Other(msg)
+            }
+        }
+        _ => AdapterError::Other(format!(
+            "{op}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        )),
+    }
+}
+
+/// Loads the shared AWS configuration once at cold start.
+pub async fn load_aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

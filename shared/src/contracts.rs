@@ -1,0 +1,444 @@
+//! The JSON that crosses the Step Functions boundary: the execution input (a deployment
+//! request) and the execution state each phase receives and returns.
+
+use crate::domain::{
+    Color, ImageRef, InvalidName, LoadBalancerTarget, StepPlan, TargetGroupArn, Thresholds,
+    Timings, Version,
+};
+use crate::error::PhaseError;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Where the weighted forward lives and the two target groups it splits between.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficConfig {
+    /// The listener whose default action forwards to blue and green...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_arn: Option<String>,
+    /// ...or one listener rule (exactly one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_arn: Option<String>,
+    pub blue_target_group_arn: TargetGroupArn,
+    pub green_target_group_arn: TargetGroupArn,
+}
+
+impl TrafficConfig {
+    pub fn target(&self) -> Result<LoadBalancerTarget, PhaseError> {
+        match (&self.listener_arn, &self.rule_arn) {
+            (Some(l), None) => LoadBalancerTarget::listener(l).map_err(invalid_name),
+            (None, Some(r)) => LoadBalancerTarget::rule(r).map_err(invalid_name),
+            _ => Err(PhaseError::InvalidInput(
+                "traffic: give exactly one of listener_arn or rule_arn".into(),
+            )),
+        }
+    }
+
+    pub fn target_group(&self, color: Color) -> &TargetGroupArn {
+        match color {
+            Color::Blue => &self.blue_target_group_arn,
+            Color::Green => &self.green_target_group_arn,
+        }
+    }
+}
+
+fn invalid_name(e: InvalidName) -> PhaseError {
+    PhaseError::InvalidInput(e.to_string())
+}
+
+/// The compute that runs each color. ECS first; the port is platform-neutral.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ComputeConfig {
+    Ecs {
+        cluster: String,
+        blue_service: String,
+        green_service: String,
+        /// The container whose image is replaced; needed only for multi-container tasks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
+}
+
+impl ComputeConfig {
+    pub fn service(&self, color: Color) -> &str {
+        match self {
+            ComputeConfig::Ecs {
+                blue_service,
+                green_service,
+                ..
+            } => match color {
+                Color::Blue => blue_service,
+                Color::Green => green_service,
+            },
+        }
+    }
+}
+
+fn default_deployer() -> String {
+    "unknown".to_string()
+}
+
+/// The execution input: what a person pastes into the Step Functions console, or what a
+/// trigger builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentRequest {
+    pub service: String,
+    pub environment: String,
+    pub version: Version,
+    pub image: ImageRef,
+    /// The image's digest when the tag is not pinned by one (ECR push events carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(default = "default_deployer")]
+    pub deployer: String,
+    pub traffic: TrafficConfig,
+    pub compute: ComputeConfig,
+    /// CloudWatch alarms that veto the deployment while it runs.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    #[serde(default)]
+    pub steps: StepPlan,
+    #[serde(default)]
+    pub timings: Timings,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl DeploymentRequest {
+    /// Cross-field checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), PhaseError> {
+        let bad = |m: String| Err(PhaseError::InvalidInput(m));
+        if !name_ok(&self.service) {
+            return bad(format!(
+                "service {:?} must be 1-64 of [A-Za-z0-9_-]",
+                self.service
+            ));
+        }
+        if !name_ok(&self.environment) {
+            return bad(format!(
+                "environment {:?} must be 1-64 of [A-Za-z0-9_-]",
+                self.environment
+            ));
+        }
+        if self.deployer.is_empty() || self.deployer.len() > 256 {
+            return bad("deployer must be 1-256 characters".into());
+        }
+        self.traffic.target()?;
+        if self.traffic.blue_target_group_arn == self.traffic.green_target_group_arn {
+            return bad("traffic: blue and green must be different target groups".into());
+        }
+        let ComputeConfig::Ecs {
+            cluster,
+            blue_service,
+            green_service,
+            ..
+        } = &self.compute;
+        if cluster.is_empty() || blue_service.is_empty() || green_service.is_empty() {
+            return bad("compute: cluster, blue_service and green_service are required".into());
+        }
+        if blue_service == green_service {
+            return bad("compute: blue and green must be different services".into());
+        }
+        if self.alarms.len() > 100 || self.alarms.iter().any(|a| a.is_empty() || a.len() > 255) {
+            return bad("alarms: at most 100 names of 1-255 characters".into());
+        }
+        if let Some(d) = &self.image_digest {
+            let ok = d.strip_prefix("sha256:").is_some_and(|h| {
+                h.len() == 64
+                    && h.chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            });
+            if !ok {
+                return bad(format!(
+                    "image_digest {d:?} must be sha256:<64 lowercase hex>"
+                ));
+            }
+        }
+        self.timings
+            .validate()
+            .map_err(|e| PhaseError::InvalidInput(format!("timings: {e}")))?;
+        self.thresholds
+            .validate()
+            .map_err(|e| PhaseError::InvalidInput(format!("thresholds: {e}")))
+    }
+
+    /// The digest recorded in history: pinned in the reference, or given alongside it.
+    pub fn digest(&self) -> Option<String> {
+        self.image
+            .digest()
+            .map(str::to_string)
+            .or_else(|| self.image_digest.clone())
+    }
+}
+
+/// What the state machine does after a phase returns. The `Route` Choice state reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextAction {
+    /// Green is not ready yet: wait, then check again.
+    AwaitGreen,
+    /// Move to the next traffic step now.
+    Shift,
+    /// Wait, then evaluate.
+    Evaluate,
+    /// Verification passed: finalize.
+    Finalize,
+    /// Finalized: the deployment succeeded.
+    Done,
+    /// Traffic is back on the previous color.
+    RolledBack,
+    /// The deployment ended without ever moving traffic (e.g. green never became healthy).
+    Failed,
+}
+
+/// The controller's position in the plan, carried between phases by the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    pub next: NextAction,
+    /// How long the next Wait state waits.
+    pub wait_seconds: u64,
+    pub active_color: Color,
+    pub target_color: Color,
+    /// Readiness checks made so far.
+    pub green_polls: u32,
+    /// Index in the plan of the step last written to the listener.
+    pub step_index: Option<u32>,
+    /// The share of traffic on the target color, as last written.
+    pub target_weight: u16,
+    /// Start of the current evaluation window (epoch seconds).
+    pub window_start: Option<i64>,
+    /// True once the plan reached 100 % and its step evaluation passed.
+    pub verifying: bool,
+    pub verification_evaluations: u32,
+    /// The active color's p99 when last measured, kept for when it serves no traffic.
+    pub baseline_p99_ms: Option<f64>,
+}
+
+/// The error a Catch attaches at `$.error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+impl CaughtError {
+    /// The handler's message when the cause is a Lambda error payload, else the raw cause.
+    pub fn message(&self) -> String {
+        #[derive(Deserialize)]
+        struct Payload {
+            #[serde(rename = "errorMessage")]
+            error_message: String,
+        }
+        match serde_json::from_str::<Payload>(&self.cause) {
+            Ok(p) => p.error_message,
+            Err(_) if self.cause.is_empty() => self.error.clone(),
+            Err(_) => self.cause.clone(),
+        }
+    }
+}
+
+/// The state every phase receives and returns (`OutputPath: $.Payload`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionState {
+    pub deployment_id: String,
+    pub execution_arn: String,
+    /// `$$.Execution.StartTime`: stable across retries, so records written from it are too.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub request: DeploymentRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+}
+
+impl ExecutionState {
+    /// Parses and validates a phase's raw input. Bad input becomes `BlueGreen.InvalidInput`.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, PhaseError> {
+        let state: ExecutionState = serde_json::from_value(value)
+            .map_err(|e| PhaseError::InvalidInput(format!("execution state: {e}")))?;
+        if state.deployment_id.is_empty() || state.deployment_id.len() > 80 {
+            return Err(PhaseError::InvalidInput(
+                "deployment_id must be 1-80 characters".into(),
+            ));
+        }
+        state.request.validate()?;
+        Ok(state)
+    }
+
+    pub fn progress(&self) -> Result<&Progress, PhaseError> {
+        self.progress.as_ref().ok_or_else(|| {
+            PhaseError::InvalidInput(
+                "progress is missing: this phase runs after deploy-green".into(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn request_json() -> serde_json::Value {
+        json!({
+            "service": "checkout",
+            "environment": "dev",
+            "version": "1.3.0",
+            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0",
+            "deployer": "alice@example.com",
+            "traffic": {
+                "listener_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/bg-checkout-dev/50dc6c495c0c9188/f2f7dc8efc522ab2",
+                "blue_target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-dev-blue/73e2d6bc24d8a067",
+                "green_target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-dev-green/83e2d6bc24d8a068"
+            },
+            "compute": {"platform": "ecs", "cluster": "checkout-dev", "blue_service": "checkout-blue", "green_service": "checkout-green"},
+            "alarms": ["checkout-dev-green-5xx"]
+        })
+    }
+
+    fn state_json(request: serde_json::Value) -> serde_json::Value {
+        json!({
+            "deployment_id": "checkout-dev-1-3-0-abc",
+            "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:blue-green:checkout-dev-1-3-0-abc",
+            "started_at": "2025-01-03T10:00:00Z",
+            "request": request
+        })
+    }
+
+    #[test]
+    fn a_minimal_request_gets_the_production_defaults() {
+        let state =
+            ExecutionState::from_value(state_json(request_json())).map_err(|e| e.to_string());
+        let state = match state {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(state.request.steps.steps(), &[10, 25, 50, 100]);
+        assert_eq!(state.request.timings.verification_seconds, 600);
+        assert_eq!(state.request.timings.verification_evaluations(), 10);
+        assert!(state.progress.is_none());
+    }
+
+    #[test]
+    fn bad_requests_are_invalid_input_naming_the_problem() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+            (
+                "unknown field",
+                Box::new(|r| {
+                    r["colour"] = json!("blue");
+                }),
+                "unknown field `colour`",
+            ),
+            (
+                "missing image",
+                Box::new(|r| {
+                    r.as_object_mut().map(|o| o.remove("image"));
+                }),
+                "missing field `image`",
+            ),
+            (
+                "bad version",
+                Box::new(|r| {
+                    r["version"] = json!("latest");
+                }),
+                "version \"latest\" is invalid",
+            ),
+            (
+                "bad steps",
+                Box::new(|r| {
+                    r["steps"] = json!([10, 50]);
+                }),
+                "the last step must be 100%",
+            ),
+            (
+                "both listener and rule",
+                Box::new(|r| {
+                    r["traffic"]["rule_arn"] = json!(
+                        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/a/b/c/d"
+                    );
+                }),
+                "exactly one of listener_arn or rule_arn",
+            ),
+            (
+                "same target groups",
+                Box::new(|r| {
+                    r["traffic"]["green_target_group_arn"] =
+                        r["traffic"]["blue_target_group_arn"].clone();
+                }),
+                "different target groups",
+            ),
+            (
+                "bad service",
+                Box::new(|r| {
+                    r["service"] = json!("check out");
+                }),
+                "service \"check out\"",
+            ),
+            (
+                "bad platform",
+                Box::new(|r| {
+                    r["compute"]["platform"] = json!("lambda");
+                }),
+                "unknown variant `lambda`",
+            ),
+            (
+                "bad timing",
+                Box::new(|r| {
+                    r["timings"] = json!({"step_wait_seconds": 99999});
+                }),
+                "step_wait_seconds",
+            ),
+            (
+                "bad digest",
+                Box::new(|r| {
+                    r["image_digest"] = json!("sha256:xyz");
+                }),
+                "image_digest",
+            ),
+        ];
+        for (name, mutate, expected) in cases {
+            let mut req = request_json();
+            mutate(&mut req);
+            let err = ExecutionState::from_value(state_json(req))
+                .map(|_| ())
+                .map_err(|e| (e.error_type(), e.to_string()));
+            match err {
+                Err((kind, msg)) => {
+                    assert_eq!(kind, "BlueGreen.InvalidInput", "{name}");
+                    assert!(msg.contains(expected), "{name}: {msg}");
+                }
+                Ok(()) => panic!("{name}: accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn caught_error_message_unwraps_lambda_payloads() {
+        let e = CaughtError {
+            error: "BlueGreen.ThresholdBreached".into(),
+            cause:
+                r#"{"errorType":"BlueGreen.ThresholdBreached","errorMessage":"error rate 8.00%"}"#
+                    .into(),
+        };
+        assert_eq!(e.message(), "error rate 8.00%");
+        let e = CaughtError {
+            error: "States.Timeout".into(),
+            cause: String::new(),
+        };
+        assert_eq!(e.message(), "States.Timeout");
+    }
+}

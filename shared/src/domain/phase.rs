@@ -1,0 +1,169 @@
+//! The phases of one deployment and the only transitions allowed between them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    DeployingGreen,
+    ShiftingTraffic,
+    Verifying,
+    Succeeded,
+    RollingBack,
+    RolledBack,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a deployment in phase {from} cannot move to {to}")]
+pub struct InvalidTransition {
+    pub from: Phase,
+    pub to: Phase,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 7] = [
+        Phase::DeployingGreen,
+        Phase::ShiftingTraffic,
+        Phase::Verifying,
+        Phase::Succeeded,
+        Phase::RollingBack,
+        Phase::RolledBack,
+        Phase::Failed,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::RolledBack | Phase::Failed)
+    }
+
+    /// Whether `self -> to` is a legal move. Staying in a non-terminal phase is legal (a phase
+    /// re-run by a retry, or the next step of the shift loop).
+    pub fn can_move_to(self, to: Phase) -> bool {
+        use Phase::*;
+        match (self, to) {
+            (DeployingGreen, DeployingGreen | ShiftingTraffic | RollingBack) => true,
+            (ShiftingTraffic, ShiftingTraffic | Verifying | RollingBack) => true,
+            (Verifying, Verifying | Succeeded | RollingBack) => true,
+            (RollingBack, RollingBack | RolledBack | Failed) => true,
+            _ => false,
+        }
+    }
+
+    pub fn next(self, to: Phase) -> Result<Phase, InvalidTransition> {
+        if self.can_move_to(to) {
+            Ok(to)
+        } else {
+            Err(InvalidTransition { from: self, to })
+        }
+    }
+
+    /// Every phase from which `to` can be reached: the condition a store puts on its write.
+    pub fn sources_of(to: Phase) -> Vec<Phase> {
+        Phase::ALL
+            .into_iter()
+            .filter(|p| p.can_move_to(to))
+            .collect()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::DeployingGreen => "DEPLOYING_GREEN",
+            Phase::ShiftingTraffic => "SHIFTING_TRAFFIC",
+            Phase::Verifying => "VERIFYING",
+            Phase::Succeeded => "SUCCEEDED",
+            Phase::RollingBack => "ROLLING_BACK",
+            Phase::RolledBack => "ROLLED_BACK",
+            Phase::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Phase::*;
+
+    #[test]
+    fn the_happy_path_is_legal() {
+        let path = [
+            DeployingGreen,
+            ShiftingTraffic,
+            ShiftingTraffic,
+            Verifying,
+            Verifying,
+            Succeeded,
+        ];
+        for w in path.windows(2) {
+            assert_eq!(w[0].next(w[1]), Ok(w[1]));
+        }
+    }
+
+    #[test]
+    fn every_live_phase_can_roll_back_and_rollback_ends() {
+        for p in [DeployingGreen, ShiftingTraffic, Verifying] {
+            assert!(p.can_move_to(RollingBack), "{p}");
+        }
+        assert!(RollingBack.can_move_to(RolledBack));
+        assert!(RollingBack.can_move_to(Failed));
+    }
+
+    #[test]
+    fn exactly_the_listed_transitions_are_legal() {
+        let legal: &[(Phase, Phase)] = &[
+            (DeployingGreen, DeployingGreen),
+            (DeployingGreen, ShiftingTraffic),
+            (DeployingGreen, RollingBack),
+            (ShiftingTraffic, ShiftingTraffic),
+            (ShiftingTraffic, Verifying),
+            (ShiftingTraffic, RollingBack),
+            (Verifying, Verifying),
+            (Verifying, Succeeded),
+            (Verifying, RollingBack),
+            (RollingBack, RollingBack),
+            (RollingBack, RolledBack),
+            (RollingBack, Failed),
+        ];
+        for from in Phase::ALL {
+            for to in Phase::ALL {
+                let expected = legal.contains(&(from, to));
+                assert_eq!(from.can_move_to(to), expected, "{from} -> {to}");
+                assert_eq!(from.next(to).is_err(), !expected);
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_phases_never_move() {
+        for p in [Succeeded, RolledBack, Failed] {
+            assert!(p.is_terminal());
+            assert!(Phase::ALL.iter().all(|to| !p.can_move_to(*to)));
+        }
+        assert_eq!(Phase::sources_of(Succeeded), vec![Verifying]);
+        assert_eq!(
+            Phase::sources_of(RollingBack),
+            vec![DeployingGreen, ShiftingTraffic, Verifying, RollingBack]
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in Phase::ALL {
+            assert_eq!(Phase::parse(p.as_str()), Some(p));
+            assert_eq!(
+                serde_json::to_string(&p).ok(),
+                Some(format!("\"{}\"", p.as_str()))
+            );
+        }
+    }
+}

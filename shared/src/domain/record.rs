@@ -1,0 +1,187 @@
+//! What is recorded about deployments: the deployment itself, every traffic step, every
+//! evaluation with its numbers (the decision ledger), and each environment's current colors.
+
+use super::{AlarmState, Color, ColorMetrics, Evaluation, Phase, TrafficSplit};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStatus {
+    InProgress,
+    Succeeded,
+    RolledBack,
+    Failed,
+}
+
+impl DeploymentStatus {
+    pub fn of(phase: Phase) -> Self {
+        match phase {
+            Phase::DeployingGreen
+            | Phase::ShiftingTraffic
+            | Phase::Verifying
+            | Phase::RollingBack => DeploymentStatus::InProgress,
+            Phase::Succeeded => DeploymentStatus::Succeeded,
+            Phase::RolledBack => DeploymentStatus::RolledBack,
+            Phase::Failed => DeploymentStatus::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::InProgress => "IN_PROGRESS",
+            DeploymentStatus::Succeeded => "SUCCEEDED",
+            DeploymentStatus::RolledBack => "ROLLED_BACK",
+            DeploymentStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// One deployment: one row of history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub execution_arn: String,
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    pub image: String,
+    pub image_digest: Option<String>,
+    pub strategy: String,
+    pub deployer: String,
+    /// The color serving production when the deployment started.
+    pub active_color: Color,
+    /// The color receiving the new version.
+    pub target_color: Color,
+    /// The version the active color served when the deployment started, if known.
+    pub previous_version: Option<String>,
+    pub phase: Phase,
+    pub status: DeploymentStatus,
+    /// The share of traffic currently on the target color, as last written by the controller.
+    pub target_weight: u16,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub finished_at: Option<OffsetDateTime>,
+    pub duration_seconds: Option<u64>,
+    pub reason: Option<String>,
+}
+
+pub const STRATEGY_BLUE_GREEN: &str = "blue_green";
+
+impl DeploymentRecord {
+    /// Marks the record finished in `phase` at `now` with `reason`.
+    pub fn finish(&mut self, phase: Phase, now: OffsetDateTime, reason: Option<String>) {
+        self.phase = phase;
+        self.status = DeploymentStatus::of(phase);
+        self.finished_at = Some(now);
+        let secs = (now - self.started_at).whole_seconds().max(0);
+        self.duration_seconds = Some(u64::try_from(secs).unwrap_or(0));
+        if reason.is_some() {
+            self.reason = reason;
+        }
+    }
+}
+
+/// One traffic step as written to the listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub deployment_id: String,
+    pub step_index: u32,
+    pub split: TrafficSplit,
+    pub target_color: Color,
+    #[serde(with = "time::serde::rfc3339")]
+    pub shifted_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluationKind {
+    /// The check after a traffic step.
+    Step,
+    /// One of the periodic checks while holding 100 %.
+    Verification,
+}
+
+/// One evaluation with the numbers behind its verdict: the decision ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub deployment_id: String,
+    pub kind: EvaluationKind,
+    pub step_index: u32,
+    /// 0 for the step evaluation, 1.. for verification evaluations.
+    pub verification_index: u32,
+    pub split: TrafficSplit,
+    pub target_color: Color,
+    #[serde(with = "time::serde::rfc3339")]
+    pub window_start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub window_end: OffsetDateTime,
+    pub target: ColorMetrics,
+    pub baseline: ColorMetrics,
+    pub alarms: Vec<AlarmState>,
+    pub evaluation: Evaluation,
+}
+
+/// The colors of one service in one environment, and the deployment holding its lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentState {
+    pub service: String,
+    pub environment: String,
+    pub active_color: Color,
+    pub active_version: Option<String>,
+    pub standby_version: Option<String>,
+    /// The deployment currently running here: the lock.
+    pub active_deployment: Option<String>,
+    pub last_deployment: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn status_follows_phase() {
+        assert_eq!(
+            DeploymentStatus::of(Phase::RollingBack),
+            DeploymentStatus::InProgress
+        );
+        assert_eq!(
+            DeploymentStatus::of(Phase::RolledBack),
+            DeploymentStatus::RolledBack
+        );
+        assert_eq!(DeploymentStatus::of(Phase::Succeeded).as_str(), "SUCCEEDED");
+    }
+
+    #[test]
+    fn finishing_sets_duration_and_keeps_earlier_reason_when_none_given() {
+        let mut r = DeploymentRecord {
+            id: "d".into(),
+            execution_arn: "arn".into(),
+            service: "checkout".into(),
+            environment: "dev".into(),
+            version: "1.3.0".into(),
+            image: "repo:1.3.0".into(),
+            image_digest: None,
+            strategy: STRATEGY_BLUE_GREEN.into(),
+            deployer: "alice".into(),
+            active_color: Color::Blue,
+            target_color: Color::Green,
+            previous_version: Some("1.2.0".into()),
+            phase: Phase::RollingBack,
+            status: DeploymentStatus::InProgress,
+            target_weight: 25,
+            started_at: datetime!(2025-01-03 10:00:00 UTC),
+            finished_at: None,
+            duration_seconds: None,
+            reason: Some("error rate 8.00%".into()),
+        };
+        r.finish(Phase::RolledBack, datetime!(2025-01-03 10:12:45 UTC), None);
+        assert_eq!(r.duration_seconds, Some(765));
+        assert_eq!(r.status, DeploymentStatus::RolledBack);
+        assert_eq!(r.reason.as_deref(), Some("error rate 8.00%"));
+    }
+}

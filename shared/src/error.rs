@@ -1,0 +1,116 @@
+//! Errors. Adapters speak `AdapterError`; phases speak `PhaseError`, whose names are the
+//! contract with the state machine's Retry and Catch rules.
+
+use lambda_runtime::Diagnostic;
+
+/// What went wrong talking to AWS, reduced to what a phase can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// Throttling, 5xx, timeouts, dispatch failures: safe to retry.
+    #[error("{0} (transient; retry)")]
+    Transient(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A condition on a write did not hold.
+    #[error("condition failed: {0}")]
+    ConditionFailed(String),
+    /// The resource is not shaped as the controller requires (e.g. a listener that does not
+    /// forward to the two configured target groups).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhaseError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Retryable(String),
+    #[error("{0}")]
+    HealthCheckFailed(String),
+    #[error("{0}")]
+    AlarmBreached(String),
+    #[error("{0}")]
+    ThresholdBreached(String),
+    /// The deployment left the phase this step belongs to (e.g. it is rolling back).
+    #[error("{0}")]
+    Aborted(String),
+    /// The listener did not read back as written.
+    #[error("{0}")]
+    TrafficMismatch(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl PhaseError {
+    /// The stable name the state machine matches in `ErrorEquals`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            PhaseError::InvalidInput(_) => "BlueGreen.InvalidInput",
+            PhaseError::Conflict(_) => "BlueGreen.Conflict",
+            PhaseError::Retryable(_) => "BlueGreen.Retryable",
+            PhaseError::HealthCheckFailed(_) => "BlueGreen.HealthCheckFailed",
+            PhaseError::AlarmBreached(_) => "BlueGreen.AlarmBreached",
+            PhaseError::ThresholdBreached(_) => "BlueGreen.ThresholdBreached",
+            PhaseError::Aborted(_) => "BlueGreen.Aborted",
+            PhaseError::TrafficMismatch(_) => "BlueGreen.TrafficMismatch",
+            PhaseError::Internal(_) => "BlueGreen.Internal",
+        }
+    }
+}
+
+impl From<AdapterError> for PhaseError {
+    fn from(e: AdapterError) -> Self {
+        match e {
+            AdapterError::Transient(_) => PhaseError::Retryable(e.to_string()),
+            AdapterError::ConditionFailed(_) => PhaseError::Conflict(e.to_string()),
+            AdapterError::Invalid(m) => PhaseError::InvalidInput(m),
+            AdapterError::NotFound(_) | AdapterError::Other(_) => {
+                PhaseError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<PhaseError> for Diagnostic {
+    fn from(e: PhaseError) -> Self {
+        Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_errors_map_to_phase_errors_by_kind() {
+        let t = PhaseError::from(AdapterError::Transient("ThrottlingException".into()));
+        assert_eq!(t.error_type(), "BlueGreen.Retryable");
+        assert_eq!(
+            PhaseError::from(AdapterError::ConditionFailed("x".into())).error_type(),
+            "BlueGreen.Conflict"
+        );
+        assert_eq!(
+            PhaseError::from(AdapterError::NotFound("x".into())).error_type(),
+            "BlueGreen.Internal"
+        );
+        assert_eq!(
+            PhaseError::from(AdapterError::Invalid("x".into())).error_type(),
+            "BlueGreen.InvalidInput"
+        );
+    }
+
+    #[test]
+    fn diagnostics_carry_the_stable_name_and_message() {
+        let d = Diagnostic::from(PhaseError::HealthCheckFailed("0/2 targets healthy".into()));
+        assert_eq!(d.error_type, "BlueGreen.HealthCheckFailed");
+        assert_eq!(d.error_message, "0/2 targets healthy");
+    }
+}

@@ -1,0 +1,14 @@
+//! Shared library of the Blue/Green deployment controller: the pure domain, the ports the phase
+//! handlers depend on, the AWS adapters behind those ports, and the contracts that cross the
+//! Step Functions boundary.
+
+pub mod adapters;
+pub mod config;
+pub mod contracts;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod telemetry;
+
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;

@@ -1,0 +1,163 @@
+//! The narrow async interfaces the phase handlers depend on. Adapters implement them against
+//! AWS; `fakes` implements them in memory for handler tests.
+
+use crate::domain::{
+    AlarmState, ColorMetrics, DeploymentRecord, EnvironmentState, LedgerEntry, LoadBalancerTarget,
+    Phase, StepRecord, TargetGroupArn, TrafficSplit,
+};
+use crate::error::AdapterError;
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+/// The weighted forward action on a listener or rule, split between two target groups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardTarget {
+    pub target: LoadBalancerTarget,
+    pub blue: TargetGroupArn,
+    pub green: TargetGroupArn,
+}
+
+#[async_trait]
+pub trait TrafficRouter: Send + Sync {
+    /// Reads the current weights. Fails if the action forwards anywhere but blue and green.
+    async fn current_split(&self, fwd: &ForwardTarget) -> Result<TrafficSplit, AdapterError>;
+    /// Writes both weights in one call, reads them back and fails unless they match.
+    async fn set_split(&self, fwd: &ForwardTarget, split: TrafficSplit)
+    -> Result<(), AdapterError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetHealthReport {
+    pub registered: u32,
+    pub healthy: u32,
+    /// One line per unhealthy target: id, state, reason and description.
+    pub problems: Vec<String>,
+}
+
+#[async_trait]
+pub trait TargetHealth: Send + Sync {
+    async fn target_health(&self, tg: &TargetGroupArn) -> Result<TargetHealthReport, AdapterError>;
+}
+
+/// One evaluation window's metric request for the two colors behind a load balancer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsWindow {
+    /// `app/<name>/<id>`.
+    pub load_balancer: String,
+    pub target: TargetGroupArn,
+    pub baseline: TargetGroupArn,
+    pub start: OffsetDateTime,
+    pub end: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait HealthSignals: Send + Sync {
+    /// The state of each named alarm, in the given order; unknown names come back `Missing`.
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<AlarmState>, AdapterError>;
+    /// (target, baseline) metrics over the window.
+    async fn color_metrics(
+        &self,
+        w: &MetricsWindow,
+    ) -> Result<(ColorMetrics, ColorMetrics), AdapterError>;
+}
+
+/// A service of one color on the compute platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub cluster: String,
+    pub service: String,
+    /// The container to update; `None` means the task's only container.
+    pub container: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Readiness {
+    pub ready: bool,
+    pub running: u32,
+    pub desired: u32,
+    /// Why it is not ready yet (rollout state, failed tasks, recent service events).
+    pub reasons: Vec<String>,
+}
+
+/// Platform-neutral compute: put an image on a color, report its readiness.
+#[async_trait]
+pub trait ComputePlatform: Send + Sync {
+    /// The image the service currently runs, if it runs one this port understands.
+    async fn current_image(&self, svc: &ServiceRef) -> Result<Option<String>, AdapterError>;
+    /// Makes the service run `image`; returns the revision deployed. Idempotent: if the
+    /// service already runs (or is rolling out) `image`, nothing new is created.
+    async fn deploy_image(&self, svc: &ServiceRef, image: &str) -> Result<String, AdapterError>;
+    /// Whether the revision's rollout is complete.
+    async fn readiness(&self, svc: &ServiceRef, revision: &str) -> Result<Readiness, AdapterError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BeginOutcome {
+    Started,
+    /// The same deployment was begun before (a retry); nothing was changed.
+    AlreadyStarted(DeploymentRecord),
+    /// Another deployment holds the environment.
+    Locked {
+        by: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque cursor for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait DeploymentStore: Send + Sync {
+    async fn environment(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<Option<EnvironmentState>, AdapterError>;
+    /// Creates the deployment record and takes the environment's lock, all or nothing.
+    async fn begin(&self, record: &DeploymentRecord) -> Result<BeginOutcome, AdapterError>;
+    async fn deployment(&self, id: &str) -> Result<Option<DeploymentRecord>, AdapterError>;
+    /// Moves the deployment to `to` only if its stored phase allows it (a condition on the
+    /// write); optionally records the target weight and a reason. Returns the new record.
+    async fn transition(
+        &self,
+        id: &str,
+        to: Phase,
+        target_weight: Option<u16>,
+        reason: Option<&str>,
+    ) -> Result<DeploymentRecord, AdapterError>;
+    /// Appends a step; a repeat of the same step is a no-op.
+    async fn record_step(&self, step: &StepRecord) -> Result<(), AdapterError>;
+    /// Appends an evaluation; a repeat of the same evaluation is a no-op.
+    async fn record_evaluation(&self, entry: &LedgerEntry) -> Result<(), AdapterError>;
+    /// Writes the terminal record, the environment's new colors and releases the lock, all or
+    /// nothing. Repeating it after it succeeded is a no-op.
+    async fn finish(
+        &self,
+        record: &DeploymentRecord,
+        env: &EnvironmentState,
+    ) -> Result<(), AdapterError>;
+    async fn steps(&self, id: &str) -> Result<Vec<StepRecord>, AdapterError>;
+    async fn ledger(&self, id: &str) -> Result<Vec<LedgerEntry>, AdapterError>;
+    /// Deployments of an environment, newest first.
+    async fn history(
+        &self,
+        environment: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeploymentRecord>, AdapterError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
