@@ -230,6 +230,9 @@ mod tests {
     const BLUE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-dev-blue/1111111111111111";
     const LB: &str = "app/bg-checkout-dev/50dc6c495c0c9188";
 
+    /// id, metric name, stat, period, dimensions (name, value).
+    type QueryShape = (String, String, String, i32, Vec<(String, String)>);
+
     fn signals(rules: &[&Rule]) -> CloudWatchSignals {
         let client = mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, rules, |c| c
             .retry_config(RetryConfig::disabled()));
@@ -288,7 +291,7 @@ mod tests {
                 datetime!(2025-01-03 10:05:00 UTC).unix_timestamp()
             ))
         );
-        let shape: Vec<(String, String, String, i32, Vec<(String, String)>)> = req
+        let shape: Vec<QueryShape> = req
             .metric_data_queries()
             .iter()
             .map(|q| {
