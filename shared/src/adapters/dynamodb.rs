@@ -663,9 +663,12 @@ mod tests {
         DynamoStore::new(client, TABLE)
     }
 
-    /// Records every request a rule sees.
-    fn recorder<T: Clone + Send + 'static>() -> (Arc<Mutex<Vec<T>>>, Arc<Mutex<Vec<T>>>) {
-        let seen: Arc<Mutex<Vec<T>>> = Arc::default();
+    /// Requests a rule saw, in order.
+    type Seen<T> = Arc<Mutex<Vec<T>>>;
+
+    /// A place for a rule to record every request it sees, and a handle to read it back.
+    fn recorder<T>() -> (Seen<T>, Seen<T>) {
+        let seen: Seen<T> = Arc::default();
         (seen.clone(), seen)
     }
 
