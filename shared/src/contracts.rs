@@ -6,6 +6,7 @@ use crate::domain::{
     Timings, Version,
 };
 use crate::error::PhaseError;
+use crate::ports::{ForwardTarget, ServiceRef};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -169,6 +170,27 @@ impl DeploymentRequest {
         self.thresholds
             .validate()
             .map_err(|e| PhaseError::InvalidInput(format!("thresholds: {e}")))
+    }
+
+    /// The listener or rule and the two target groups it splits between.
+    pub fn forward_target(&self) -> Result<ForwardTarget, PhaseError> {
+        Ok(ForwardTarget {
+            target: self.traffic.target()?,
+            blue: self.traffic.blue_target_group_arn.clone(),
+            green: self.traffic.green_target_group_arn.clone(),
+        })
+    }
+
+    /// The compute service of one color.
+    pub fn service_ref(&self, color: Color) -> ServiceRef {
+        let ComputeConfig::Ecs {
+            cluster, container, ..
+        } = &self.compute;
+        ServiceRef {
+            cluster: cluster.clone(),
+            service: self.compute.service(color).to_string(),
+            container: container.clone(),
+        }
     }
 
     /// The digest recorded in history: pinned in the reference, or given alongside it.
@@ -335,7 +357,8 @@ mod tests {
 
     #[test]
     fn bad_requests_are_invalid_input_naming_the_problem() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutation, &str)> = vec![
             (
                 "unknown field",
                 Box::new(|r| {

@@ -1,1 +1,591 @@
-//! In-memory doubles.
+//! In-memory doubles of every port, for handler tests. They keep the same rules as the real
+//! adapters (verified writes, conditional phase moves, append-only ledger, the lock).
+
+use crate::domain::ReadinessSummary;
+use crate::domain::{
+    AlarmState, AlarmStatus, ColorMetrics, DeploymentRecord, EnvironmentState, LedgerEntry, Phase,
+    StepRecord, TargetGroupArn, TrafficSplit,
+};
+use crate::error::AdapterError;
+use crate::ports::{
+    BeginOutcome, Clock, ComputePlatform, DeploymentStore, ForwardTarget, HealthSignals,
+    MetricsWindow, Page, Readiness, ServiceRef, TargetHealth, TargetHealthReport, TrafficRouter,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use time::OffsetDateTime;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A listener's forward action.
+pub struct FakeRouter {
+    pub split: Mutex<TrafficSplit>,
+    /// Every split written, in order.
+    pub writes: Mutex<Vec<TrafficSplit>>,
+    /// Errors returned by the next `set_split` calls, first first.
+    pub fail_next_writes: Mutex<Vec<AdapterError>>,
+    /// Runs during each successful write: lets a test race something against it.
+    pub during_write: Mutex<Option<Box<dyn Fn() + Send>>>,
+}
+
+impl FakeRouter {
+    pub fn new(split: TrafficSplit) -> Self {
+        Self {
+            split: Mutex::new(split),
+            writes: Mutex::new(Vec::new()),
+            fail_next_writes: Mutex::new(Vec::new()),
+            during_write: Mutex::new(None),
+        }
+    }
+    pub fn split(&self) -> TrafficSplit {
+        *lock(&self.split)
+    }
+    pub fn writes(&self) -> Vec<TrafficSplit> {
+        lock(&self.writes).clone()
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for FakeRouter {
+    async fn current_split(&self, _fwd: &ForwardTarget) -> Result<TrafficSplit, AdapterError> {
+        Ok(self.split())
+    }
+    async fn set_split(
+        &self,
+        _fwd: &ForwardTarget,
+        split: TrafficSplit,
+    ) -> Result<(), AdapterError> {
+        let mut failures = lock(&self.fail_next_writes);
+        if !failures.is_empty() {
+            return Err(failures.remove(0));
+        }
+        *lock(&self.split) = split;
+        lock(&self.writes).push(split);
+        if let Some(race) = lock(&self.during_write).as_ref() {
+            race();
+        }
+        Ok(())
+    }
+}
+
+/// Target health per target group; unknown groups have no targets.
+#[derive(Default)]
+pub struct FakeTargetHealth {
+    pub reports: Mutex<HashMap<String, TargetHealthReport>>,
+}
+
+impl FakeTargetHealth {
+    pub fn set(&self, tg: &TargetGroupArn, registered: u32, healthy: u32) {
+        let problems = (healthy..registered)
+            .map(|i| {
+                format!(
+                    "10.0.0.{i}:8080 unhealthy (Target.FailedHealthChecks: Health checks failed)"
+                )
+            })
+            .collect();
+        lock(&self.reports).insert(
+            tg.as_str().to_string(),
+            TargetHealthReport {
+                registered,
+                healthy,
+                problems,
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl TargetHealth for FakeTargetHealth {
+    async fn target_health(&self, tg: &TargetGroupArn) -> Result<TargetHealthReport, AdapterError> {
+        Ok(lock(&self.reports)
+            .get(tg.as_str())
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// Alarms and per-window metrics.
+pub struct FakeSignals {
+    pub alarms: Mutex<HashMap<String, (AlarmStatus, String)>>,
+    pub target: Mutex<ColorMetrics>,
+    pub baseline: Mutex<ColorMetrics>,
+    pub windows: Mutex<Vec<MetricsWindow>>,
+}
+
+impl Default for FakeSignals {
+    fn default() -> Self {
+        Self {
+            alarms: Mutex::new(HashMap::new()),
+            target: Mutex::new(ColorMetrics {
+                requests: 1000,
+                errors_5xx: 0,
+                p99_ms: Some(45.0),
+            }),
+            baseline: Mutex::new(ColorMetrics {
+                requests: 9000,
+                errors_5xx: 1,
+                p99_ms: Some(42.0),
+            }),
+            windows: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl FakeSignals {
+    pub fn set_alarm(&self, name: &str, status: AlarmStatus, reason: &str) {
+        lock(&self.alarms).insert(name.to_string(), (status, reason.to_string()));
+    }
+    pub fn set_target(&self, m: ColorMetrics) {
+        *lock(&self.target) = m;
+    }
+    pub fn set_baseline(&self, m: ColorMetrics) {
+        *lock(&self.baseline) = m;
+    }
+}
+
+#[async_trait]
+impl HealthSignals for FakeSignals {
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<AlarmState>, AdapterError> {
+        let alarms = lock(&self.alarms);
+        Ok(names
+            .iter()
+            .map(|n| match alarms.get(n) {
+                Some((status, reason)) => AlarmState {
+                    name: n.clone(),
+                    status: *status,
+                    reason: reason.clone(),
+                },
+                None => AlarmState {
+                    name: n.clone(),
+                    status: AlarmStatus::Missing,
+                    reason: String::new(),
+                },
+            })
+            .collect())
+    }
+    async fn color_metrics(
+        &self,
+        w: &MetricsWindow,
+    ) -> Result<(ColorMetrics, ColorMetrics), AdapterError> {
+        lock(&self.windows).push(w.clone());
+        Ok((*lock(&self.target), *lock(&self.baseline)))
+    }
+}
+
+/// Services that run an image; readiness is scripted.
+#[derive(Default)]
+pub struct FakeCompute {
+    /// service name -> (revision number, image)
+    pub services: Mutex<HashMap<String, (u32, String)>>,
+    pub deploys: Mutex<Vec<(String, String)>>,
+    /// service name -> readiness returned (ready with desired 2 when absent)
+    pub readiness: Mutex<HashMap<String, Readiness>>,
+}
+
+impl FakeCompute {
+    pub fn with_service(self, service: &str, image: &str) -> Self {
+        lock(&self.services).insert(service.to_string(), (1, image.to_string()));
+        self
+    }
+    pub fn never_ready(&self, service: &str, reason: &str) {
+        lock(&self.readiness).insert(
+            service.to_string(),
+            Readiness {
+                ready: false,
+                running: 0,
+                desired: 2,
+                reasons: vec![reason.to_string()],
+            },
+        );
+    }
+    pub fn image_of(&self, service: &str) -> Option<String> {
+        lock(&self.services).get(service).map(|(_, i)| i.clone())
+    }
+}
+
+#[async_trait]
+impl ComputePlatform for FakeCompute {
+    async fn current_image(&self, svc: &ServiceRef) -> Result<Option<String>, AdapterError> {
+        Ok(self.image_of(&svc.service))
+    }
+    async fn deploy_image(&self, svc: &ServiceRef, image: &str) -> Result<String, AdapterError> {
+        let mut services = lock(&self.services);
+        let entry = services
+            .get_mut(&svc.service)
+            .ok_or_else(|| AdapterError::NotFound(format!("service {}", svc.service)))?;
+        if entry.1 != image {
+            entry.0 += 1;
+            entry.1 = image.to_string();
+            lock(&self.deploys).push((svc.service.clone(), image.to_string()));
+        }
+        Ok(format!("{}:{}", svc.service, entry.0))
+    }
+    async fn readiness(
+        &self,
+        svc: &ServiceRef,
+        _revision: &str,
+    ) -> Result<Readiness, AdapterError> {
+        Ok(lock(&self.readiness)
+            .get(&svc.service)
+            .cloned()
+            .unwrap_or(Readiness {
+                ready: true,
+                running: 2,
+                desired: 2,
+                reasons: vec![],
+            }))
+    }
+}
+
+/// The deployment table.
+#[derive(Default)]
+pub struct FakeStore {
+    pub records: Mutex<HashMap<String, DeploymentRecord>>,
+    pub envs: Mutex<HashMap<(String, String), EnvironmentState>>,
+    pub steps: Mutex<BTreeMap<(String, u32), StepRecord>>,
+    pub ledger: Mutex<BTreeMap<(String, u32, u32), LedgerEntry>>,
+}
+
+impl FakeStore {
+    pub fn record(&self, id: &str) -> Option<DeploymentRecord> {
+        lock(&self.records).get(id).cloned()
+    }
+    pub fn env(&self, service: &str, environment: &str) -> Option<EnvironmentState> {
+        lock(&self.envs)
+            .get(&(service.to_string(), environment.to_string()))
+            .cloned()
+    }
+    pub fn put_env(&self, env: EnvironmentState) {
+        lock(&self.envs).insert((env.service.clone(), env.environment.clone()), env);
+    }
+}
+
+#[async_trait]
+impl DeploymentStore for FakeStore {
+    async fn environment(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<Option<EnvironmentState>, AdapterError> {
+        Ok(self.env(service, environment))
+    }
+
+    async fn begin(&self, record: &DeploymentRecord) -> Result<BeginOutcome, AdapterError> {
+        let mut records = lock(&self.records);
+        if let Some(existing) = records.get(&record.id) {
+            if existing.execution_arn == record.execution_arn {
+                return Ok(BeginOutcome::AlreadyStarted(Box::new(existing.clone())));
+            }
+            return Err(AdapterError::ConditionFailed(format!(
+                "deployment {} exists",
+                record.id
+            )));
+        }
+        let mut envs = lock(&self.envs);
+        let key = (record.service.clone(), record.environment.clone());
+        let env = envs.entry(key).or_insert_with(|| EnvironmentState {
+            service: record.service.clone(),
+            environment: record.environment.clone(),
+            active_color: record.active_color,
+            active_version: None,
+            standby_version: None,
+            active_deployment: None,
+            last_deployment: None,
+            updated_at: record.started_at,
+        });
+        if let Some(other) = &env.active_deployment
+            && other != &record.id
+        {
+            return Ok(BeginOutcome::Locked { by: other.clone() });
+        }
+        env.active_deployment = Some(record.id.clone());
+        records.insert(record.id.clone(), record.clone());
+        Ok(BeginOutcome::Started)
+    }
+
+    async fn deployment(&self, id: &str) -> Result<Option<DeploymentRecord>, AdapterError> {
+        Ok(self.record(id))
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        to: Phase,
+        target_weight: Option<u16>,
+        reason: Option<&str>,
+    ) -> Result<DeploymentRecord, AdapterError> {
+        let mut records = lock(&self.records);
+        let r = records
+            .get_mut(id)
+            .ok_or_else(|| AdapterError::NotFound(format!("deployment {id}")))?;
+        if !r.phase.can_move_to(to) {
+            return Err(AdapterError::ConditionFailed(format!(
+                "deployment {id} is in phase {}; cannot move to {to}",
+                r.phase
+            )));
+        }
+        r.phase = to;
+        r.status = crate::domain::DeploymentStatus::of(to);
+        if let Some(w) = target_weight {
+            r.target_weight = w;
+        }
+        if let Some(reason) = reason {
+            r.reason = Some(reason.to_string());
+        }
+        Ok(r.clone())
+    }
+
+    async fn record_readiness(
+        &self,
+        id: &str,
+        readiness: &ReadinessSummary,
+    ) -> Result<(), AdapterError> {
+        let mut records = lock(&self.records);
+        let r = records
+            .get_mut(id)
+            .ok_or_else(|| AdapterError::NotFound(format!("deployment {id}")))?;
+        r.readiness = Some(readiness.clone());
+        Ok(())
+    }
+
+    async fn record_step(&self, step: &StepRecord) -> Result<(), AdapterError> {
+        lock(&self.steps)
+            .entry((step.deployment_id.clone(), step.step_index))
+            .or_insert_with(|| step.clone());
+        Ok(())
+    }
+
+    async fn record_evaluation(&self, e: &LedgerEntry) -> Result<(), AdapterError> {
+        lock(&self.ledger)
+            .entry((e.deployment_id.clone(), e.step_index, e.verification_index))
+            .or_insert_with(|| e.clone());
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        record: &DeploymentRecord,
+        env: &EnvironmentState,
+    ) -> Result<(), AdapterError> {
+        let mut records = lock(&self.records);
+        let current = records
+            .get(&record.id)
+            .ok_or_else(|| AdapterError::NotFound(format!("deployment {}", record.id)))?;
+        if current.phase == record.phase {
+            return Ok(());
+        }
+        if !current.phase.can_move_to(record.phase) {
+            return Err(AdapterError::ConditionFailed(format!(
+                "deployment {} is in phase {}; cannot finish as {}",
+                record.id, current.phase, record.phase
+            )));
+        }
+        let mut envs = lock(&self.envs);
+        let key = (env.service.clone(), env.environment.clone());
+        if let Some(held) = envs.get(&key).and_then(|e| e.active_deployment.clone())
+            && held != record.id
+        {
+            return Err(AdapterError::ConditionFailed(format!(
+                "environment is locked by {held}"
+            )));
+        }
+        let mut released = env.clone();
+        released.active_deployment = None;
+        envs.insert(key, released);
+        records.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn steps(&self, id: &str) -> Result<Vec<StepRecord>, AdapterError> {
+        Ok(lock(&self.steps)
+            .values()
+            .filter(|s| s.deployment_id == id)
+            .cloned()
+            .collect())
+    }
+
+    async fn ledger(&self, id: &str) -> Result<Vec<LedgerEntry>, AdapterError> {
+        Ok(lock(&self.ledger)
+            .values()
+            .filter(|e| e.deployment_id == id)
+            .cloned()
+            .collect())
+    }
+
+    async fn history(
+        &self,
+        environment: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeploymentRecord>, AdapterError> {
+        let mut all: Vec<DeploymentRecord> = lock(&self.records)
+            .values()
+            .filter(|r| r.environment == environment)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        let skip: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let items: Vec<_> = all
+            .iter()
+            .skip(skip)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        let next = (skip + items.len() < all.len()).then(|| (skip + items.len()).to_string());
+        Ok(Page { items, next })
+    }
+}
+
+/// A clock the test moves by hand.
+pub struct FixedClock(pub Mutex<OffsetDateTime>);
+
+impl FixedClock {
+    pub fn at(t: OffsetDateTime) -> Self {
+        Self(Mutex::new(t))
+    }
+    pub fn advance(&self, seconds: i64) {
+        let mut t = lock(&self.0);
+        *t += time::Duration::seconds(seconds);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        *lock(&self.0)
+    }
+}
+
+/// Fixtures: a sample environment (checkout/dev) and its execution state.
+pub mod sample {
+    use super::*;
+    use crate::domain::Color;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+
+    pub const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/bg-checkout-dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
+    pub const BLUE_TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-dev-blue/73e2d6bc24d8a067";
+    pub const GREEN_TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/checkout-dev-green/83e2d6bc24d8a068";
+    pub const IMAGE_V120: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.2.0";
+    pub const IMAGE_V130: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0";
+    pub const ALARM: &str = "checkout-dev-green-5xx";
+    pub const DEPLOYMENT_ID: &str = "checkout-dev-1-3-0-0001";
+
+    pub fn tg(arn: &str) -> TargetGroupArn {
+        TargetGroupArn::parse(arn).unwrap_or_else(|e| panic!("fixture ARN: {e}"))
+    }
+
+    /// A deployment of checkout 1.3.0 to dev with local-run timings (seconds).
+    pub fn request() -> Value {
+        json!({
+            "service": "checkout",
+            "environment": "dev",
+            "version": "1.3.0",
+            "image": IMAGE_V130,
+            "deployer": "alice@example.com",
+            "traffic": {"listener_arn": LISTENER, "blue_target_group_arn": BLUE_TG, "green_target_group_arn": GREEN_TG},
+            "compute": {"platform": "ecs", "cluster": "checkout-dev", "blue_service": "checkout-blue", "green_service": "checkout-green"},
+            "alarms": [ALARM],
+            "timings": {"step_wait_seconds": 2, "verification_seconds": 3, "verification_interval_seconds": 1,
+                        "health_poll_seconds": 1, "health_timeout_seconds": 3}
+        })
+    }
+
+    pub fn state(request: Value) -> Value {
+        json!({
+            "deployment_id": DEPLOYMENT_ID,
+            "execution_arn": format!("arn:aws:states:us-east-1:123456789012:execution:blue-green:{DEPLOYMENT_ID}"),
+            "started_at": "2025-01-03T10:00:00Z",
+            "request": request
+        })
+    }
+
+    /// The record deploy-green writes for the sample request, in `phase`.
+    pub fn record(phase: crate::domain::Phase) -> crate::domain::DeploymentRecord {
+        crate::domain::DeploymentRecord {
+            id: DEPLOYMENT_ID.into(),
+            execution_arn: format!(
+                "arn:aws:states:us-east-1:123456789012:execution:blue-green:{DEPLOYMENT_ID}"
+            ),
+            service: "checkout".into(),
+            environment: "dev".into(),
+            version: "1.3.0".into(),
+            image: IMAGE_V130.into(),
+            image_digest: None,
+            strategy: crate::domain::STRATEGY_BLUE_GREEN.into(),
+            deployer: "alice@example.com".into(),
+            active_color: Color::Blue,
+            target_color: Color::Green,
+            previous_version: Some("1.2.0".into()),
+            replaced_version: Some("1.2.0".into()),
+            phase,
+            status: crate::domain::DeploymentStatus::of(phase),
+            target_weight: 0,
+            started_at: time::macros::datetime!(2025-01-03 10:00:00 UTC),
+            finished_at: None,
+            duration_seconds: None,
+            reason: None,
+            readiness: None,
+        }
+    }
+
+    /// Progress as deploy-green leaves it: blue active, green ready, no step yet.
+    pub fn progress(step_index: Option<u32>, target_weight: u16) -> crate::contracts::Progress {
+        crate::contracts::Progress {
+            next: crate::contracts::NextAction::Shift,
+            wait_seconds: 0,
+            active_color: Color::Blue,
+            target_color: Color::Green,
+            green_polls: 1,
+            step_index,
+            target_weight,
+            window_start: None,
+            verifying: false,
+            verification_evaluations: 0,
+            baseline_p99_ms: None,
+        }
+    }
+
+    /// The sample state carrying `progress`.
+    pub fn state_with(progress: &crate::contracts::Progress) -> Value {
+        let mut v = state(request());
+        v["progress"] = serde_json::to_value(progress).unwrap_or_else(|e| panic!("{e}"));
+        v
+    }
+
+    /// Every fake, wired as a healthy checkout/dev with blue active on 1.2.0.
+    pub struct World {
+        pub router: Arc<FakeRouter>,
+        pub targets: Arc<FakeTargetHealth>,
+        pub signals: Arc<FakeSignals>,
+        pub compute: Arc<FakeCompute>,
+        pub store: Arc<FakeStore>,
+        pub clock: Arc<FixedClock>,
+    }
+
+    impl Default for World {
+        fn default() -> Self {
+            let targets = FakeTargetHealth::default();
+            targets.set(&tg(BLUE_TG), 2, 2);
+            targets.set(&tg(GREEN_TG), 2, 2);
+            let signals = FakeSignals::default();
+            signals.set_alarm(ALARM, AlarmStatus::Ok, "Threshold not crossed");
+            Self {
+                router: Arc::new(FakeRouter::new(TrafficSplit::all_on(Color::Blue))),
+                targets: Arc::new(targets),
+                signals: Arc::new(signals),
+                compute: Arc::new(
+                    FakeCompute::default()
+                        .with_service("checkout-blue", IMAGE_V120)
+                        .with_service("checkout-green", IMAGE_V120),
+                ),
+                store: Arc::new(FakeStore::default()),
+                clock: Arc::new(FixedClock::at(
+                    time::macros::datetime!(2025-01-03 10:00:05 UTC),
+                )),
+            }
+        }
+    }
+}

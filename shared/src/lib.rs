@@ -8,6 +8,7 @@ pub mod contracts;
 pub mod domain;
 pub mod error;
 pub mod ports;
+pub mod report;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "fakes"))]

@@ -3,7 +3,7 @@
 
 use crate::domain::{
     AlarmState, ColorMetrics, DeploymentRecord, EnvironmentState, LedgerEntry, LoadBalancerTarget,
-    Phase, StepRecord, TargetGroupArn, TrafficSplit,
+    Phase, ReadinessSummary, StepRecord, TargetGroupArn, TrafficSplit,
 };
 use crate::error::AdapterError;
 use async_trait::async_trait;
@@ -95,7 +95,7 @@ pub trait ComputePlatform: Send + Sync {
 pub enum BeginOutcome {
     Started,
     /// The same deployment was begun before (a retry); nothing was changed.
-    AlreadyStarted(DeploymentRecord),
+    AlreadyStarted(Box<DeploymentRecord>),
     /// Another deployment holds the environment.
     Locked {
         by: String,
@@ -128,6 +128,12 @@ pub trait DeploymentStore: Send + Sync {
         target_weight: Option<u16>,
         reason: Option<&str>,
     ) -> Result<DeploymentRecord, AdapterError>;
+    /// Notes how the new color looked when judged ready (shown in reports).
+    async fn record_readiness(
+        &self,
+        id: &str,
+        readiness: &ReadinessSummary,
+    ) -> Result<(), AdapterError>;
     /// Appends a step; a repeat of the same step is a no-op.
     async fn record_step(&self, step: &StepRecord) -> Result<(), AdapterError>;
     /// Appends an evaluation; a repeat of the same evaluation is a no-op.

@@ -10,7 +10,8 @@
 
 use super::map_sdk_error;
 use crate::domain::{
-    DeploymentRecord, DeploymentStatus, EnvironmentState, LedgerEntry, Phase, StepRecord,
+    DeploymentRecord, DeploymentStatus, EnvironmentState, LedgerEntry, Phase, ReadinessSummary,
+    StepRecord,
 };
 use crate::error::AdapterError;
 use crate::ports::{BeginOutcome, DeploymentStore, Page};
@@ -317,7 +318,7 @@ impl DynamoStore {
     ) -> Result<BeginOutcome, AdapterError> {
         if let Some(existing) = self.deployment(&record.id).await? {
             if existing.execution_arn == record.execution_arn {
-                return Ok(BeginOutcome::AlreadyStarted(existing));
+                return Ok(BeginOutcome::AlreadyStarted(Box::new(existing)));
             }
             return Err(AdapterError::ConditionFailed(format!(
                 "deployment id {} is already used by execution {}; start with a new deployment id",
@@ -476,6 +477,36 @@ impl DeploymentStore for DynamoStore {
                         "deployment {id} does not exist; check the deployment id"
                     ))),
                 },
+                _ => Err(map_sdk_error("UpdateItem", e, TABLE_NOT_FOUND)),
+            },
+        }
+    }
+
+    async fn record_readiness(
+        &self,
+        id: &str,
+        readiness: &ReadinessSummary,
+    ) -> Result<(), AdapterError> {
+        let value = serde_dynamo::to_attribute_value(readiness)
+            .map_err(|e| AdapterError::Other(format!("readiness of deployment {id}: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(deployment_key(id)))
+            .condition_expression("attribute_exists(#pk)")
+            .update_expression("SET #readiness = :readiness")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#readiness", "readiness")
+            .expression_attribute_values(":readiness", value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Err(
+                    AdapterError::NotFound(format!("deployment {id} does not exist")),
+                ),
                 _ => Err(map_sdk_error("UpdateItem", e, TABLE_NOT_FOUND)),
             },
         }
@@ -686,6 +717,7 @@ mod tests {
             active_color: Color::Blue,
             target_color: Color::Green,
             previous_version: Some("1.2.0".into()),
+            replaced_version: Some("1.2.0".into()),
             phase: Phase::DeployingGreen,
             status: DeploymentStatus::InProgress,
             target_weight: 0,
@@ -693,6 +725,7 @@ mod tests {
             finished_at: None,
             duration_seconds: None,
             reason: None,
+            readiness: None,
         }
     }
 
@@ -862,7 +895,7 @@ mod tests {
         // WHEN / THEN
         assert_eq!(
             s.begin(&record()).await,
-            Ok(BeginOutcome::AlreadyStarted(record()))
+            Ok(BeginOutcome::AlreadyStarted(Box::new(record())))
         );
     }
 
@@ -1050,6 +1083,41 @@ mod tests {
         assert_eq!(str_attr(item, "pk"), "DEPLOYMENT#d-1");
         assert_eq!(str_attr(item, "sk"), "EVAL#002#0003");
         assert_eq!(str_attr(item, "kind"), "verification");
+    }
+
+    #[tokio::test]
+    async fn record_readiness_updates_only_an_existing_deployment() {
+        let (seen, sink) = recorder::<UpdateItemInput>();
+        let ok = mock!(Client::update_item).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            UpdateItemOutput::builder().build()
+        });
+        let missing = mock!(Client::update_item).then_error(|| {
+            UpdateItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let s = store(&[&ok, &missing]);
+        let readiness = ReadinessSummary {
+            revision: "arn:aws:ecs:us-east-1:123456789012:task-definition/checkout-green:7".into(),
+            running: 2,
+            desired: 2,
+            healthy_targets: 2,
+            registered_targets: 2,
+            checks: 3,
+        };
+        assert_eq!(s.record_readiness("d-1", &readiness).await, Ok(()));
+        assert!(matches!(
+            s.record_readiness("d-1", &readiness).await,
+            Err(AdapterError::NotFound(_))
+        ));
+        let seen = seen.lock().unwrap();
+        let req = &seen[0];
+        assert_eq!(req.condition_expression(), Some("attribute_exists(#pk)"));
+        assert_eq!(req.update_expression(), Some("SET #readiness = :readiness"));
+        let value = &req.expression_attribute_values().unwrap()[":readiness"];
+        let back: ReadinessSummary = serde_dynamo::from_attribute_value(value.clone()).unwrap();
+        assert_eq!(back, readiness);
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ pub use names::{ImageRef, InvalidName, LoadBalancerTarget, TargetGroupArn, Versi
 pub use phase::{InvalidTransition, Phase};
 pub use plan::{InvalidPlan, StepPlan, Thresholds, Timings};
 pub use record::{
-    DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind, LedgerEntry, StepRecord,
+    DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind, LedgerEntry,
+    ReadinessSummary, STRATEGY_BLUE_GREEN, StepRecord,
 };
 pub use split::{InvalidSplit, TrafficSplit};
 pub use verdict::{

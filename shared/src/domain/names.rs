@@ -217,7 +217,7 @@ impl TargetGroupArn {
     }
     /// `targetgroup/<name>/<id>`, the value of the `TargetGroup` metric dimension.
     pub fn dimension(&self) -> &str {
-        self.0.rsplitn(2, ':').next().unwrap_or(&self.0)
+        self.0.rsplit(':').next().unwrap_or(&self.0)
     }
 }
 
@@ -276,7 +276,7 @@ impl LoadBalancerTarget {
 
     /// `app/<name>/<id>`, the value of the `LoadBalancer` metric dimension.
     pub fn load_balancer_dimension(&self) -> String {
-        let resource = self.arn().rsplitn(2, ':').next().unwrap_or_default();
+        let resource = self.arn().rsplit(':').next().unwrap_or_default();
         let segs: Vec<&str> = resource.split('/').collect();
         segs.get(1..4).map(|s| s.join("/")).unwrap_or_default()
     }

@@ -41,13 +41,15 @@ impl Phase {
     /// re-run by a retry, or the next step of the shift loop).
     pub fn can_move_to(self, to: Phase) -> bool {
         use Phase::*;
-        match (self, to) {
-            (DeployingGreen, DeployingGreen | ShiftingTraffic | RollingBack) => true,
-            (ShiftingTraffic, ShiftingTraffic | Verifying | RollingBack) => true,
-            (Verifying, Verifying | Succeeded | RollingBack) => true,
-            (RollingBack, RollingBack | RolledBack | Failed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (
+                DeployingGreen,
+                DeployingGreen | ShiftingTraffic | RollingBack
+            ) | (ShiftingTraffic, ShiftingTraffic | Verifying | RollingBack)
+                | (Verifying, Verifying | Succeeded | RollingBack)
+                | (RollingBack, RollingBack | RolledBack | Failed)
+        )
     }
 
     pub fn next(self, to: Phase) -> Result<Phase, InvalidTransition> {

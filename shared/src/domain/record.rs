@@ -55,6 +55,9 @@ pub struct DeploymentRecord {
     pub target_color: Color,
     /// The version the active color served when the deployment started, if known.
     pub previous_version: Option<String>,
+    /// The version the target color ran before this deployment replaced it, if known.
+    #[serde(default)]
+    pub replaced_version: Option<String>,
     pub phase: Phase,
     pub status: DeploymentStatus,
     /// The share of traffic currently on the target color, as last written by the controller.
@@ -65,6 +68,22 @@ pub struct DeploymentRecord {
     pub finished_at: Option<OffsetDateTime>,
     pub duration_seconds: Option<u64>,
     pub reason: Option<String>,
+    /// How the new color looked when it was judged ready.
+    #[serde(default)]
+    pub readiness: Option<ReadinessSummary>,
+}
+
+/// The new color's compute and targets at the moment it was judged ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessSummary {
+    /// The platform's revision now running (an ECS task definition ARN).
+    pub revision: String,
+    pub running: u32,
+    pub desired: u32,
+    pub healthy_targets: u32,
+    pub registered_targets: u32,
+    /// Readiness checks it took.
+    pub checks: u32,
 }
 
 pub const STRATEGY_BLUE_GREEN: &str = "blue_green";
@@ -171,6 +190,7 @@ mod tests {
             active_color: Color::Blue,
             target_color: Color::Green,
             previous_version: Some("1.2.0".into()),
+            replaced_version: Some("1.2.0".into()),
             phase: Phase::RollingBack,
             status: DeploymentStatus::InProgress,
             target_weight: 25,
@@ -178,6 +198,7 @@ mod tests {
             finished_at: None,
             duration_seconds: None,
             reason: Some("error rate 8.00%".into()),
+            readiness: None,
         };
         r.finish(Phase::RolledBack, datetime!(2025-01-03 10:12:45 UTC), None);
         assert_eq!(r.duration_seconds, Some(765));

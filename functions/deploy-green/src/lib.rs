@@ -1,0 +1,466 @@
+//! Deploy green: puts the new image on the standby color's compute and reports whether its
+//! targets are healthy. The state machine calls it again after each wait until green is ready
+//! or the health timeout is spent; every call is idempotent.
+
+use serde_json::Value;
+use shared::contracts::{ExecutionState, NextAction, Progress};
+use shared::domain::{
+    AlarmStatus, Color, DeploymentRecord, DeploymentStatus, Phase, ReadinessSummary,
+    STRATEGY_BLUE_GREEN,
+};
+use shared::error::PhaseError;
+use shared::ports::{
+    BeginOutcome, Clock, ComputePlatform, DeploymentStore, HealthSignals, TargetHealth,
+    TrafficRouter,
+};
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub struct Deps {
+    pub store: Arc<dyn DeploymentStore>,
+    pub router: Arc<dyn TrafficRouter>,
+    pub targets: Arc<dyn TargetHealth>,
+    pub compute: Arc<dyn ComputePlatform>,
+    pub signals: Arc<dyn HealthSignals>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
+    let state = ExecutionState::from_value(input)?;
+    let span = tracing::info_span!("deploy_green", deployment_id = %state.deployment_id);
+    run(deps, state).instrument(span).await
+}
+
+async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, PhaseError> {
+    let progress = match state.progress.take() {
+        Some(p) => p,
+        None => begin(deps, &state).await?,
+    };
+    // Once the deployment holds the environment, a refusal must still go through rollback,
+    // which records why and releases the lock: it is no longer a request to reject.
+    roll_out(deps, state, progress).await.map_err(|e| match e {
+        PhaseError::InvalidInput(m) | PhaseError::Conflict(m) => PhaseError::Internal(m),
+        other => other,
+    })
+}
+
+async fn roll_out(
+    deps: &Deps,
+    mut state: ExecutionState,
+    mut progress: Progress,
+) -> Result<ExecutionState, PhaseError> {
+    let req = &state.request;
+    let target = progress.target_color;
+    let svc = req.service_ref(target);
+    let revision = deps
+        .compute
+        .deploy_image(&svc, &req.image.to_string())
+        .await?;
+    let readiness = deps.compute.readiness(&svc, &revision).await?;
+    let health = deps
+        .targets
+        .target_health(req.traffic.target_group(target))
+        .await?;
+    progress.green_polls += 1;
+
+    let wanted = readiness.desired.max(1);
+    let ready = readiness.ready && health.healthy >= wanted;
+    tracing::info!(
+        color = %target,
+        revision = %revision,
+        running = readiness.running,
+        desired = readiness.desired,
+        healthy_targets = health.healthy,
+        registered_targets = health.registered,
+        ready,
+        poll = progress.green_polls,
+        "green readiness"
+    );
+    if ready {
+        deps.store
+            .record_readiness(
+                &state.deployment_id,
+                &ReadinessSummary {
+                    revision,
+                    running: readiness.running,
+                    desired: readiness.desired,
+                    healthy_targets: health.healthy,
+                    registered_targets: health.registered,
+                    checks: progress.green_polls,
+                },
+            )
+            .await?;
+        progress.next = NextAction::Shift;
+        progress.wait_seconds = 0;
+    } else if progress.green_polls >= req.timings.max_health_polls() {
+        let mut reasons = vec![format!("{}/{} targets healthy", health.healthy, wanted)];
+        reasons.extend(health.problems.iter().take(3).cloned());
+        reasons.extend(readiness.reasons.iter().cloned());
+        return Err(PhaseError::HealthCheckFailed(format!(
+            "health check timeout: {} ({}) did not become healthy within {}s: {}",
+            target.title(),
+            svc.service,
+            req.timings.health_timeout_seconds,
+            reasons.join("; ")
+        )));
+    } else {
+        progress.next = NextAction::AwaitGreen;
+        progress.wait_seconds = req.timings.health_poll_seconds;
+    }
+    state.progress = Some(progress);
+    Ok(state)
+}
+
+/// First call: decide the colors, check the alarms exist, create the record and take the lock.
+async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseError> {
+    let req = &state.request;
+    let fwd = req.forward_target()?;
+
+    let missing: Vec<String> = deps
+        .signals
+        .alarm_states(&req.alarms)
+        .await?
+        .into_iter()
+        .filter(|a| a.status == AlarmStatus::Missing)
+        .map(|a| a.name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(PhaseError::InvalidInput(format!(
+            "alarms {missing:?} do not exist in CloudWatch: create them or remove them from the request"
+        )));
+    }
+
+    let split = deps.router.current_split(&fwd).await?;
+    let env = deps
+        .store
+        .environment(&req.service, &req.environment)
+        .await?;
+    let active = match (&env, split.sole_color()) {
+        (Some(env), Some(c)) if env.active_color == c => c,
+        (None, Some(c)) => c,
+        (Some(env), _)
+            if env.active_deployment.as_deref() == Some(state.deployment_id.as_str()) =>
+        {
+            // A retry of this deployment after it began: the record knows the colors.
+            env.active_color
+        }
+        (Some(env), _) => {
+            return Err(PhaseError::Conflict(format!(
+                "the listener is at {split}, but {}/{} is recorded with {} active{}: restore 100% to the active color (or finish the running deployment) before deploying",
+                req.service,
+                req.environment,
+                env.active_color.title(),
+                env.active_deployment
+                    .as_deref()
+                    .map(|d| format!(" and deployment {d} running"))
+                    .unwrap_or_default()
+            )));
+        }
+        (None, None) => {
+            return Err(PhaseError::Conflict(format!(
+                "cannot tell the active color: the listener is at {split} and {}/{} has no recorded state; put 100% on one color first",
+                req.service, req.environment
+            )));
+        }
+    };
+    let target = active.other();
+    let previous_version = running_version(deps, state, active).await?;
+    let replaced_version = running_version(deps, state, target).await?;
+
+    let record = DeploymentRecord {
+        id: state.deployment_id.clone(),
+        execution_arn: state.execution_arn.clone(),
+        service: req.service.clone(),
+        environment: req.environment.clone(),
+        version: req.version.to_string(),
+        image: req.image.to_string(),
+        image_digest: req.digest(),
+        strategy: STRATEGY_BLUE_GREEN.to_string(),
+        deployer: req.deployer.clone(),
+        active_color: active,
+        target_color: target,
+        previous_version,
+        replaced_version,
+        phase: Phase::DeployingGreen,
+        status: DeploymentStatus::InProgress,
+        target_weight: 0,
+        started_at: state.started_at,
+        finished_at: None,
+        duration_seconds: None,
+        reason: None,
+        readiness: None,
+    };
+    let (active, target) = match deps.store.begin(&record).await? {
+        BeginOutcome::Started => {
+            tracing::info!(active = %active, target = %target, version = %req.version, "deployment started");
+            (active, target)
+        }
+        BeginOutcome::AlreadyStarted(existing) => (existing.active_color, existing.target_color),
+        BeginOutcome::Locked { by } => {
+            return Err(PhaseError::Conflict(format!(
+                "{}/{} already has a deployment running: {by}; wait for it to finish or roll it back",
+                req.service, req.environment
+            )));
+        }
+    };
+    Ok(Progress {
+        next: NextAction::AwaitGreen,
+        wait_seconds: 0,
+        active_color: active,
+        target_color: target,
+        green_polls: 0,
+        step_index: None,
+        target_weight: 0,
+        window_start: None,
+        verifying: false,
+        verification_evaluations: 0,
+        baseline_p99_ms: None,
+    })
+}
+
+/// The version a color runs, read from its image tag.
+async fn running_version(
+    deps: &Deps,
+    state: &ExecutionState,
+    color: Color,
+) -> Result<Option<String>, PhaseError> {
+    let image = deps
+        .compute
+        .current_image(&state.request.service_ref(color))
+        .await?;
+    Ok(image
+        .and_then(|i| shared::domain::ImageRef::parse(&i).ok())
+        .and_then(|i| {
+            i.tag()
+                .and_then(|t| shared::domain::Version::parse(t).ok())
+                .map(|v| v.to_string())
+                .or_else(|| i.tag().map(str::to_string))
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::TrafficSplit;
+    use shared::fakes::sample::{self, World};
+
+    fn deps(w: &World) -> Deps {
+        Deps {
+            store: w.store.clone(),
+            router: w.router.clone(),
+            targets: w.targets.clone(),
+            compute: w.compute.clone(),
+            signals: w.signals.clone(),
+            clock: w.clock.clone(),
+        }
+    }
+
+    fn ok(r: Result<ExecutionState, PhaseError>) -> ExecutionState {
+        r.unwrap_or_else(|e| panic!("{}: {e}", e.error_type()))
+    }
+
+    #[tokio::test]
+    async fn first_call_deploys_to_the_standby_color_and_records_the_deployment() {
+        // GIVEN blue active on 1.2.0 and green healthy
+        let w = World::default();
+        // WHEN deploy-green runs
+        let out = ok(handle(&deps(&w), sample::state(sample::request())).await);
+        // THEN green runs 1.3.0, the record says blue -> green from 1.2.0, and the plan moves on
+        let p = out
+            .progress
+            .clone()
+            .unwrap_or_else(|| panic!("no progress"));
+        assert_eq!(
+            (p.active_color, p.target_color),
+            (Color::Blue, Color::Green)
+        );
+        assert_eq!(p.next, NextAction::Shift);
+        assert_eq!(
+            w.compute.image_of("checkout-green").as_deref(),
+            Some(sample::IMAGE_V130)
+        );
+        assert_eq!(
+            w.compute.image_of("checkout-blue").as_deref(),
+            Some(sample::IMAGE_V120)
+        );
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(r.previous_version.as_deref(), Some("1.2.0"));
+        assert_eq!(r.replaced_version.as_deref(), Some("1.2.0"));
+        assert_eq!(r.phase, Phase::DeployingGreen);
+        let ready = r
+            .readiness
+            .unwrap_or_else(|| panic!("readiness not recorded"));
+        assert_eq!(
+            (
+                ready.running,
+                ready.desired,
+                ready.healthy_targets,
+                ready.checks
+            ),
+            (2, 2, 2, 1)
+        );
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            Some(sample::DEPLOYMENT_ID.into())
+        );
+        assert!(
+            w.router.writes().is_empty(),
+            "deploy-green must never move traffic"
+        );
+    }
+
+    #[tokio::test]
+    async fn running_twice_changes_nothing_more() {
+        let w = World::default();
+        let first = ok(handle(&deps(&w), sample::state(sample::request())).await);
+        let mut input = sample::state(sample::request());
+        input["progress"] = serde_json::to_value(first.progress.clone()).unwrap_or_default();
+        let _ = ok(handle(&deps(&w), sample::state(sample::request())).await);
+        let _ = ok(handle(&deps(&w), input).await);
+        assert_eq!(w.compute.deploys.lock().map(|d| d.len()).unwrap_or(0), 1);
+        assert_eq!(w.store.records.lock().map(|r| r.len()).unwrap_or(0), 1);
+    }
+
+    #[tokio::test]
+    async fn green_not_ready_asks_to_wait_then_times_out_with_the_reasons() {
+        let w = World::default();
+        w.compute
+            .never_ready("checkout-green", "rollout IN_PROGRESS: 0/2 tasks running");
+        w.targets.set(&sample::tg(sample::GREEN_TG), 2, 0);
+        let d = deps(&w);
+        let mut input = sample::state(sample::request());
+        // health_timeout 3s / poll 1s = 3 polls
+        for poll in 1..=2 {
+            let out = ok(handle(&d, input.clone()).await);
+            let p = out
+                .progress
+                .clone()
+                .unwrap_or_else(|| panic!("no progress"));
+            assert_eq!(
+                (p.next, p.wait_seconds, p.green_polls),
+                (NextAction::AwaitGreen, 1, poll)
+            );
+            input = serde_json::to_value(out).unwrap_or_default();
+        }
+        let err = handle(&d, input)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("third poll should time out"));
+        assert_eq!(err.error_type(), "BlueGreen.HealthCheckFailed");
+        let msg = err.to_string();
+        assert!(msg.contains("0/2 targets healthy"), "{msg}");
+        assert!(msg.contains("Target.FailedHealthChecks"), "{msg}");
+        assert!(msg.contains("rollout IN_PROGRESS"), "{msg}");
+        assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_deployment_is_refused_naming_the_running_one() {
+        let w = World::default();
+        ok(handle(&deps(&w), sample::state(sample::request())).await);
+        let mut other = sample::state(sample::request());
+        other["deployment_id"] = "checkout-dev-1-3-0-0002".into();
+        other["execution_arn"] =
+            "arn:aws:states:us-east-1:123456789012:execution:blue-green:checkout-dev-1-3-0-0002"
+                .into();
+        let err = handle(&deps(&w), other)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(err.error_type(), "BlueGreen.Conflict");
+        assert!(err.to_string().contains(sample::DEPLOYMENT_ID), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_platform_refusal_after_the_lock_is_taken_goes_to_rollback_not_rejection() {
+        // GIVEN the green service disappeared between the checks and the deploy
+        let w = World::default();
+        let d = deps(&w);
+        let first = ok(handle(&d, sample::state(sample::request())).await);
+        w.compute
+            .services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove("checkout-green");
+        // WHEN the next readiness poll runs
+        let err = handle(&d, serde_json::to_value(first).unwrap_or_default())
+            .await
+            .err();
+        // THEN it is not a BlueGreen.InvalidInput/Conflict (which end without rollback)
+        assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Internal"));
+    }
+
+    #[tokio::test]
+    async fn a_split_listener_without_records_is_refused() {
+        let w = World::default();
+        *w.router.split.lock().unwrap_or_else(|p| p.into_inner()) =
+            TrafficSplit::new(60, 40).unwrap_or_else(|e| panic!("{e}"));
+        let err = handle(&deps(&w), sample::state(sample::request()))
+            .await
+            .err();
+        assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Conflict"));
+        assert!(
+            w.store
+                .records
+                .lock()
+                .map(|r| r.is_empty())
+                .unwrap_or(false)
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_alarms_and_bad_input_change_nothing() {
+        let w = World::default();
+        let mut req = sample::request();
+        req["alarms"] = serde_json::json!(["no-such-alarm"]);
+        let err = handle(&deps(&w), sample::state(req)).await.err();
+        assert_eq!(
+            err.as_ref().map(|e| e.error_type()),
+            Some("BlueGreen.InvalidInput")
+        );
+        let mut req = sample::request();
+        req["image"] = "not an image".into();
+        let err = handle(&deps(&w), sample::state(req)).await.err();
+        assert_eq!(
+            err.as_ref().map(|e| e.error_type()),
+            Some("BlueGreen.InvalidInput")
+        );
+        assert!(
+            w.store
+                .records
+                .lock()
+                .map(|r| r.is_empty())
+                .unwrap_or(false)
+        );
+        assert!(
+            w.compute
+                .deploys
+                .lock()
+                .map(|d| d.is_empty())
+                .unwrap_or(false)
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_release_the_next_one_goes_to_the_other_color() {
+        // GIVEN green is active (the previous release finalized)
+        let w = World::default();
+        *w.router.split.lock().unwrap_or_else(|p| p.into_inner()) =
+            TrafficSplit::all_on(Color::Green);
+        let out = ok(handle(&deps(&w), sample::state(sample::request())).await);
+        let p = out.progress.unwrap_or_else(|| panic!("no progress"));
+        assert_eq!(
+            (p.active_color, p.target_color),
+            (Color::Green, Color::Blue)
+        );
+        assert_eq!(
+            w.compute.image_of("checkout-blue").as_deref(),
+            Some(sample::IMAGE_V130)
+        );
+    }
+}

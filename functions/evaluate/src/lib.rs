@@ -1,0 +1,380 @@
+//! Evaluate: reads the deployment's alarms and both colors' metrics for the window since the
+//! last step or check, records the verdict with its numbers in the ledger, and either lets the
+//! plan go on or fails with a named error that sends the state machine to rollback.
+
+use serde_json::Value;
+use shared::contracts::{ExecutionState, NextAction};
+use shared::domain::{
+    CheckOutcome, EvaluationInput, EvaluationKind, LedgerEntry, Outcome, Phase, TrafficSplit,
+    evaluate,
+};
+use shared::error::PhaseError;
+use shared::ports::{Clock, DeploymentStore, HealthSignals, MetricsWindow};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tracing::Instrument;
+
+pub struct Deps {
+    pub store: Arc<dyn DeploymentStore>,
+    pub signals: Arc<dyn HealthSignals>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
+    let state = ExecutionState::from_value(input)?;
+    let span = tracing::info_span!("evaluate", deployment_id = %state.deployment_id);
+    run(deps, state).instrument(span).await
+}
+
+async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, PhaseError> {
+    let mut progress = state.progress()?.clone();
+    let req = &state.request;
+    let id = state.deployment_id.clone();
+
+    // A rollback started elsewhere (an alarm, a person) ends the plan here.
+    let record = deps
+        .store
+        .deployment(&id)
+        .await?
+        .ok_or_else(|| PhaseError::Internal(format!("deployment {id} has no record")))?;
+    if !matches!(record.phase, Phase::ShiftingTraffic | Phase::Verifying) {
+        return Err(PhaseError::Aborted(format!(
+            "deployment {id} is {}; not evaluating",
+            record.phase
+        )));
+    }
+
+    let step_index = progress
+        .step_index
+        .ok_or_else(|| PhaseError::Internal("evaluate ran before any traffic step".into()))?;
+    let now = deps.clock.now();
+    let fallback_start = now.unix_timestamp() - req.timings.step_wait_seconds.max(60) as i64;
+    let start =
+        OffsetDateTime::from_unix_timestamp(progress.window_start.unwrap_or(fallback_start))
+            .map_err(|e| PhaseError::Internal(format!("window start: {e}")))?;
+    let target = progress.target_color;
+    let (target_metrics, baseline_metrics) = deps
+        .signals
+        .color_metrics(&MetricsWindow {
+            load_balancer: req.traffic.target()?.load_balancer_dimension(),
+            target: req.traffic.target_group(target).clone(),
+            baseline: req.traffic.target_group(target.other()).clone(),
+            start,
+            end: now,
+        })
+        .await?;
+    let alarms = deps.signals.alarm_states(&req.alarms).await?;
+    let verdict = evaluate(&EvaluationInput {
+        target: target_metrics,
+        baseline: baseline_metrics,
+        alarms: &alarms,
+        thresholds: &req.thresholds,
+        remembered_baseline_p99_ms: progress.baseline_p99_ms,
+    });
+
+    let (kind, verification_index) = if progress.verifying {
+        (
+            EvaluationKind::Verification,
+            progress.verification_evaluations + 1,
+        )
+    } else {
+        (EvaluationKind::Step, 0)
+    };
+    let split = TrafficSplit::with_percent_on(target, progress.target_weight)
+        .map_err(|e| PhaseError::Internal(format!("progress weight: {e}")))?;
+    deps.store
+        .record_evaluation(&LedgerEntry {
+            deployment_id: id.clone(),
+            kind,
+            step_index,
+            verification_index,
+            split,
+            target_color: target,
+            window_start: start,
+            window_end: now,
+            target: target_metrics,
+            baseline: baseline_metrics,
+            alarms: alarms.clone(),
+            evaluation: verdict.clone(),
+        })
+        .await?;
+    tracing::info!(
+        step = step_index,
+        verification = verification_index,
+        outcome = ?verdict.outcome,
+        requests = target_metrics.requests,
+        errors_5xx = target_metrics.errors_5xx,
+        error_rate_percent = verdict.error_rate_percent,
+        p99_ms = verdict.target_p99_ms,
+        baseline_p99_ms = verdict.baseline_p99_ms,
+        "evaluated"
+    );
+
+    if verdict.outcome == Outcome::Fail {
+        let at = match kind {
+            EvaluationKind::Step => format!("at {}% ({split})", progress.target_weight),
+            EvaluationKind::Verification => {
+                format!("during verification check {verification_index}")
+            }
+        };
+        let message = format!("{} on {}: {}", at, target.title(), verdict.summary());
+        return Err(if verdict.alarms_check == CheckOutcome::Fail {
+            PhaseError::AlarmBreached(message)
+        } else {
+            PhaseError::ThresholdBreached(message)
+        });
+    }
+
+    progress.baseline_p99_ms = verdict.baseline_p99_ms;
+    progress.window_start = Some(now.unix_timestamp());
+    let needed = req.timings.verification_evaluations();
+    if progress.target_weight < 100 {
+        progress.next = NextAction::Shift;
+        progress.wait_seconds = 0;
+    } else {
+        if !progress.verifying {
+            deps.store
+                .transition(&id, Phase::Verifying, None, None)
+                .await
+                .map_err(|e| PhaseError::Aborted(format!("not verifying: {e}")))?;
+            progress.verifying = true;
+        } else {
+            progress.verification_evaluations = verification_index;
+        }
+        if progress.verification_evaluations >= needed {
+            progress.next = NextAction::Finalize;
+            progress.wait_seconds = 0;
+        } else {
+            progress.next = NextAction::Evaluate;
+            progress.wait_seconds = req.timings.verification_interval_seconds;
+        }
+    }
+    state.progress = Some(progress);
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::{AlarmStatus, ColorMetrics};
+    use shared::fakes::sample::{self, World};
+
+    fn deps(w: &World) -> Deps {
+        Deps {
+            store: w.store.clone(),
+            signals: w.signals.clone(),
+            clock: w.clock.clone(),
+        }
+    }
+
+    async fn world_at(phase: Phase) -> World {
+        let w = World::default();
+        let _ = w.store.begin(&sample::record(Phase::DeployingGreen)).await;
+        if phase != Phase::DeployingGreen {
+            let _ = w
+                .store
+                .transition(sample::DEPLOYMENT_ID, Phase::ShiftingTraffic, None, None)
+                .await;
+        }
+        if phase == Phase::Verifying {
+            let _ = w
+                .store
+                .transition(sample::DEPLOYMENT_ID, Phase::Verifying, None, None)
+                .await;
+        }
+        w
+    }
+
+    fn at_step(index: u32, weight: u16) -> shared::contracts::Progress {
+        let mut p = sample::progress(Some(index), weight);
+        p.window_start = Some(time::macros::datetime!(2025-01-03 10:00:03 UTC).unix_timestamp());
+        p
+    }
+
+    fn next(out: &ExecutionState) -> (NextAction, u64) {
+        let p = out
+            .progress
+            .as_ref()
+            .unwrap_or_else(|| panic!("no progress"));
+        (p.next, p.wait_seconds)
+    }
+
+    #[tokio::test]
+    async fn a_healthy_step_moves_on_and_records_the_numbers() {
+        let w = world_at(Phase::ShiftingTraffic).await;
+        let out = handle(&deps(&w), sample::state_with(&at_step(1, 25)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(next(&out), (NextAction::Shift, 0));
+        let ledger = w
+            .store
+            .ledger(sample::DEPLOYMENT_ID)
+            .await
+            .unwrap_or_default();
+        assert_eq!(ledger.len(), 1);
+        let e = &ledger[0];
+        assert_eq!((e.split.blue(), e.split.green()), (75, 25));
+        assert_eq!((e.target.requests, e.baseline.p99_ms), (1000, Some(42.0)));
+        assert_eq!(e.evaluation.outcome, Outcome::Pass);
+        assert_eq!(e.alarms[0].status, AlarmStatus::Ok);
+        // the window runs from the shift to now, for the two target groups behind the listener
+        let windows = w
+            .signals
+            .windows
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            windows[0].load_balancer,
+            "app/bg-checkout-dev/50dc6c495c0c9188"
+        );
+        assert_eq!(windows[0].target, sample::tg(sample::GREEN_TG));
+        assert_eq!((windows[0].end - windows[0].start).whole_seconds(), 2);
+    }
+
+    #[tokio::test]
+    async fn eight_percent_errors_fail_with_the_numbers() {
+        let w = world_at(Phase::ShiftingTraffic).await;
+        w.signals.set_target(ColorMetrics {
+            requests: 500,
+            errors_5xx: 40,
+            p99_ms: Some(48.0),
+        });
+        let err = handle(&deps(&w), sample::state_with(&at_step(1, 25)))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("should fail"));
+        assert_eq!(err.error_type(), "BlueGreen.ThresholdBreached");
+        assert_eq!(
+            err.to_string(),
+            "at 25% (Blue: 75% | Green: 25%) on Green: error rate 8.00% (40 of 500 requests returned 5xx) exceeds 1.00%"
+        );
+        let ledger = w
+            .store
+            .ledger(sample::DEPLOYMENT_ID)
+            .await
+            .unwrap_or_default();
+        assert_eq!(ledger[0].evaluation.outcome, Outcome::Fail);
+    }
+
+    #[tokio::test]
+    async fn an_alarm_in_alarm_is_alarm_breached() {
+        let w = world_at(Phase::Verifying).await;
+        w.signals.set_alarm(
+            sample::ALARM,
+            AlarmStatus::Alarm,
+            "Threshold Crossed: 5xx > 5%",
+        );
+        let mut p = at_step(3, 100);
+        p.verifying = true;
+        p.verification_evaluations = 1;
+        let err = handle(&deps(&w), sample::state_with(&p))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("should fail"));
+        assert_eq!(err.error_type(), "BlueGreen.AlarmBreached");
+        assert!(
+            err.to_string().starts_with(
+                "during verification check 2 on Green: alarm checkout-dev-green-5xx is in ALARM"
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn verification_runs_the_window_then_finalizes() {
+        // 3 s window every 1 s = 3 verification checks after the 100% step check
+        let w = world_at(Phase::ShiftingTraffic).await;
+        let d = deps(&w);
+        let mut input = sample::state_with(&at_step(3, 100));
+        let mut seen = vec![];
+        loop {
+            let out = handle(&d, input).await.unwrap_or_else(|e| panic!("{e}"));
+            seen.push(next(&out));
+            if next(&out).0 == NextAction::Finalize {
+                break;
+            }
+            assert!(seen.len() < 10, "never finalized");
+            input = serde_json::to_value(out).unwrap_or_default();
+            w.clock.advance(1);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (NextAction::Evaluate, 1),
+                (NextAction::Evaluate, 1),
+                (NextAction::Evaluate, 1),
+                (NextAction::Finalize, 0)
+            ]
+        );
+        assert_eq!(
+            w.store.record(sample::DEPLOYMENT_ID).map(|r| r.phase),
+            Some(Phase::Verifying)
+        );
+        let kinds: Vec<_> = w
+            .store
+            .ledger(sample::DEPLOYMENT_ID)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|e| (e.kind, e.verification_index))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (EvaluationKind::Step, 0),
+                (EvaluationKind::Verification, 1),
+                (EvaluationKind::Verification, 2),
+                (EvaluationKind::Verification, 3)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn at_100_percent_the_remembered_baseline_is_used() {
+        let w = world_at(Phase::ShiftingTraffic).await;
+        w.signals.set_baseline(ColorMetrics::default());
+        w.signals.set_target(ColorMetrics {
+            requests: 5000,
+            errors_5xx: 0,
+            p99_ms: Some(200.0),
+        });
+        let mut p = at_step(3, 100);
+        p.baseline_p99_ms = Some(42.0);
+        let err = handle(&deps(&w), sample::state_with(&p)).await.err();
+        assert_eq!(
+            err.map(|e| e.error_type()),
+            Some("BlueGreen.ThresholdBreached")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_deployment_is_not_evaluated_and_retries_do_not_duplicate() {
+        let w = world_at(Phase::ShiftingTraffic).await;
+        let d = deps(&w);
+        for _ in 0..2 {
+            handle(&d, sample::state_with(&at_step(0, 10)))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(
+            w.store
+                .ledger(sample::DEPLOYMENT_ID)
+                .await
+                .map(|l| l.len())
+                .unwrap_or(0),
+            1
+        );
+        let _ = w
+            .store
+            .transition(
+                sample::DEPLOYMENT_ID,
+                Phase::RollingBack,
+                None,
+                Some("alarm"),
+            )
+            .await;
+        let err = handle(&d, sample::state_with(&at_step(1, 25))).await.err();
+        assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Aborted"));
+    }
+}

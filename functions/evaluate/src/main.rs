@@ -1,0 +1,29 @@
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::adapters::{cloudwatch::CloudWatchSignals, dynamodb::DynamoStore};
+use shared::ports::SystemClock;
+use std::sync::Arc;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let config = shared::config::Config::from_env()?;
+    let aws = shared::adapters::load_aws_config().await;
+    let deps = evaluate::Deps {
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            config.table_name,
+        )),
+        signals: Arc::new(CloudWatchSignals::new(aws_sdk_cloudwatch::Client::new(
+            &aws,
+        ))),
+        clock: Arc::new(SystemClock),
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        evaluate::handle(deps, event.payload)
+            .await
+            .map_err(Diagnostic::from)
+    }))
+    .await
+}

@@ -1,0 +1,331 @@
+//! Rollback: puts all traffic back on the color that was active when the deployment started
+//! (written once, read back and verified), then records why and releases the environment.
+//! Idempotent: a rollback of a finished deployment changes nothing.
+
+use serde_json::Value;
+use shared::contracts::{ExecutionState, NextAction};
+use shared::domain::{Color, DeploymentRecord, EnvironmentState, Phase, TrafficSplit};
+use shared::error::PhaseError;
+use shared::ports::{Clock, DeploymentStore, TrafficRouter};
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub struct Deps {
+    pub store: Arc<dyn DeploymentStore>,
+    pub router: Arc<dyn TrafficRouter>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
+    let state = ExecutionState::from_value(input)?;
+    let span = tracing::info_span!("rollback", deployment_id = %state.deployment_id);
+    run(deps, state).instrument(span).await
+}
+
+fn outcome(phase: Phase) -> NextAction {
+    match phase {
+        Phase::Failed => NextAction::Failed,
+        // A deployment that already succeeded stays succeeded; rolling an environment back
+        // after a release is its own command.
+        Phase::Succeeded => NextAction::Done,
+        _ => NextAction::RolledBack,
+    }
+}
+
+async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, PhaseError> {
+    let reason = state
+        .error
+        .as_ref()
+        .map(|e| e.message())
+        .unwrap_or_else(|| "rollback requested".to_string());
+    let id = state.deployment_id.clone();
+    let Some(record) = deps.store.deployment(&id).await? else {
+        // The first phase failed before recording anything: no traffic ever moved.
+        tracing::warn!(%reason, "nothing to roll back: the deployment never started");
+        return Ok(done(state, NextAction::Failed));
+    };
+    if record.phase.is_terminal() {
+        // Finished already (e.g. rolled back by an alarm). If a phase raced it and moved
+        // traffic afterwards, put it back: a rolled-back environment serves only the active color.
+        if record.phase != Phase::Succeeded {
+            restore(deps, &state, record.active_color).await?;
+        }
+        let next = outcome(record.phase);
+        return Ok(done(state, next));
+    }
+
+    let mut record = deps
+        .store
+        .transition(&id, Phase::RollingBack, None, Some(&reason))
+        .await
+        .map_err(PhaseError::from)?;
+    let active = record.active_color;
+    let fwd = state.request.forward_target()?;
+    let restore = TrafficSplit::all_on(active);
+    let before = deps.router.current_split(&fwd).await?;
+    if before != restore {
+        deps.router
+            .set_split(&fwd, restore)
+            .await
+            .map_err(|e| match e {
+                shared::error::AdapterError::Transient(_) => PhaseError::from(e),
+                other => PhaseError::TrafficMismatch(format!("restoring {restore}: {other}")),
+            })?;
+    }
+    let shifted = before != restore || !deps.store.steps(&id).await?.is_empty();
+    let final_phase = if shifted {
+        Phase::RolledBack
+    } else {
+        Phase::Failed
+    };
+    let now = deps.clock.now();
+    record.finish(final_phase, now, Some(reason.clone()));
+    let env = environment_after(deps, &record, active, now).await?;
+    deps.store.finish(&record, &env).await?;
+    tracing::warn!(
+        %reason,
+        restored = %active,
+        status = record.status.as_str(),
+        "deployment rolled back"
+    );
+    Ok(done(state, outcome(final_phase)))
+}
+
+/// Puts 100 % on `active` unless it is already there; true if traffic had to be moved.
+async fn restore(deps: &Deps, state: &ExecutionState, active: Color) -> Result<bool, PhaseError> {
+    let fwd = state.request.forward_target()?;
+    let restore = TrafficSplit::all_on(active);
+    if deps.router.current_split(&fwd).await? == restore {
+        return Ok(false);
+    }
+    deps.router
+        .set_split(&fwd, restore)
+        .await
+        .map_err(|e| match e {
+            shared::error::AdapterError::Transient(_) => PhaseError::from(e),
+            other => PhaseError::TrafficMismatch(format!("restoring {restore}: {other}")),
+        })?;
+    Ok(true)
+}
+
+/// The environment after a rollback: the active color is unchanged; the standby color now runs
+/// the version that was being deployed.
+async fn environment_after(
+    deps: &Deps,
+    record: &DeploymentRecord,
+    active: Color,
+    now: time::OffsetDateTime,
+) -> Result<EnvironmentState, PhaseError> {
+    let known = deps
+        .store
+        .environment(&record.service, &record.environment)
+        .await?;
+    Ok(EnvironmentState {
+        service: record.service.clone(),
+        environment: record.environment.clone(),
+        active_color: active,
+        active_version: known
+            .and_then(|e| e.active_version)
+            .or_else(|| record.previous_version.clone()),
+        standby_version: Some(record.version.clone()),
+        active_deployment: None,
+        last_deployment: Some(record.id.clone()),
+        updated_at: now,
+    })
+}
+
+fn done(mut state: ExecutionState, next: NextAction) -> ExecutionState {
+    if let Some(p) = state.progress.as_mut() {
+        p.next = next;
+        p.wait_seconds = 0;
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::DeploymentStatus;
+    use shared::fakes::sample::{self, World};
+
+    fn deps(w: &World) -> Deps {
+        Deps {
+            store: w.store.clone(),
+            router: w.router.clone(),
+            clock: w.clock.clone(),
+        }
+    }
+
+    fn caught(error: &str, message: &str) -> Value {
+        let mut v = sample::state_with(&sample::progress(Some(1), 25));
+        v["error"] = serde_json::json!({
+            "Error": error,
+            "Cause": serde_json::json!({"errorType": error, "errorMessage": message}).to_string()
+        });
+        v
+    }
+
+    async fn shifted_to_25(w: &World) {
+        let _ = w.store.begin(&sample::record(Phase::DeployingGreen)).await;
+        let _ = w
+            .store
+            .transition(
+                sample::DEPLOYMENT_ID,
+                Phase::ShiftingTraffic,
+                Some(25),
+                None,
+            )
+            .await;
+        let split =
+            TrafficSplit::with_percent_on(Color::Green, 25).unwrap_or_else(|e| panic!("{e}"));
+        *w.router.split.lock().unwrap_or_else(|p| p.into_inner()) = split;
+        let _ = w
+            .store
+            .record_step(&shared::domain::StepRecord {
+                deployment_id: sample::DEPLOYMENT_ID.into(),
+                step_index: 1,
+                split,
+                target_color: Color::Green,
+                shifted_at: time::macros::datetime!(2025-01-03 10:00:03 UTC),
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn restores_blue_records_the_reason_and_releases_the_lock() {
+        let w = World::default();
+        shifted_to_25(&w).await;
+        let msg = "at 25% (Blue: 75% | Green: 25%) on Green: error rate 8.00% (40 of 500 requests returned 5xx) exceeds 1.00%";
+        let d = deps(&w);
+        for _ in 0..2 {
+            let out = handle(&d, caught("BlueGreen.ThresholdBreached", msg))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.progress.map(|p| p.next), Some(NextAction::RolledBack));
+        }
+        assert_eq!(w.router.split(), TrafficSplit::all_on(Color::Blue));
+        assert_eq!(
+            w.router.writes().len(),
+            1,
+            "a repeated rollback writes nothing more"
+        );
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(r.status, DeploymentStatus::RolledBack);
+        assert_eq!(r.reason.as_deref(), Some(msg));
+        let env = w
+            .store
+            .env("checkout", "dev")
+            .unwrap_or_else(|| panic!("no env"));
+        assert_eq!(
+            (env.active_color, env.active_deployment),
+            (Color::Blue, None)
+        );
+        assert_eq!(env.standby_version.as_deref(), Some("1.3.0"));
+    }
+
+    #[tokio::test]
+    async fn green_never_healthy_ends_failed_without_touching_traffic() {
+        let w = World::default();
+        let _ = w.store.begin(&sample::record(Phase::DeployingGreen)).await;
+        let mut input = caught(
+            "BlueGreen.HealthCheckFailed",
+            "health check timeout: Green (checkout-green) did not become healthy within 3s: 0/2 targets healthy",
+        );
+        input["progress"] = serde_json::to_value(sample::progress(None, 0)).unwrap_or_default();
+        let out = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::Failed));
+        assert!(w.router.writes().is_empty());
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(r.status, DeploymentStatus::Failed);
+        assert!(
+            r.reason
+                .unwrap_or_default()
+                .starts_with("health check timeout")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_restore_is_an_error_and_leaves_the_deployment_rolling_back() {
+        let w = World::default();
+        shifted_to_25(&w).await;
+        w.router
+            .fail_next_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(shared::error::AdapterError::Other(
+                "listener reads back Blue: 75% | Green: 25%".into(),
+            ));
+        let err = handle(&deps(&w), caught("BlueGreen.AlarmBreached", "alarm"))
+            .await
+            .err();
+        assert_eq!(
+            err.map(|e| e.error_type()),
+            Some("BlueGreen.TrafficMismatch")
+        );
+        assert_eq!(
+            w.store.record(sample::DEPLOYMENT_ID).map(|r| r.phase),
+            Some(Phase::RollingBack)
+        );
+        // the state machine retries: the next attempt completes
+        let out = handle(&deps(&w), caught("BlueGreen.AlarmBreached", "alarm"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::RolledBack));
+        assert_eq!(w.router.split(), TrafficSplit::all_on(Color::Blue));
+    }
+
+    #[tokio::test]
+    async fn traffic_moved_after_a_finished_rollback_is_put_back() {
+        // GIVEN a deployment already rolled back, but a racing shift wrote 50 % afterwards
+        let w = World::default();
+        shifted_to_25(&w).await;
+        let d = deps(&w);
+        handle(&d, caught("BlueGreen.AlarmBreached", "alarm"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        *w.router.split.lock().unwrap_or_else(|p| p.into_inner()) =
+            TrafficSplit::with_percent_on(Color::Green, 50).unwrap_or_else(|e| panic!("{e}"));
+        // WHEN rollback runs again
+        let out = handle(&d, caught("BlueGreen.Aborted", "moved while shifting"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // THEN blue has everything again and the record is unchanged
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::RolledBack));
+        assert_eq!(w.router.split(), TrafficSplit::all_on(Color::Blue));
+        assert_eq!(
+            w.store.record(sample::DEPLOYMENT_ID).and_then(|r| r.reason),
+            Some("alarm".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_recorded_means_nothing_to_roll_back() {
+        let w = World::default();
+        let out = handle(&deps(&w), caught("BlueGreen.Retryable", "throttled"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::Failed));
+        assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_succeeded_deployment_is_left_alone() {
+        let w = World::default();
+        let mut r = sample::record(Phase::Succeeded);
+        r.status = DeploymentStatus::Succeeded;
+        let _ = w.store.begin(&r).await;
+        let out = handle(&deps(&w), caught("BlueGreen.Internal", "late"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::Done));
+        assert!(w.router.writes().is_empty());
+    }
+}

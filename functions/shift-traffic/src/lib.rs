@@ -1,0 +1,284 @@
+//! Shift traffic: moves the listener to the plan's next step (one write carrying both target
+//! groups, read back and verified) after re-checking that the deployment is still live and the
+//! new color has healthy targets.
+
+use serde_json::Value;
+use shared::contracts::{ExecutionState, NextAction};
+use shared::domain::{Phase, StepRecord, TrafficSplit};
+use shared::error::PhaseError;
+use shared::ports::{Clock, DeploymentStore, TargetHealth, TrafficRouter};
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub struct Deps {
+    pub store: Arc<dyn DeploymentStore>,
+    pub router: Arc<dyn TrafficRouter>,
+    pub targets: Arc<dyn TargetHealth>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
+    let state = ExecutionState::from_value(input)?;
+    let span = tracing::info_span!("shift_traffic", deployment_id = %state.deployment_id);
+    run(deps, state).instrument(span).await
+}
+
+async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, PhaseError> {
+    let mut progress = state.progress()?.clone();
+    let req = &state.request;
+    let index = progress.step_index.map_or(0, |i| i + 1);
+    let weight = req.steps.get(index as usize).ok_or_else(|| {
+        PhaseError::Internal(format!(
+            "no step {index} in plan {:?}: the plan is already complete",
+            req.steps.steps()
+        ))
+    })?;
+    let target = progress.target_color;
+
+    // Never send traffic to a target group without healthy targets.
+    let health = deps
+        .targets
+        .target_health(req.traffic.target_group(target))
+        .await?;
+    if health.healthy == 0 {
+        return Err(PhaseError::HealthCheckFailed(format!(
+            "{} has no healthy targets ({} registered); not shifting {weight}% to it{}",
+            target.title(),
+            health.registered,
+            health
+                .problems
+                .first()
+                .map(|p| format!(": {p}"))
+                .unwrap_or_default()
+        )));
+    }
+
+    // The deployment must still be live: a rollback that started meanwhile wins.
+    deps.store
+        .transition(
+            &state.deployment_id,
+            Phase::ShiftingTraffic,
+            Some(weight),
+            None,
+        )
+        .await
+        .map_err(|e| PhaseError::Aborted(format!("not shifting traffic: {e}")))?;
+
+    let split = TrafficSplit::with_percent_on(target, weight)
+        .map_err(|e| PhaseError::Internal(format!("step {weight}%: {e}")))?;
+    deps.router
+        .set_split(&req.forward_target()?, split)
+        .await
+        .map_err(|e| match e {
+            shared::error::AdapterError::Transient(_) => PhaseError::from(e),
+            other => PhaseError::TrafficMismatch(format!("shifting to {split}: {other}")),
+        })?;
+    // A rollback that began while we wrote must not be overridden: hand over to rollback,
+    // which restores the active color again.
+    let after = deps.store.deployment(&state.deployment_id).await?;
+    if let Some(phase) = after
+        .map(|r| r.phase)
+        .filter(|p| *p != Phase::ShiftingTraffic)
+    {
+        return Err(PhaseError::Aborted(format!(
+            "deployment {} moved to {phase} while shifting to {split}; rolling back",
+            state.deployment_id
+        )));
+    }
+    let now = deps.clock.now();
+    deps.store
+        .record_step(&StepRecord {
+            deployment_id: state.deployment_id.clone(),
+            step_index: index,
+            split,
+            target_color: target,
+            shifted_at: now,
+        })
+        .await?;
+    tracing::info!(
+        step = index,
+        blue = split.blue(),
+        green = split.green(),
+        "traffic shifted"
+    );
+
+    progress.step_index = Some(index);
+    progress.target_weight = weight;
+    progress.window_start = Some(now.unix_timestamp());
+    progress.next = NextAction::Evaluate;
+    progress.wait_seconds = req.timings.step_wait_seconds;
+    state.progress = Some(progress);
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::fakes::sample::{self, World};
+
+    fn deps(w: &World) -> Deps {
+        Deps {
+            store: w.store.clone(),
+            router: w.router.clone(),
+            targets: w.targets.clone(),
+            clock: w.clock.clone(),
+        }
+    }
+
+    async fn begun(w: &World, phase: Phase) {
+        let _ = w.store.begin(&sample::record(phase)).await;
+    }
+
+    fn input(step_index: Option<u32>) -> Value {
+        sample::state_with(&sample::progress(step_index, 0))
+    }
+
+    #[tokio::test]
+    async fn walks_the_plan_10_25_50_100_with_verified_splits() {
+        let w = World::default();
+        begun(&w, Phase::DeployingGreen).await;
+        let d = deps(&w);
+        let mut step = None;
+        for expected in [10u16, 25, 50, 100] {
+            let out = handle(&d, input(step))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let p = out.progress.unwrap_or_else(|| panic!("no progress"));
+            assert_eq!(
+                (p.target_weight, p.next, p.wait_seconds),
+                (expected, NextAction::Evaluate, 2)
+            );
+            assert_eq!(w.router.split().green(), expected);
+            assert_eq!(w.router.split().blue(), 100 - expected);
+            step = p.step_index;
+        }
+        let steps = w
+            .store
+            .steps(sample::DEPLOYMENT_ID)
+            .await
+            .unwrap_or_default();
+        assert_eq!(
+            steps.iter().map(|s| s.split.green()).collect::<Vec<_>>(),
+            vec![10, 25, 50, 100]
+        );
+        assert_eq!(
+            w.store
+                .record(sample::DEPLOYMENT_ID)
+                .map(|r| r.target_weight),
+            Some(100)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_of_the_same_step_writes_the_same_split_and_no_new_step() {
+        let w = World::default();
+        begun(&w, Phase::DeployingGreen).await;
+        let d = deps(&w);
+        for _ in 0..2 {
+            handle(&d, input(Some(0)))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(
+            w.router
+                .writes()
+                .iter()
+                .map(|s| s.green())
+                .collect::<Vec<_>>(),
+            vec![25, 25]
+        );
+        assert_eq!(
+            w.store
+                .steps(sample::DEPLOYMENT_ID)
+                .await
+                .map(|s| s.len())
+                .unwrap_or(0),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn never_shifts_to_a_color_without_healthy_targets() {
+        let w = World::default();
+        begun(&w, Phase::DeployingGreen).await;
+        w.targets.set(&sample::tg(sample::GREEN_TG), 2, 0);
+        let err = handle(&deps(&w), input(None)).await.err();
+        assert_eq!(
+            err.map(|e| e.error_type()),
+            Some("BlueGreen.HealthCheckFailed")
+        );
+        assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rolling_back_deployment_is_not_shifted() {
+        let w = World::default();
+        begun(&w, Phase::DeployingGreen).await;
+        let _ = w
+            .store
+            .transition(
+                sample::DEPLOYMENT_ID,
+                Phase::RollingBack,
+                None,
+                Some("alarm"),
+            )
+            .await;
+        let err = handle(&deps(&w), input(Some(1))).await.err();
+        assert_eq!(
+            err.as_ref().map(|e| e.error_type()),
+            Some("BlueGreen.Aborted")
+        );
+        assert!(
+            err.map(|e| e.to_string().contains("ROLLING_BACK"))
+                .unwrap_or(false)
+        );
+        assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rollback_that_starts_during_the_write_wins() {
+        // GIVEN a rollback begins while the listener is being written
+        let w = World::default();
+        begun(&w, Phase::DeployingGreen).await;
+        let store = w.store.clone();
+        *w.router
+            .during_write
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(move || {
+            if let Some(r) = store
+                .records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(sample::DEPLOYMENT_ID)
+            {
+                r.phase = Phase::RollingBack;
+            }
+        }));
+        // WHEN the shift finishes its write
+        let err = handle(&deps(&w), input(None)).await.err();
+        // THEN it hands over to rollback instead of recording the step as done
+        assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Aborted"));
+        assert!(
+            w.store
+                .steps(sample::DEPLOYMENT_ID)
+                .await
+                .map(|s| s.is_empty())
+                .unwrap_or(false)
+        );
+    }
+
+    #[tokio::test]
+    async fn throttled_write_is_retryable_and_past_the_last_step_is_an_error() {
+        let w = World::default();
+        begun(&w, Phase::DeployingGreen).await;
+        w.router
+            .fail_next_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(shared::error::AdapterError::Transient("Throttling".into()));
+        let err = handle(&deps(&w), input(None)).await.err();
+        assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Retryable"));
+        let err = handle(&deps(&w), input(Some(3))).await.err();
+        assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Internal"));
+    }
+}

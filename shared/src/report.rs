@@ -1,0 +1,417 @@
+//! The operator's report: how deployments read in a terminal. Pure formatting of records and
+//! ledger entries, shared by the demo and the CLI.
+
+use crate::domain::{
+    CheckOutcome, Color, DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind,
+    LedgerEntry, Outcome, ReadinessSummary, TrafficSplit,
+};
+
+pub const OK: &str = "✓";
+pub const FAIL: &str = "✗";
+
+/// `0.01%`.
+pub fn percent(v: f64) -> String {
+    format!("{v:.2}%")
+}
+
+/// `45ms`.
+pub fn millis(v: f64) -> String {
+    format!("{v:.0}ms")
+}
+
+/// `12m 45s`, `45s`, `1h 02m`.
+pub fn duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn v(version: Option<&str>) -> String {
+    version.map_or_else(|| "unknown".to_string(), |s| format!("v{s}"))
+}
+
+pub fn header(r: &DeploymentRecord) -> String {
+    format!(
+        "Starting Blue/Green deployment of {} v{} to {} (deployer: {})...",
+        r.service,
+        r.version,
+        r.environment.to_uppercase(),
+        r.deployer
+    )
+}
+
+/// The two colors, which is active, and where traffic is.
+pub fn colors(
+    active: Color,
+    active_version: Option<&str>,
+    standby_version: Option<&str>,
+    split: TrafficSplit,
+) -> Vec<String> {
+    let line = |c: Color, role: &str, version: Option<&str>, note: &str| {
+        let label = format!("{} ({role}):", c.title());
+        format!("  {label:<17} {:<8}{note}", v(version))
+    };
+    let traffic = |c: Color| {
+        let w = split.weight_of(c);
+        if w > 0 {
+            format!("← {w}% traffic")
+        } else {
+            String::new()
+        }
+    };
+    let mut lines = vec![
+        line(
+            Color::Blue,
+            if active == Color::Blue {
+                "Active"
+            } else {
+                "Standby"
+            },
+            if active == Color::Blue {
+                active_version
+            } else {
+                standby_version
+            },
+            &traffic(Color::Blue),
+        ),
+        line(
+            Color::Green,
+            if active == Color::Green {
+                "Active"
+            } else {
+                "Standby"
+            },
+            if active == Color::Green {
+                active_version
+            } else {
+                standby_version
+            },
+            &traffic(Color::Green),
+        ),
+    ];
+    for l in &mut lines {
+        *l = l.trim_end().to_string();
+    }
+    lines
+}
+
+pub fn current_state(r: &DeploymentRecord) -> Vec<String> {
+    let mut lines = vec!["Current state:".to_string()];
+    lines.extend(colors(
+        r.active_color,
+        r.previous_version.as_deref(),
+        r.replaced_version.as_deref(),
+        TrafficSplit::all_on(r.active_color),
+    ));
+    lines
+}
+
+pub fn phase1(r: &DeploymentRecord, ready: &ReadinessSummary) -> Vec<String> {
+    vec![
+        format!(
+            "Phase 1: Deploying v{} to {} target group...",
+            r.version,
+            r.target_color.title()
+        ),
+        format!("  {OK} Image: {}", r.image),
+        format!(
+            "  {OK} Tasks running: {}/{} ({})",
+            ready.running, ready.desired, ready.revision
+        ),
+        format!(
+            "  {OK} Health checks passing: {}/{} targets healthy",
+            ready.healthy_targets, ready.registered_targets
+        ),
+    ]
+}
+
+fn error_rate(e: &LedgerEntry) -> String {
+    match e.evaluation.error_rate_percent {
+        Some(rate) => format!("Error rate: {}", percent(rate)),
+        None => "Error rate: no requests".to_string(),
+    }
+}
+
+/// `[25%] Blue: 75% | Green: 25%  ✓ Error rate: 0.01%`.
+pub fn step_line(e: &LedgerEntry) -> String {
+    let mark = if e.evaluation.outcome == Outcome::Pass {
+        OK
+    } else {
+        FAIL
+    };
+    let mut line = format!(
+        "  [{}%] {}  {mark} {}",
+        e.split.weight_of(e.target_color),
+        e.split,
+        error_rate(e)
+    );
+    if e.evaluation.error_rate_check == CheckOutcome::NotJudged {
+        line.push_str(&format!(" (not judged: {} requests)", e.target.requests));
+    }
+    if e.evaluation.outcome == Outcome::Fail {
+        line.push_str(&format!(
+            "\n      {FAIL} {}",
+            e.evaluation.reasons.join("; ")
+        ));
+    }
+    line
+}
+
+pub fn phase2_title() -> String {
+    "Phase 2: Traffic shift starting...".to_string()
+}
+
+pub fn phase3_title(verification_seconds: u64) -> String {
+    format!(
+        "Phase 3: Verification ({})...",
+        duration(verification_seconds)
+    )
+}
+
+/// The summary of the verification checks: error rate and p99 against the baseline.
+pub fn verification(entries: &[LedgerEntry]) -> Vec<String> {
+    let checks: Vec<&LedgerEntry> = entries
+        .iter()
+        .filter(|e| e.kind == EvaluationKind::Verification)
+        .collect();
+    let Some(last) = checks.last() else {
+        return vec![format!("  {OK} No verification window configured")];
+    };
+    let failed = checks
+        .iter()
+        .find(|e| e.evaluation.outcome == Outcome::Fail);
+    let (requests, errors) = checks.iter().fold((0u64, 0u64), |(r, x), e| {
+        (r + e.target.requests, x + e.target.errors_5xx)
+    });
+    let rate = (requests > 0).then(|| errors as f64 * 100.0 / requests as f64);
+    let worst_p99 = checks
+        .iter()
+        .filter_map(|e| e.evaluation.target_p99_ms)
+        .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))));
+    let mut lines = vec![format!(
+        "  {} {} checks, {} requests on {}",
+        if failed.is_some() { FAIL } else { OK },
+        checks.len(),
+        requests,
+        last.target_color.title()
+    )];
+    lines.push(match rate {
+        Some(r) => format!(
+            "  {} Error rate stable: {}",
+            if failed.is_some() { FAIL } else { OK },
+            percent(r)
+        ),
+        None => format!("  {OK} Error rate: no requests"),
+    });
+    match (worst_p99, last.evaluation.baseline_p99_ms) {
+        (Some(p), Some(b)) => lines.push(format!(
+            "  {OK} P99 latency: {} (baseline: {})",
+            millis(p),
+            millis(b)
+        )),
+        (Some(p), None) => lines.push(format!("  {OK} P99 latency: {} (no baseline)", millis(p))),
+        _ => {}
+    }
+    let alarms = last.alarms.len();
+    if alarms > 0 {
+        lines.push(format!("  {OK} Alarms: {alarms}/{alarms} OK"));
+    }
+    if let Some(f) = failed {
+        lines.push(format!("  {FAIL} {}", f.evaluation.reasons.join("; ")));
+    } else {
+        lines.push(format!("  {OK} No anomalies detected"));
+    }
+    lines
+}
+
+/// How the deployment ended and where the colors are now.
+pub fn outcome(
+    r: &DeploymentRecord,
+    env: Option<&EnvironmentState>,
+    split: TrafficSplit,
+) -> Vec<String> {
+    let took = r.duration_seconds.map(duration).unwrap_or_default();
+    let (active, active_version, standby_version) = match env {
+        Some(e) => (
+            e.active_color,
+            e.active_version.clone(),
+            e.standby_version.clone(),
+        ),
+        None => (
+            r.active_color,
+            r.previous_version.clone(),
+            Some(r.version.clone()),
+        ),
+    };
+    let mut lines = match r.status {
+        DeploymentStatus::Succeeded => vec![format!("Deployment successful! ({took})")],
+        DeploymentStatus::RolledBack => vec![
+            format!("{FAIL} Deployment rolled back automatically ({took})"),
+            format!(
+                "  Reason: {}",
+                r.reason.as_deref().unwrap_or("not recorded")
+            ),
+            format!("  [100%] {split}"),
+        ],
+        DeploymentStatus::Failed => vec![
+            format!(
+                "{FAIL} Deployment failed; no traffic was sent to {} ({took})",
+                r.target_color.title()
+            ),
+            format!(
+                "  Reason: {}",
+                r.reason.as_deref().unwrap_or("not recorded")
+            ),
+        ],
+        DeploymentStatus::InProgress => vec![format!("Deployment in progress: {}", r.phase)],
+    };
+    lines.extend(colors(
+        active,
+        active_version.as_deref(),
+        standby_version.as_deref(),
+        split,
+    ));
+    if r.status == DeploymentStatus::Succeeded
+        && let Some(l) = lines.iter_mut().find(|l| l.contains("(Standby)"))
+    {
+        l.push_str("  ← Ready for rollback");
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        AlarmState, AlarmStatus, ColorMetrics, EvaluationInput, Phase, Thresholds, evaluate,
+    };
+    use crate::fakes::sample;
+    use time::macros::datetime;
+
+    fn entry(kind: EvaluationKind, green: u16, target: ColorMetrics) -> LedgerEntry {
+        let th = Thresholds::default();
+        let alarms = vec![AlarmState {
+            name: "a".into(),
+            status: AlarmStatus::Ok,
+            reason: String::new(),
+        }];
+        let baseline = ColorMetrics {
+            requests: 9000,
+            errors_5xx: 0,
+            p99_ms: Some(42.0),
+        };
+        LedgerEntry {
+            deployment_id: "d".into(),
+            kind,
+            step_index: 0,
+            verification_index: 0,
+            split: TrafficSplit::with_percent_on(Color::Green, green)
+                .unwrap_or_else(|e| panic!("{e}")),
+            target_color: Color::Green,
+            window_start: datetime!(2025-01-03 10:00:00 UTC),
+            window_end: datetime!(2025-01-03 10:01:00 UTC),
+            target,
+            baseline,
+            evaluation: evaluate(&EvaluationInput {
+                target,
+                baseline,
+                alarms: &alarms,
+                thresholds: &th,
+                remembered_baseline_p99_ms: None,
+            }),
+            alarms,
+        }
+    }
+
+    #[test]
+    fn durations_read_like_the_reports() {
+        assert_eq!(duration(45), "45s");
+        assert_eq!(duration(765), "12m 45s");
+        assert_eq!(duration(272), "4m 32s");
+        assert_eq!(duration(3720), "1h 02m");
+    }
+
+    #[test]
+    fn step_lines_show_weights_and_error_rate() {
+        let ok = entry(
+            EvaluationKind::Step,
+            25,
+            ColorMetrics {
+                requests: 10000,
+                errors_5xx: 1,
+                p99_ms: Some(45.0),
+            },
+        );
+        assert_eq!(
+            step_line(&ok),
+            "  [25%] Blue: 75% | Green: 25%  ✓ Error rate: 0.01%"
+        );
+        let bad = entry(
+            EvaluationKind::Step,
+            25,
+            ColorMetrics {
+                requests: 500,
+                errors_5xx: 40,
+                p99_ms: Some(45.0),
+            },
+        );
+        assert_eq!(
+            step_line(&bad),
+            "  [25%] Blue: 75% | Green: 25%  ✗ Error rate: 8.00%\n      ✗ error rate 8.00% (40 of 500 requests returned 5xx) exceeds 1.00%"
+        );
+    }
+
+    #[test]
+    fn verification_summarises_error_rate_and_p99_against_baseline() {
+        let checks: Vec<LedgerEntry> = (0..3)
+            .map(|_| {
+                entry(
+                    EvaluationKind::Verification,
+                    100,
+                    ColorMetrics {
+                        requests: 10000,
+                        errors_5xx: 1,
+                        p99_ms: Some(45.0),
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            verification(&checks),
+            vec![
+                "  ✓ 3 checks, 30000 requests on Green",
+                "  ✓ Error rate stable: 0.01%",
+                "  ✓ P99 latency: 45ms (baseline: 42ms)",
+                "  ✓ Alarms: 1/1 OK",
+                "  ✓ No anomalies detected",
+            ]
+        );
+    }
+
+    #[test]
+    fn final_state_names_active_and_standby() {
+        let mut r = sample::record(Phase::Succeeded);
+        r.status = DeploymentStatus::Succeeded;
+        r.duration_seconds = Some(765);
+        let env = EnvironmentState {
+            service: "checkout".into(),
+            environment: "dev".into(),
+            active_color: Color::Green,
+            active_version: Some("1.3.0".into()),
+            standby_version: Some("1.2.0".into()),
+            active_deployment: None,
+            last_deployment: None,
+            updated_at: datetime!(2025-01-03 10:12:45 UTC),
+        };
+        assert_eq!(
+            outcome(&r, Some(&env), TrafficSplit::all_on(Color::Green)),
+            vec![
+                "Deployment successful! (12m 45s)",
+                "  Blue (Standby):   v1.2.0  ← Ready for rollback",
+                "  Green (Active):   v1.3.0  ← 100% traffic",
+            ]
+        );
+    }
+}
