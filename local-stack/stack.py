@@ -5,7 +5,7 @@
   python local-stack/stack.py down
   python local-stack/stack.py status
 
-`up` starts, each in its own process group, logging to .local-stack/<name>.log:
+`up` starts, each in its own process group, logging to .local-stack/<name>.log (rewritten each up):
   moto     moto_server on 127.0.0.1:$MOTO_PORT_REAL (4567), with MOTO_PORT=<router port> so moto's
            Step Functions interpreter invokes Lambdas through the router; execute mode switched on.
   router   local-stack/router.py on 127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566): the AWS endpoint.
@@ -173,7 +173,7 @@ def healthy(state: dict) -> dict[str, bool]:
 # --------------------------------------------------------------------------------------------
 def start(name: str, cmd: list[str], env: dict[str, str], cwd: Path, match: str, state: dict) -> subprocess.Popen:
     log = STATE_DIR / f"{name}.log"
-    fh = open(log, "ab")
+    fh = open(log, "wb")  # one run per log file, so a failure's tail is this run's
     fh.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
     fh.flush()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
@@ -192,7 +192,7 @@ def up(args) -> int:
         wanted = [n for n in ORDER if n != "lambda" or not args.no_watch]
         if health and all(health.get(n) for n in wanted) and all(health.values()):
             say("already up")
-            print(json.dumps({k: existing[k] for k in ("endpoints", "processes")}, indent=2))
+            print(json.dumps(summary(existing)))
             return 0
         say(f"stale or partial stack found ({health}); stopping it first")
         down(None)
@@ -258,8 +258,13 @@ def up(args) -> int:
         say(f"up failed: {exc}")
         down(None)
         return 1
-    print(json.dumps({k: state[k] for k in ("endpoints", "processes")}, indent=2))
+    print(json.dumps(summary(state)))
     return 0
+
+
+def summary(state: dict) -> dict:
+    return {"endpoints": state["endpoints"], "pids": {n: p["pid"] for n, p in state["processes"].items()},
+            "state_file": str(STATE_FILE)}
 
 
 def stop_group(name: str, proc: dict, grace: float = 10.0) -> None:
@@ -267,6 +272,8 @@ def stop_group(name: str, proc: dict, grace: float = 10.0) -> None:
     if not pid or not ours(proc):
         say(f"{name}: not running")
         return
+    # cargo lambda watch runs each function in a process group of its own: note them first
+    groups = [pgid] + sorted({g for g in (pgid_of(d) for d in descendants(pid)) if g and g != pgid})
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
@@ -274,11 +281,36 @@ def stop_group(name: str, proc: dict, grace: float = 10.0) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)  # the rest of the group (function processes), and any straggler
-    except ProcessLookupError:
-        pass
+    for group in groups:  # whatever is left of our groups (function processes), and any straggler
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     say(f"{name}: stopped (pid {pid})")
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def pgid_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def down(_args) -> int:

@@ -1,0 +1,308 @@
+//! Drives the local AWS stack (moto + router + cargo lambda watch, started by `stack.py`):
+//! provisions sample environments, sets scenario conditions, starts deployments through the
+//! real state machine and follows them in DynamoDB as an operator would.
+
+pub mod follow;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::adapters::dynamodb::DynamoStore;
+use shared::adapters::elbv2::AlbRouter;
+use shared::domain::{LoadBalancerTarget, TargetGroupArn, TrafficSplit};
+use shared::ports::{ForwardTarget, TrafficRouter};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub const TABLE: &str = "bluegreen";
+
+/// The repository root (this crate lives in `<root>/local-stack`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn endpoint() -> String {
+    std::env::var("BLUEGREEN_LOCAL_ENDPOINT").unwrap_or_else(|_| {
+        let port = std::env::var("BLUEGREEN_ROUTER_PORT").unwrap_or_else(|_| "4566".into());
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// One provisioned environment, as `provision.py environment` prints it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Environment {
+    pub service: String,
+    pub environment: String,
+    pub listener_arn: String,
+    pub blue_target_group_arn: String,
+    pub green_target_group_arn: String,
+    pub cluster: String,
+    pub blue_service: String,
+    pub green_service: String,
+    pub alarm_names: Vec<String>,
+    pub image_repository: String,
+}
+
+impl Environment {
+    pub fn forward_target(&self) -> Result<ForwardTarget> {
+        Ok(ForwardTarget {
+            target: LoadBalancerTarget::listener(&self.listener_arn)?,
+            blue: TargetGroupArn::parse(&self.blue_target_group_arn)?,
+            green: TargetGroupArn::parse(&self.green_target_group_arn)?,
+        })
+    }
+
+    /// The execution input for deploying `version` here, with `timings` in seconds.
+    pub fn request(&self, version: &str, deployer: &str, timings: Value) -> Value {
+        json!({
+            "service": self.service,
+            "environment": self.environment,
+            "version": version,
+            "image": format!("{}:{version}", self.image_repository),
+            "deployer": deployer,
+            "traffic": {
+                "listener_arn": self.listener_arn,
+                "blue_target_group_arn": self.blue_target_group_arn,
+                "green_target_group_arn": self.green_target_group_arn,
+            },
+            "compute": {
+                "platform": "ecs",
+                "cluster": self.cluster,
+                "blue_service": self.blue_service,
+                "green_service": self.green_service,
+            },
+            "alarms": self.alarm_names,
+            "timings": timings,
+        })
+    }
+}
+
+/// How a deployment's execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionEnd {
+    pub status: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+pub struct LocalStack {
+    pub endpoint: String,
+    pub root: PathBuf,
+    pub sfn: aws_sdk_sfn::Client,
+    pub store: DynamoStore,
+    pub router: AlbRouter,
+    pub state_machine_arn: String,
+}
+
+fn python(root: &Path) -> PathBuf {
+    root.join(".venv/bin/python")
+}
+
+fn run_json(cmd: &mut Command) -> Result<Value> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{cmd:?} printed no JSON"))
+}
+
+impl LocalStack {
+    /// Starts the stack if it is not running (idempotent) and provisions the table and the
+    /// state machine from `statemachine/blue-green.asl.json`.
+    pub async fn start() -> Result<Self> {
+        static STARTED: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+        let root = repo_root();
+        let arn = STARTED
+            .get_or_init(|| Self::bring_up(&root).map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(|e| anyhow!(e))?;
+        Self::connect(root, arn).await
+    }
+
+    fn bring_up(root: &Path) -> Result<String> {
+        if !python(root).exists() {
+            bail!(
+                "the local stack is not installed ({} is missing): run `make test` or `make demo`, which install it",
+                python(root).display()
+            );
+        }
+        let mut up = Command::new("python3");
+        up.arg(root.join("local-stack/stack.py"))
+            .arg("up")
+            .current_dir(root);
+        run_json(&mut up).context("starting the local stack")?;
+        let mut base = Command::new(python(root));
+        base.arg(root.join("local-stack/provision.py"))
+            .arg("base")
+            .current_dir(root);
+        let base = run_json(&mut base).context("provisioning the table and state machine")?;
+        Ok(base["state_machine_arn"]
+            .as_str()
+            .ok_or_else(|| anyhow!("provision.py base printed no state_machine_arn"))?
+            .to_string())
+    }
+
+    async fn connect(root: PathBuf, state_machine_arn: String) -> Result<Self> {
+        let endpoint = endpoint();
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sfn::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "local-stack",
+            ))
+            .load()
+            .await;
+        Ok(Self {
+            sfn: aws_sdk_sfn::Client::new(&conf),
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&conf), TABLE.to_string()),
+            router: AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(&conf)),
+            endpoint,
+            root,
+            state_machine_arn,
+        })
+    }
+
+    /// Creates (or resets) `service`/`environment` with blue active on `version`.
+    pub fn environment(
+        &self,
+        service: &str,
+        environment: &str,
+        version: &str,
+    ) -> Result<Environment> {
+        let mut cmd = Command::new(python(&self.root));
+        cmd.arg(self.root.join("local-stack/provision.py"))
+            .args([
+                "environment",
+                "--service",
+                service,
+                "--environment",
+                environment,
+                "--version",
+                version,
+            ])
+            .env("BLUEGREEN_LOCAL_ENDPOINT", &self.endpoint)
+            .current_dir(&self.root);
+        let v = run_json(&mut cmd)?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// POSTs a scenario control to the router (`/_local/...`).
+    pub fn control(&self, path: &str, body: Value) -> Result<Value> {
+        let url = format!("{}/_local/{path}", self.endpoint);
+        let mut resp = ureq::post(&url)
+            .send_json(&body)
+            .with_context(|| format!("POST {url}"))?;
+        Ok(resp.body_mut().read_json()?)
+    }
+
+    /// Makes `tg` answer with this error rate and p99 once its weight reaches `from_weight`.
+    pub fn traffic_profile(
+        &self,
+        tg: &str,
+        error_rate: f64,
+        p99_ms: f64,
+        from_weight: u16,
+    ) -> Result<()> {
+        self.control(
+            "traffic",
+            json!({"target_group_arn": tg, "error_rate": error_rate, "p99_ms": p99_ms, "from_weight": from_weight}),
+        )?;
+        Ok(())
+    }
+
+    pub fn set_alarm(&self, name: &str, state: &str, reason: &str) -> Result<()> {
+        self.control(
+            "alarm",
+            json!({"name": name, "state": state, "reason": reason}),
+        )?;
+        Ok(())
+    }
+
+    pub fn never_healthy(&self, cluster: &str, service: &str) -> Result<()> {
+        self.control(
+            "ecs/never-healthy",
+            json!({"cluster": cluster, "service": service}),
+        )?;
+        Ok(())
+    }
+
+    /// Starts a deployment; the execution name is the deployment id.
+    pub async fn start_deployment(&self, name: &str, input: &Value) -> Result<String> {
+        let out = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "StartExecution: {}",
+                    aws_sdk_sfn::error::DisplayErrorContext(e)
+                )
+            })?;
+        Ok(out.execution_arn().to_string())
+    }
+
+    /// The execution's status, or its end once it is no longer running.
+    pub async fn execution(&self, arn: &str) -> Result<ExecutionEnd> {
+        let d = self
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "DescribeExecution: {}",
+                    aws_sdk_sfn::error::DisplayErrorContext(e)
+                )
+            })?;
+        Ok(ExecutionEnd {
+            status: d.status().as_str().to_string(),
+            error: d.error().map(str::to_string),
+            cause: d.cause().map(str::to_string),
+        })
+    }
+
+    /// Waits until the execution leaves RUNNING.
+    pub async fn wait(&self, arn: &str, timeout: Duration) -> Result<ExecutionEnd> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let e = self.execution(arn).await?;
+            if e.status != "RUNNING" {
+                return Ok(e);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("execution {arn} still RUNNING after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub async fn split(&self, env: &Environment) -> Result<TrafficSplit> {
+        Ok(self.router.current_split(&env.forward_target()?).await?)
+    }
+}
+
+/// A unique, valid execution name for a deployment.
+pub fn deployment_name(service: &str, environment: &str, version: &str) -> String {
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    format!(
+        "{service}-{environment}-{}-{stamp}",
+        version.replace('.', "-")
+    )
+}

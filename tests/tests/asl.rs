@@ -1,0 +1,214 @@
+//! The state machine definition keeps the invariants the handlers rely on: every Task retries
+//! Lambda service errors and catches to Rollback; Rollback retries harder and fails loudly;
+//! every function it names exists; the Route choices match the phases' `next` values.
+
+use serde_json::Value;
+use shared::contracts::NextAction;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const LAMBDA_ERRORS: [&str; 4] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+fn definition() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/blue-green.asl.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn states(def: &Value) -> Vec<(String, Value)> {
+    def["States"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn kebab(pascal: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in pascal.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[test]
+fn every_task_retries_lambda_errors_and_catches_to_rollback() {
+    let def = definition();
+    let mut tasks = 0;
+    for (name, state) in states(&def) {
+        if state["Type"] != "Task" {
+            continue;
+        }
+        tasks += 1;
+        let retried: BTreeSet<String> = state["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| strings(&r["ErrorEquals"]))
+            .collect();
+        for e in LAMBDA_ERRORS {
+            assert!(retried.contains(e), "{name} does not retry {e}");
+        }
+        let catches = state["Catch"].as_array().cloned().unwrap_or_default();
+        let last = catches
+            .last()
+            .unwrap_or_else(|| panic!("{name} has no Catch"));
+        assert_eq!(
+            strings(&last["ErrorEquals"]),
+            vec!["States.ALL"],
+            "{name}: the last Catch must take everything"
+        );
+        if name == "Rollback" {
+            assert_eq!(last["Next"], "RollbackFailed");
+            let attempts: u64 = state["Retry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["MaxAttempts"].as_u64())
+                .sum();
+            assert!(attempts >= 10, "Rollback retries only {attempts} times");
+            assert!(
+                retried.contains("States.ALL"),
+                "Rollback must retry every error"
+            );
+        } else {
+            assert_eq!(
+                last["Next"], "Rollback",
+                "{name} does not catch to Rollback"
+            );
+            assert_eq!(
+                last["ResultPath"], "$.error",
+                "{name}: the error must reach Rollback at $.error"
+            );
+        }
+    }
+    assert_eq!(tasks, 5);
+    assert_eq!(def["States"]["RollbackFailed"]["Type"], "Fail");
+}
+
+#[test]
+fn every_function_named_is_a_crate_and_tasks_pass_the_whole_state() {
+    let def = definition();
+    let functions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    for (name, state) in states(&def) {
+        if state["Type"] != "Task" {
+            continue;
+        }
+        assert_eq!(
+            state["Resource"], "arn:aws:states:::lambda:invoke",
+            "{name}"
+        );
+        let fname = state["Parameters"]["FunctionName"]
+            .as_str()
+            .unwrap_or_default();
+        let sub = fname
+            .strip_prefix("${")
+            .and_then(|s| s.strip_suffix("FunctionArn}"))
+            .unwrap_or_else(|| panic!("{name}: {fname}"));
+        assert!(
+            functions.join(kebab(sub)).join("Cargo.toml").is_file(),
+            "{name}: no crate functions/{}",
+            kebab(sub)
+        );
+        assert_eq!(state["Parameters"]["Payload.$"], "$", "{name}");
+        assert_eq!(state["OutputPath"], "$.Payload", "{name}");
+    }
+}
+
+#[test]
+fn every_transition_target_exists_and_route_covers_the_phases_next_values() {
+    let def = definition();
+    let names: BTreeSet<String> = states(&def).into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(def["StartAt"].as_str().unwrap_or_default()));
+    for (name, state) in states(&def) {
+        let mut targets: Vec<String> = vec![];
+        targets.extend(state["Next"].as_str().map(str::to_string));
+        targets.extend(state["Default"].as_str().map(str::to_string));
+        for c in state["Choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(state["Catch"].as_array().into_iter().flatten())
+        {
+            targets.extend(c["Next"].as_str().map(str::to_string));
+        }
+        for t in targets {
+            assert!(names.contains(&t), "{name} -> {t}: no such state");
+        }
+    }
+    let route: BTreeSet<String> = def["States"]["Route"]["Choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["StringEquals"].as_str().map(str::to_string))
+        .collect();
+    let expected: BTreeSet<String> = [
+        NextAction::AwaitGreen,
+        NextAction::Shift,
+        NextAction::Evaluate,
+        NextAction::Finalize,
+    ]
+    .iter()
+    .map(|n| {
+        serde_json::to_value(n)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    })
+    .collect();
+    assert_eq!(route, expected);
+    let outcome: BTreeSet<String> = def["States"]["RollbackOutcome"]["Choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["StringEquals"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        outcome,
+        BTreeSet::from(["done".to_string(), "failed".to_string()])
+    );
+    for wait in ["WaitForGreen", "WaitBeforeEvaluate"] {
+        assert_eq!(
+            def["States"][wait]["SecondsPath"], "$.progress.wait_seconds",
+            "{wait}"
+        );
+    }
+}
+
+#[test]
+fn only_deploy_green_may_end_without_rollback_and_only_for_refusals() {
+    let def = definition();
+    let deploy = &def["States"]["DeployGreen"]["Catch"];
+    let first = &deploy[0];
+    assert_eq!(
+        strings(&first["ErrorEquals"]),
+        vec!["BlueGreen.InvalidInput", "BlueGreen.Conflict"]
+    );
+    assert_eq!(first["Next"], "Rejected");
+    for (name, state) in states(&def) {
+        if state["Type"] == "Task" && name != "DeployGreen" && name != "Rollback" {
+            assert_eq!(
+                state["Catch"].as_array().map(Vec::len),
+                Some(1),
+                "{name} must catch only to Rollback"
+            );
+        }
+    }
+}
