@@ -63,6 +63,17 @@ impl PhaseError {
     }
 }
 
+impl PhaseError {
+    /// A failed listener write: throttling stays retryable; anything else (a refused write, a
+    /// read-back that does not match) is a traffic mismatch, described by `what`.
+    pub fn traffic_write(e: AdapterError, what: impl std::fmt::Display) -> Self {
+        match e {
+            AdapterError::Transient(_) => PhaseError::from(e),
+            other => PhaseError::TrafficMismatch(format!("{what}: {other}")),
+        }
+    }
+}
+
 impl From<AdapterError> for PhaseError {
     fn from(e: AdapterError) -> Self {
         match e {
@@ -104,6 +115,20 @@ mod tests {
         assert_eq!(
             PhaseError::from(AdapterError::Invalid("x".into())).error_type(),
             "BlueGreen.InvalidInput"
+        );
+    }
+
+    #[test]
+    fn traffic_write_failures_stay_retryable_only_when_transient() {
+        let t = PhaseError::traffic_write(AdapterError::Transient("Throttling".into()), "shifting");
+        assert_eq!(t.error_type(), "BlueGreen.Retryable");
+        let m = PhaseError::traffic_write(
+            AdapterError::Other("reads back 90/10".into()),
+            "shifting to 75/25",
+        );
+        assert_eq!(
+            m,
+            PhaseError::TrafficMismatch("shifting to 75/25: reads back 90/10".into())
         );
     }
 

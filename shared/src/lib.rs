@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod report;
+pub mod runtime;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "fakes"))]

@@ -156,6 +156,17 @@ pub trait DeploymentStore: Send + Sync {
     ) -> Result<Page<DeploymentRecord>, AdapterError>;
 }
 
+/// The deployment's record, which every phase after deploy-green requires.
+pub async fn recorded(
+    store: &dyn DeploymentStore,
+    id: &str,
+) -> Result<DeploymentRecord, crate::error::PhaseError> {
+    store
+        .deployment(id)
+        .await?
+        .ok_or_else(|| crate::error::PhaseError::Internal(format!("deployment {id} has no record")))
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
 }

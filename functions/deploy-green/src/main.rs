@@ -1,5 +1,3 @@
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::Value;
 use shared::adapters::{
     cloudwatch::CloudWatchSignals, dynamodb::DynamoStore, ecs::EcsPlatform, elbv2::AlbRouter,
 };
@@ -8,9 +6,7 @@ use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init();
-    let config = shared::config::Config::from_env()?;
-    let aws = shared::adapters::load_aws_config().await;
+    let (config, aws) = shared::runtime::init().await?;
     let router = Arc::new(AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(
         &aws,
     )));
@@ -27,11 +23,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ))),
         clock: Arc::new(SystemClock),
     };
-    let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        deploy_green::handle(deps, event.payload)
-            .await
-            .map_err(Diagnostic::from)
-    }))
-    .await
+    shared::runtime::serve(|input| deploy_green::handle(&deps, input)).await
 }

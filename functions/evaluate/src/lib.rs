@@ -32,11 +32,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     let id = state.deployment_id.clone();
 
     // A rollback started elsewhere (an alarm, a person) ends the plan here.
-    let record = deps
-        .store
-        .deployment(&id)
-        .await?
-        .ok_or_else(|| PhaseError::Internal(format!("deployment {id} has no record")))?;
+    let record = shared::ports::recorded(deps.store.as_ref(), &id).await?;
     if !matches!(record.phase, Phase::ShiftingTraffic | Phase::Verifying) {
         return Err(PhaseError::Aborted(format!(
             "deployment {id} is {}; not evaluating",

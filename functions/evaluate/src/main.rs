@@ -1,14 +1,10 @@
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::Value;
 use shared::adapters::{cloudwatch::CloudWatchSignals, dynamodb::DynamoStore};
 use shared::ports::SystemClock;
 use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init();
-    let config = shared::config::Config::from_env()?;
-    let aws = shared::adapters::load_aws_config().await;
+    let (config, aws) = shared::runtime::init().await?;
     let deps = evaluate::Deps {
         store: Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
@@ -19,11 +15,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ))),
         clock: Arc::new(SystemClock),
     };
-    let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        evaluate::handle(deps, event.payload)
-            .await
-            .map_err(Diagnostic::from)
-    }))
-    .await
+    shared::runtime::serve(|input| evaluate::handle(&deps, input)).await
 }

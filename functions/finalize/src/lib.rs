@@ -25,11 +25,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseEr
 async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, PhaseError> {
     let mut progress = state.progress()?.clone();
     let id = state.deployment_id.clone();
-    let mut record = deps
-        .store
-        .deployment(&id)
-        .await?
-        .ok_or_else(|| PhaseError::Internal(format!("deployment {id} has no record")))?;
+    let mut record = shared::ports::recorded(deps.store.as_ref(), &id).await?;
 
     if record.phase != Phase::Succeeded {
         if record.phase != Phase::Verifying {

@@ -60,19 +60,8 @@ async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, Phase
         .await
         .map_err(PhaseError::from)?;
     let active = record.active_color;
-    let fwd = state.request.forward_target()?;
-    let restore = TrafficSplit::all_on(active);
-    let before = deps.router.current_split(&fwd).await?;
-    if before != restore {
-        deps.router
-            .set_split(&fwd, restore)
-            .await
-            .map_err(|e| match e {
-                shared::error::AdapterError::Transient(_) => PhaseError::from(e),
-                other => PhaseError::TrafficMismatch(format!("restoring {restore}: {other}")),
-            })?;
-    }
-    let shifted = before != restore || !deps.store.steps(&id).await?.is_empty();
+    let moved = restore(deps, &state, active).await?;
+    let shifted = moved || !deps.store.steps(&id).await?.is_empty();
     let final_phase = if shifted {
         Phase::RolledBack
     } else {
@@ -101,10 +90,7 @@ async fn restore(deps: &Deps, state: &ExecutionState, active: Color) -> Result<b
     deps.router
         .set_split(&fwd, restore)
         .await
-        .map_err(|e| match e {
-            shared::error::AdapterError::Transient(_) => PhaseError::from(e),
-            other => PhaseError::TrafficMismatch(format!("restoring {restore}: {other}")),
-        })?;
+        .map_err(|e| PhaseError::traffic_write(e, format!("restoring {restore}")))?;
     Ok(true)
 }
 

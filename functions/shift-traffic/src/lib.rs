@@ -69,10 +69,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     deps.router
         .set_split(&req.forward_target()?, split)
         .await
-        .map_err(|e| match e {
-            shared::error::AdapterError::Transient(_) => PhaseError::from(e),
-            other => PhaseError::TrafficMismatch(format!("shifting to {split}: {other}")),
-        })?;
+        .map_err(|e| PhaseError::traffic_write(e, format!("shifting to {split}")))?;
     // A rollback that began while we wrote must not be overridden: hand over to rollback,
     // which restores the active color again.
     let after = deps.store.deployment(&state.deployment_id).await?;

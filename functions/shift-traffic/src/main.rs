@@ -1,14 +1,10 @@
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::Value;
 use shared::adapters::{dynamodb::DynamoStore, elbv2::AlbRouter};
 use shared::ports::SystemClock;
 use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init();
-    let config = shared::config::Config::from_env()?;
-    let aws = shared::adapters::load_aws_config().await;
+    let (config, aws) = shared::runtime::init().await?;
     let router = Arc::new(AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(
         &aws,
     )));
@@ -21,11 +17,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         targets: router,
         clock: Arc::new(SystemClock),
     };
-    let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        shift_traffic::handle(deps, event.payload)
-            .await
-            .map_err(Diagnostic::from)
-    }))
-    .await
+    shared::runtime::serve(|input| shift_traffic::handle(&deps, input)).await
 }
