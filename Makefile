@@ -8,9 +8,9 @@ STACK := python3 local-stack/stack.py
 
 .PHONY: demo test setup build lint unit e2e stack-up stack-down clean
 
-$(VENV)/.installed: local-stack/requirements.txt
+$(VENV)/.installed: requirements-dev.txt local-stack/requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r local-stack/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json
@@ -36,6 +36,7 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	npx --no-install asl-validator --json-path statemachine/blue-green.asl.json
+	cfn-lint template.yaml
 
 unit: build
 	cargo test --workspace --exclude integration-tests
