@@ -1,51 +1,12 @@
 //! The JSON that crosses the Step Functions boundary: the execution input (a deployment
 //! request) and the execution state each phase receives and returns.
 
-use crate::domain::{
-    Color, ImageRef, InvalidName, LoadBalancerTarget, StepPlan, TargetGroupArn, Thresholds,
-    Timings, Version,
-};
+pub use crate::domain::TrafficConfig;
+use crate::domain::{Color, ImageRef, StepPlan, Thresholds, Timings, Version};
 use crate::error::PhaseError;
 use crate::ports::{ForwardTarget, ServiceRef};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-
-/// Where the weighted forward lives and the two target groups it splits between.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrafficConfig {
-    /// The listener whose default action forwards to blue and green...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listener_arn: Option<String>,
-    /// ...or one listener rule (exactly one of the two).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule_arn: Option<String>,
-    pub blue_target_group_arn: TargetGroupArn,
-    pub green_target_group_arn: TargetGroupArn,
-}
-
-impl TrafficConfig {
-    pub fn target(&self) -> Result<LoadBalancerTarget, PhaseError> {
-        match (&self.listener_arn, &self.rule_arn) {
-            (Some(l), None) => LoadBalancerTarget::listener(l).map_err(invalid_name),
-            (None, Some(r)) => LoadBalancerTarget::rule(r).map_err(invalid_name),
-            _ => Err(PhaseError::InvalidInput(
-                "traffic: give exactly one of listener_arn or rule_arn".into(),
-            )),
-        }
-    }
-
-    pub fn target_group(&self, color: Color) -> &TargetGroupArn {
-        match color {
-            Color::Blue => &self.blue_target_group_arn,
-            Color::Green => &self.green_target_group_arn,
-        }
-    }
-}
-
-fn invalid_name(e: InvalidName) -> PhaseError {
-    PhaseError::InvalidInput(e.to_string())
-}
 
 /// The compute that runs each color. ECS first; the port is platform-neutral.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +66,17 @@ pub struct DeploymentRequest {
     pub timings: Timings,
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// The IAM role the phases assume to act in the environment's account (ELB, ECS,
+    /// CloudWatch); the deployment table stays in the controller's account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+fn role_arn_ok(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", p, "iam", "", account, res]
+        if p.starts_with("aws") && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+            && res.strip_prefix("role/").is_some_and(|n| !n.is_empty() && n.len() <= 512))
 }
 
 fn name_ok(s: &str) -> bool {
@@ -151,6 +123,13 @@ impl DeploymentRequest {
         }
         if self.alarms.len() > 100 || self.alarms.iter().any(|a| a.is_empty() || a.len() > 255) {
             return bad("alarms: at most 100 names of 1-255 characters".into());
+        }
+        if let Some(r) = &self.role_arn
+            && !role_arn_ok(r)
+        {
+            return bad(format!(
+                "role_arn {r:?} must be arn:aws:iam::<12-digit account>:role/<name>"
+            ));
         }
         if let Some(d) = &self.image_digest {
             let ok = d.strip_prefix("sha256:").is_some_and(|h| {

@@ -87,6 +87,12 @@ impl From<AdapterError> for PhaseError {
     }
 }
 
+impl From<crate::domain::InvalidName> for PhaseError {
+    fn from(e: crate::domain::InvalidName) -> Self {
+        PhaseError::InvalidInput(e.to_string())
+    }
+}
+
 impl From<PhaseError> for Diagnostic {
     fn from(e: PhaseError) -> Self {
         Diagnostic {

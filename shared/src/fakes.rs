@@ -1,6 +1,7 @@
 //! In-memory doubles of every port, for handler tests. They keep the same rules as the real
 //! adapters (verified writes, conditional phase moves, append-only ledger, the lock).
 
+use crate::contracts::DeploymentRequest;
 use crate::domain::ReadinessSummary;
 use crate::domain::{
     AlarmState, AlarmStatus, ColorMetrics, DeploymentRecord, EnvironmentState, LedgerEntry, Phase,
@@ -8,9 +9,11 @@ use crate::domain::{
 };
 use crate::error::AdapterError;
 use crate::ports::{
-    BeginOutcome, Clock, ComputePlatform, DeploymentStore, ForwardTarget, HealthSignals,
-    MetricsWindow, Page, Readiness, ServiceRef, TargetHealth, TargetHealthReport, TrafficRouter,
+    BeginOutcome, Clock, ComputePlatform, DeploymentStore, Executions, ForwardTarget,
+    HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, Registry, ServiceRef,
+    StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter,
 };
+use crate::registry::{EnvironmentConfig, ServiceConfig};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -247,6 +250,7 @@ pub struct FakeStore {
     pub envs: Mutex<HashMap<(String, String), EnvironmentState>>,
     pub steps: Mutex<BTreeMap<(String, u32), StepRecord>>,
     pub ledger: Mutex<BTreeMap<(String, u32, u32), LedgerEntry>>,
+    pub lock_taken_at: Mutex<HashMap<(String, String), OffsetDateTime>>,
 }
 
 impl FakeStore {
@@ -289,7 +293,7 @@ impl DeploymentStore for FakeStore {
         let env = envs.entry(key).or_insert_with(|| EnvironmentState {
             service: record.service.clone(),
             environment: record.environment.clone(),
-            active_color: record.active_color,
+            active_color: Some(record.active_color),
             active_version: None,
             standby_version: None,
             active_deployment: None,
@@ -415,6 +419,71 @@ impl DeploymentStore for FakeStore {
             .collect())
     }
 
+    async fn acquire_lock(
+        &self,
+        service: &str,
+        environment: &str,
+        id: &str,
+        now: OffsetDateTime,
+        stale_after: time::Duration,
+    ) -> Result<LockOutcome, AdapterError> {
+        let records = lock(&self.records);
+        let mut envs = lock(&self.envs);
+        let mut taken = lock(&self.lock_taken_at);
+        let key = (service.to_string(), environment.to_string());
+        let env = envs.entry(key.clone()).or_insert_with(|| EnvironmentState {
+            service: service.to_string(),
+            environment: environment.to_string(),
+            active_color: None,
+            active_version: None,
+            standby_version: None,
+            active_deployment: None,
+            last_deployment: None,
+            updated_at: now,
+        });
+        if let Some(holder) = env.active_deployment.clone()
+            && holder != id
+        {
+            let stale = taken.get(&key).is_some_and(|t| now - *t > stale_after)
+                && !records.contains_key(&holder);
+            if !stale {
+                return Ok(LockOutcome::HeldBy(holder));
+            }
+        }
+        env.active_deployment = Some(id.to_string());
+        taken.insert(key, now);
+        Ok(LockOutcome::Acquired)
+    }
+
+    async fn release_lock(
+        &self,
+        service: &str,
+        environment: &str,
+        id: &str,
+    ) -> Result<(), AdapterError> {
+        let mut envs = lock(&self.envs);
+        if let Some(env) = envs.get_mut(&(service.to_string(), environment.to_string()))
+            && env.active_deployment.as_deref() == Some(id)
+        {
+            env.active_deployment = None;
+        }
+        Ok(())
+    }
+
+    async fn deployments_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<DeploymentRecord>, AdapterError> {
+        let mut all: Vec<DeploymentRecord> = lock(&self.records)
+            .values()
+            .filter(|r| r.started_at >= from && r.started_at < to)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        Ok(all)
+    }
+
     async fn history(
         &self,
         environment: &str,
@@ -436,6 +505,121 @@ impl DeploymentStore for FakeStore {
             .collect();
         let next = (skip + items.len() < all.len()).then(|| (skip + items.len()).to_string());
         Ok(Page { items, next })
+    }
+}
+
+/// The service registry.
+#[derive(Default)]
+pub struct FakeRegistry {
+    pub services: Mutex<BTreeMap<String, ServiceConfig>>,
+    pub environments: Mutex<BTreeMap<(String, String), EnvironmentConfig>>,
+}
+
+#[async_trait]
+impl Registry for FakeRegistry {
+    async fn put_service(&self, service: &ServiceConfig) -> Result<(), AdapterError> {
+        let mut services = lock(&self.services);
+        if let Some(other) = services
+            .values()
+            .find(|s| s.repository == service.repository && s.service != service.service)
+        {
+            return Err(AdapterError::ConditionFailed(format!(
+                "repository {} already releases service {}",
+                service.repository, other.service
+            )));
+        }
+        services.insert(service.service.clone(), service.clone());
+        Ok(())
+    }
+    async fn service(&self, service: &str) -> Result<Option<ServiceConfig>, AdapterError> {
+        Ok(lock(&self.services).get(service).cloned())
+    }
+    async fn service_by_repository(
+        &self,
+        repository: &str,
+    ) -> Result<Option<ServiceConfig>, AdapterError> {
+        Ok(lock(&self.services)
+            .values()
+            .find(|s| s.repository == repository)
+            .cloned())
+    }
+    async fn put_environment(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
+        lock(&self.environments)
+            .insert((env.service.clone(), env.environment.clone()), env.clone());
+        Ok(())
+    }
+    async fn environment_config(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<Option<EnvironmentConfig>, AdapterError> {
+        Ok(lock(&self.environments)
+            .get(&(service.to_string(), environment.to_string()))
+            .cloned())
+    }
+    async fn environments_by_alarm(
+        &self,
+        alarm: &str,
+    ) -> Result<Vec<(String, String)>, AdapterError> {
+        Ok(lock(&self.environments)
+            .values()
+            .filter(|e| e.alarms.iter().any(|a| a == alarm))
+            .map(|e| (e.service.clone(), e.environment.clone()))
+            .collect())
+    }
+}
+
+/// The state machine's executions: started by name, stopped with a cause.
+#[derive(Default)]
+pub struct FakeExecutions {
+    pub started: Mutex<Vec<(String, DeploymentRequest)>>,
+    pub stopped: Mutex<Vec<(String, String, String)>>,
+    /// Errors returned by the next `start` calls.
+    pub fail_next_starts: Mutex<Vec<AdapterError>>,
+}
+
+impl FakeExecutions {
+    pub fn arn(name: &str) -> String {
+        format!("arn:aws:states:us-east-1:123456789012:execution:blue-green:{name}")
+    }
+    pub fn started_names(&self) -> Vec<String> {
+        lock(&self.started).iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl Executions for FakeExecutions {
+    async fn start(
+        &self,
+        name: &str,
+        input: &DeploymentRequest,
+    ) -> Result<StartedExecution, AdapterError> {
+        let mut failures = lock(&self.fail_next_starts);
+        if !failures.is_empty() {
+            return Err(failures.remove(0));
+        }
+        let mut started = lock(&self.started);
+        let already_existed = started.iter().any(|(n, _)| n == name);
+        if !already_existed {
+            started.push((name.to_string(), input.clone()));
+        }
+        Ok(StartedExecution {
+            execution_arn: Self::arn(name),
+            already_existed,
+        })
+    }
+    async fn stop(
+        &self,
+        execution_arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), AdapterError> {
+        lock(&self.stopped).push((
+            execution_arn.to_string(),
+            error.to_string(),
+            cause.to_string(),
+        ));
+        Ok(())
     }
 }
 
@@ -528,6 +712,9 @@ pub mod sample {
             duration_seconds: None,
             reason: None,
             readiness: None,
+            traffic: serde_json::from_value(request()["traffic"].clone())
+                .unwrap_or_else(|e| panic!("{e}")),
+            role_arn: None,
         }
     }
 

@@ -8,8 +8,11 @@ pub mod contracts;
 pub mod domain;
 pub mod error;
 pub mod ports;
+pub mod registry;
 pub mod report;
+pub mod rollback;
 pub mod runtime;
+pub mod start;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "fakes"))]

@@ -1,11 +1,13 @@
 //! The narrow async interfaces the phase handlers depend on. Adapters implement them against
 //! AWS; `fakes` implements them in memory for handler tests.
 
+use crate::contracts::DeploymentRequest;
 use crate::domain::{
     AlarmState, ColorMetrics, DeploymentRecord, EnvironmentState, LedgerEntry, LoadBalancerTarget,
     Phase, ReadinessSummary, StepRecord, TargetGroupArn, TrafficSplit,
 };
 use crate::error::AdapterError;
+use crate::registry::{EnvironmentConfig, ServiceConfig};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -102,6 +104,14 @@ pub enum BeginOutcome {
     },
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// The environment is now held by this deployment (also when it already was).
+    Acquired,
+    /// Another deployment holds it.
+    HeldBy(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -154,6 +164,78 @@ pub trait DeploymentStore: Send + Sync {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<DeploymentRecord>, AdapterError>;
+    /// Takes the environment's lock for deployment `id` before it has a record (a start
+    /// request). Idempotent for the same id. A lock whose holder never got a deployment record
+    /// and was taken more than `stale_after` ago is taken over (its start crashed).
+    async fn acquire_lock(
+        &self,
+        service: &str,
+        environment: &str,
+        id: &str,
+        now: OffsetDateTime,
+        stale_after: time::Duration,
+    ) -> Result<LockOutcome, AdapterError>;
+    /// Releases the lock if `id` holds it; otherwise does nothing.
+    async fn release_lock(
+        &self,
+        service: &str,
+        environment: &str,
+        id: &str,
+    ) -> Result<(), AdapterError>;
+    /// Deployments of every environment started in `[from, to)`, oldest first (Query on the
+    /// month index, never Scan).
+    async fn deployments_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<DeploymentRecord>, AdapterError>;
+}
+
+/// The service registry.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Creates or replaces a service (and its repository index entry).
+    async fn put_service(&self, service: &ServiceConfig) -> Result<(), AdapterError>;
+    async fn service(&self, service: &str) -> Result<Option<ServiceConfig>, AdapterError>;
+    /// The service released from an ECR repository.
+    async fn service_by_repository(
+        &self,
+        repository: &str,
+    ) -> Result<Option<ServiceConfig>, AdapterError>;
+    /// Creates or replaces an environment of a service (and its alarm index entries).
+    async fn put_environment(&self, env: &EnvironmentConfig) -> Result<(), AdapterError>;
+    async fn environment_config(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<Option<EnvironmentConfig>, AdapterError>;
+    /// The (service, environment) pairs an alarm is bound to.
+    async fn environments_by_alarm(
+        &self,
+        alarm: &str,
+    ) -> Result<Vec<(String, String)>, AdapterError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedExecution {
+    pub execution_arn: String,
+    /// An execution of that name existed already (a duplicate start); nothing new was started.
+    pub already_existed: bool,
+}
+
+/// The deployment state machine's executions.
+#[async_trait]
+pub trait Executions: Send + Sync {
+    /// Starts an execution named `name` (the deployment id). Idempotent: if one of that name
+    /// exists, it is returned.
+    async fn start(
+        &self,
+        name: &str,
+        input: &DeploymentRequest,
+    ) -> Result<StartedExecution, AdapterError>;
+    /// Stops an execution with an error name and cause. Stopping a finished one is a no-op.
+    async fn stop(&self, execution_arn: &str, error: &str, cause: &str)
+    -> Result<(), AdapterError>;
 }
 
 /// The deployment's record, which every phase after deploy-green requires.

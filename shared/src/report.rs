@@ -235,7 +235,7 @@ pub fn outcome(
     let took = r.duration_seconds.map(duration).unwrap_or_default();
     let (active, active_version, standby_version) = match env {
         Some(e) => (
-            e.active_color,
+            e.active_color.unwrap_or(r.active_color),
             e.active_version.clone(),
             e.standby_version.clone(),
         ),
@@ -398,7 +398,7 @@ mod tests {
         let env = EnvironmentState {
             service: "checkout".into(),
             environment: "dev".into(),
-            active_color: Color::Green,
+            active_color: Some(Color::Green),
             active_version: Some("1.3.0".into()),
             standby_version: Some("1.2.0".into()),
             active_deployment: None,

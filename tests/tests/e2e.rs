@@ -129,7 +129,7 @@ async fn a_healthy_release_walks_every_step_verifies_and_finalizes_on_green() {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no env"));
-    assert_eq!(state.active_color, Color::Green);
+    assert_eq!(state.active_color, Some(Color::Green));
     assert_eq!(
         (
             state.active_version.as_deref(),
@@ -193,7 +193,7 @@ async fn green_answering_8_percent_5xx_from_25_percent_is_rolled_back_with_the_n
         .unwrap_or_else(|| panic!("no env"));
     assert_eq!(
         (state.active_color, state.active_deployment),
-        (Color::Blue, None)
+        (Some(Color::Blue), None)
     );
 }
 
@@ -331,7 +331,7 @@ async fn green_never_healthy_fails_without_ever_sending_it_traffic() {
         .unwrap_or_else(|| panic!("no env"));
     assert_eq!(
         (state.active_color, state.active_deployment),
-        (Color::Blue, None)
+        (Some(Color::Blue), None)
     );
 }
 

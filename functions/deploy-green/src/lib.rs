@@ -135,27 +135,28 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
         .store
         .environment(&req.service, &req.environment)
         .await?;
-    let active = match (&env, split.sole_color()) {
-        (Some(env), Some(c)) if env.active_color == c => c,
-        (None, Some(c)) => c,
-        (Some(env), _)
-            if env.active_deployment.as_deref() == Some(state.deployment_id.as_str()) =>
-        {
-            // A retry of this deployment after it began: the record knows the colors.
-            env.active_color
-        }
-        (Some(env), _) => {
+    let recorded = env.as_ref().and_then(|e| e.active_color);
+    let ours = env
+        .as_ref()
+        .is_some_and(|e| e.active_deployment.as_deref() == Some(state.deployment_id.as_str()));
+    let active = match (recorded, split.sole_color()) {
+        (Some(r), Some(c)) if r == c => c,
+        // A retry of this deployment after it began: the record knows the colors.
+        (Some(r), _) if ours => r,
+        (Some(r), _) => {
             return Err(PhaseError::Conflict(format!(
                 "the listener is at {split}, but {}/{} is recorded with {} active{}: restore 100% to the active color (or finish the running deployment) before deploying",
                 req.service,
                 req.environment,
-                env.active_color.title(),
-                env.active_deployment
-                    .as_deref()
+                r.title(),
+                env.as_ref()
+                    .and_then(|e| e.active_deployment.as_deref())
                     .map(|d| format!(" and deployment {d} running"))
                     .unwrap_or_default()
             )));
         }
+        // Never deployed here: the listener says which color serves.
+        (None, Some(c)) => c,
         (None, None) => {
             return Err(PhaseError::Conflict(format!(
                 "cannot tell the active color: the listener is at {split} and {}/{} has no recorded state; put 100% on one color first",
@@ -189,6 +190,8 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
         duration_seconds: None,
         reason: None,
         readiness: None,
+        traffic: req.traffic.clone(),
+        role_arn: req.role_arn.clone(),
     };
     let (active, target) = match deps.store.begin(&record).await? {
         BeginOutcome::Started => {

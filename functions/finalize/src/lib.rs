@@ -49,7 +49,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         let env = EnvironmentState {
             service: record.service.clone(),
             environment: record.environment.clone(),
-            active_color: record.target_color,
+            active_color: Some(record.target_color),
             active_version: Some(record.version.clone()),
             standby_version: record.previous_version.clone(),
             active_deployment: None,
@@ -129,7 +129,7 @@ mod tests {
             .store
             .env("checkout", "dev")
             .unwrap_or_else(|| panic!("no env"));
-        assert_eq!(env.active_color, Color::Green);
+        assert_eq!(env.active_color, Some(Color::Green));
         assert_eq!(
             (
                 env.active_version.as_deref(),

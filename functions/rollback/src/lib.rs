@@ -4,9 +4,10 @@
 
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
-use shared::domain::{Color, DeploymentRecord, EnvironmentState, Phase, TrafficSplit};
+use shared::domain::Phase;
 use shared::error::PhaseError;
 use shared::ports::{Clock, DeploymentStore, TrafficRouter};
+use shared::rollback::{LockOwner, RollbackDeps, RollbackOutcome, roll_back};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -14,6 +15,16 @@ pub struct Deps {
     pub store: Arc<dyn DeploymentStore>,
     pub router: Arc<dyn TrafficRouter>,
     pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    fn core(&self) -> RollbackDeps {
+        RollbackDeps {
+            store: self.store.clone(),
+            router: self.router.clone(),
+            clock: self.clock.clone(),
+        }
+    }
 }
 
 pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
@@ -38,86 +49,16 @@ async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, Phase
         .as_ref()
         .map(|e| e.message())
         .unwrap_or_else(|| "rollback requested".to_string());
-    let id = state.deployment_id.clone();
-    let Some(record) = deps.store.deployment(&id).await? else {
-        // The first phase failed before recording anything: no traffic ever moved.
-        tracing::warn!(%reason, "nothing to roll back: the deployment never started");
-        return Ok(done(state, NextAction::Failed));
+    let owner = LockOwner {
+        service: &state.request.service,
+        environment: &state.request.environment,
     };
-    if record.phase.is_terminal() {
-        // Finished already (e.g. rolled back by an alarm). If a phase raced it and moved
-        // traffic afterwards, put it back: a rolled-back environment serves only the active color.
-        if record.phase != Phase::Succeeded {
-            restore(deps, &state, record.active_color).await?;
-        }
-        let next = outcome(record.phase);
-        return Ok(done(state, next));
-    }
-
-    let mut record = deps
-        .store
-        .transition(&id, Phase::RollingBack, None, Some(&reason))
-        .await
-        .map_err(PhaseError::from)?;
-    let active = record.active_color;
-    let moved = restore(deps, &state, active).await?;
-    let shifted = moved || !deps.store.steps(&id).await?.is_empty();
-    let final_phase = if shifted {
-        Phase::RolledBack
-    } else {
-        Phase::Failed
+    let next = match roll_back(&deps.core(), &state.deployment_id, &reason, Some(owner)).await? {
+        RollbackOutcome::RolledBack(_) => NextAction::RolledBack,
+        RollbackOutcome::Failed(_) | RollbackOutcome::NeverStarted => NextAction::Failed,
+        RollbackOutcome::AlreadyFinished(r) => outcome(r.phase),
     };
-    let now = deps.clock.now();
-    record.finish(final_phase, now, Some(reason.clone()));
-    let env = environment_after(deps, &record, active, now).await?;
-    deps.store.finish(&record, &env).await?;
-    tracing::warn!(
-        %reason,
-        restored = %active,
-        status = record.status.as_str(),
-        "deployment rolled back"
-    );
-    Ok(done(state, outcome(final_phase)))
-}
-
-/// Puts 100 % on `active` unless it is already there; true if traffic had to be moved.
-async fn restore(deps: &Deps, state: &ExecutionState, active: Color) -> Result<bool, PhaseError> {
-    let fwd = state.request.forward_target()?;
-    let restore = TrafficSplit::all_on(active);
-    if deps.router.current_split(&fwd).await? == restore {
-        return Ok(false);
-    }
-    deps.router
-        .set_split(&fwd, restore)
-        .await
-        .map_err(|e| PhaseError::traffic_write(e, format!("restoring {restore}")))?;
-    Ok(true)
-}
-
-/// The environment after a rollback: the active color is unchanged; the standby color now runs
-/// the version that was being deployed.
-async fn environment_after(
-    deps: &Deps,
-    record: &DeploymentRecord,
-    active: Color,
-    now: time::OffsetDateTime,
-) -> Result<EnvironmentState, PhaseError> {
-    let known = deps
-        .store
-        .environment(&record.service, &record.environment)
-        .await?;
-    Ok(EnvironmentState {
-        service: record.service.clone(),
-        environment: record.environment.clone(),
-        active_color: active,
-        active_version: known
-            .and_then(|e| e.active_version)
-            .or_else(|| record.previous_version.clone()),
-        standby_version: Some(record.version.clone()),
-        active_deployment: None,
-        last_deployment: Some(record.id.clone()),
-        updated_at: now,
-    })
+    Ok(done(state, next))
 }
 
 fn done(mut state: ExecutionState, next: NextAction) -> ExecutionState {
@@ -131,7 +72,7 @@ fn done(mut state: ExecutionState, next: NextAction) -> ExecutionState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::DeploymentStatus;
+    use shared::domain::{Color, DeploymentStatus, TrafficSplit};
     use shared::fakes::sample::{self, World};
 
     fn deps(w: &World) -> Deps {
@@ -207,7 +148,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no env"));
         assert_eq!(
             (env.active_color, env.active_deployment),
-            (Color::Blue, None)
+            (Some(Color::Blue), None)
         );
         assert_eq!(env.standby_version.as_deref(), Some("1.3.0"));
     }

@@ -14,7 +14,7 @@ use crate::domain::{
     StepRecord,
 };
 use crate::error::AdapterError;
-use crate::ports::{BeginOutcome, DeploymentStore, Page};
+use crate::ports::{BeginOutcome, DeploymentStore, LockOutcome, Page};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -39,6 +39,7 @@ const SK: &str = "sk";
 const GSI1: &str = "gsi1";
 const GSI1PK: &str = "gsi1pk";
 const GSI1SK: &str = "gsi1sk";
+const GSI2: &str = "gsi2";
 const GSI2PK: &str = "gsi2pk";
 const GSI2SK: &str = "gsi2sk";
 const META: &str = "META";
@@ -659,6 +660,163 @@ impl DeploymentStore for DynamoStore {
         };
         Ok(Page { items, next })
     }
+
+    async fn acquire_lock(
+        &self,
+        service: &str,
+        environment: &str,
+        id: &str,
+        now: OffsetDateTime,
+        stale_after: time::Duration,
+    ) -> Result<LockOutcome, AdapterError> {
+        let mut expected: Option<String> = None;
+        // At most two rounds: take a free lock, or take over a stale one once.
+        for _ in 0..2 {
+            let condition = match &expected {
+                None => "attribute_not_exists(#lock) OR #lock = :id",
+                Some(_) => "#lock = :stale",
+            };
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(env_key(service, environment)))
+                .update_expression(
+                    "SET #lock = :id, #taken = :now, #service = :service, #environment = :environment, \
+                     #updated = if_not_exists(#updated, :now)",
+                )
+                .condition_expression(condition)
+                .expression_attribute_names("#lock", "active_deployment")
+                .expression_attribute_names("#taken", "lock_taken_at")
+                .expression_attribute_names("#service", "service")
+                .expression_attribute_names("#environment", "environment")
+                .expression_attribute_names("#updated", "updated_at")
+                .expression_attribute_values(":now", s(rfc3339(now)?))
+                .expression_attribute_values(":service", s(service))
+                .expression_attribute_values(":environment", s(environment))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            request = match &expected {
+                None => request.expression_attribute_values(":id", s(id)),
+                Some(stale) => request
+                    .expression_attribute_values(":id", s(id))
+                    .expression_attribute_values(":stale", s(stale)),
+            };
+            let err = match request.send().await {
+                Ok(_) => return Ok(LockOutcome::Acquired),
+                Err(e) => e,
+            };
+            let old = match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                _ => return Err(map_sdk_error("UpdateItem", err, TABLE_NOT_FOUND)),
+            };
+            let text = |k: &str| match old.as_ref().and_then(|o| o.get(k)) {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            };
+            let Some(holder) = text("active_deployment") else {
+                // Released between our read and write: try again from the top.
+                expected = None;
+                continue;
+            };
+            let taken =
+                text("lock_taken_at").and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok());
+            let stale = taken.is_some_and(|t| now - t > stale_after)
+                && self.deployment(&holder).await?.is_none();
+            if !stale || expected.is_some() {
+                return Ok(LockOutcome::HeldBy(holder));
+            }
+            tracing::warn!(%holder, "taking over a lock whose deployment never started");
+            expected = Some(holder);
+        }
+        Err(AdapterError::Transient(format!(
+            "the lock of {service}/{environment} changed hands while taking it; retry"
+        )))
+    }
+
+    async fn release_lock(
+        &self,
+        service: &str,
+        environment: &str,
+        id: &str,
+    ) -> Result<(), AdapterError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(env_key(service, environment)))
+            .update_expression("REMOVE #lock, #taken")
+            .condition_expression("#lock = :id")
+            .expression_attribute_names("#lock", "active_deployment")
+            .expression_attribute_names("#taken", "lock_taken_at")
+            .expression_attribute_values(":id", s(id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                _ => Err(map_sdk_error("UpdateItem", e, TABLE_NOT_FOUND)),
+            },
+        }
+    }
+
+    async fn deployments_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<DeploymentRecord>, AdapterError> {
+        let mut records = Vec::new();
+        if to <= from {
+            return Ok(records);
+        }
+        let (lo, hi) = (sort_time(from)?, sort_time(to)?);
+        let mut cursor = from
+            .to_offset(UtcOffset::UTC)
+            .replace_day(1)
+            .map_err(|e| AdapterError::Invalid(e.to_string()))?;
+        while cursor < to {
+            let partition = format!("MONTH#{}", month(cursor)?);
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(GSI2)
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                    .expression_attribute_names("#pk", GSI2PK)
+                    .expression_attribute_names("#sk", GSI2SK)
+                    .expression_attribute_values(":pk", s(partition.clone()))
+                    .expression_attribute_values(":lo", s(lo.clone()))
+                    .expression_attribute_values(":hi", s(hi.clone()))
+                    .scan_index_forward(true)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error("Query", e, TABLE_NOT_FOUND))?;
+                for item in out.items.unwrap_or_default() {
+                    records.push(from_item(&format!("deployment in {partition}"), item)?);
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+            cursor = next_month(cursor)?;
+        }
+        Ok(records)
+    }
+}
+
+/// The first day of the month after `t`.
+fn next_month(t: OffsetDateTime) -> Result<OffsetDateTime, AdapterError> {
+    let (year, month) = match t.month() {
+        time::Month::December => (t.year() + 1, time::Month::January),
+        m => (t.year(), m.next()),
+    };
+    let date = time::Date::from_calendar_date(year, month, 1)
+        .map_err(|e| AdapterError::Invalid(e.to_string()))?;
+    Ok(date.midnight().assume_utc())
 }
 
 #[cfg(test)]
@@ -726,6 +884,9 @@ mod tests {
             duration_seconds: None,
             reason: None,
             readiness: None,
+            traffic: serde_json::from_value(crate::fakes::sample::request()["traffic"].clone())
+                .unwrap(),
+            role_arn: None,
         }
     }
 
@@ -733,7 +894,7 @@ mod tests {
         EnvironmentState {
             service: "checkout".into(),
             environment: "dev".into(),
-            active_color: Color::Green,
+            active_color: Some(Color::Green),
             active_version: Some("1.3.0".into()),
             standby_version: Some("1.2.0".into()),
             active_deployment: lock.map(str::to_string),

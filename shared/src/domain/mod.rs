@@ -10,7 +10,9 @@ mod split;
 mod verdict;
 
 pub use color::Color;
-pub use names::{ImageRef, InvalidName, LoadBalancerTarget, TargetGroupArn, Version};
+pub use names::{
+    ImageRef, InvalidName, LoadBalancerTarget, TargetGroupArn, TrafficConfig, Version,
+};
 pub use phase::{InvalidTransition, Phase};
 pub use plan::{InvalidPlan, StepPlan, Thresholds, Timings};
 pub use record::{

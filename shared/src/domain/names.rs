@@ -1,6 +1,7 @@
 //! Parsed identifiers: release versions, container image references and ELB ARNs. They are
 //! validated once, at the edge, and carried around typed.
 
+use super::Color;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -279,6 +280,41 @@ impl LoadBalancerTarget {
         let resource = self.arn().rsplit(':').next().unwrap_or_default();
         let segs: Vec<&str> = resource.split('/').collect();
         segs.get(1..4).map(|s| s.join("/")).unwrap_or_default()
+    }
+}
+
+/// Where the weighted forward lives and the two target groups it splits between.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficConfig {
+    /// The listener whose default action forwards to blue and green...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_arn: Option<String>,
+    /// ...or one listener rule (exactly one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_arn: Option<String>,
+    pub blue_target_group_arn: TargetGroupArn,
+    pub green_target_group_arn: TargetGroupArn,
+}
+
+impl TrafficConfig {
+    pub fn target(&self) -> Result<LoadBalancerTarget, InvalidName> {
+        match (&self.listener_arn, &self.rule_arn) {
+            (Some(l), None) => LoadBalancerTarget::listener(l),
+            (None, Some(r)) => LoadBalancerTarget::rule(r),
+            _ => Err(InvalidName {
+                what: "traffic",
+                value: String::new(),
+                why: "give exactly one of listener_arn or rule_arn",
+            }),
+        }
+    }
+
+    pub fn target_group(&self, color: Color) -> &TargetGroupArn {
+        match color {
+            Color::Blue => &self.blue_target_group_arn,
+            Color::Green => &self.green_target_group_arn,
+        }
     }
 }
 

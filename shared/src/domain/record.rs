@@ -1,7 +1,7 @@
 //! What is recorded about deployments: the deployment itself, every traffic step, every
 //! evaluation with its numbers (the decision ledger), and each environment's current colors.
 
-use super::{AlarmState, Color, ColorMetrics, Evaluation, Phase, TrafficSplit};
+use super::{AlarmState, Color, ColorMetrics, Evaluation, Phase, TrafficConfig, TrafficSplit};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -71,6 +71,12 @@ pub struct DeploymentRecord {
     /// How the new color looked when it was judged ready.
     #[serde(default)]
     pub readiness: Option<ReadinessSummary>,
+    /// The listener or rule and target groups it moves: enough to restore traffic from the
+    /// record alone (alarm trigger, manual rollback, an aborted execution).
+    pub traffic: TrafficConfig,
+    /// The role assumed to act in the environment's account, if any.
+    #[serde(default)]
+    pub role_arn: Option<String>,
 }
 
 /// The new color's compute and targets at the moment it was judged ready.
@@ -147,7 +153,9 @@ pub struct LedgerEntry {
 pub struct EnvironmentState {
     pub service: String,
     pub environment: String,
-    pub active_color: Color,
+    /// `None` until the environment's first deployment reads it from the listener (a start
+    /// request may lock an environment that was never deployed).
+    pub active_color: Option<Color>,
     pub active_version: Option<String>,
     pub standby_version: Option<String>,
     /// The deployment currently running here: the lock.
@@ -199,6 +207,9 @@ mod tests {
             duration_seconds: None,
             reason: Some("error rate 8.00%".into()),
             readiness: None,
+            traffic: serde_json::from_value(crate::fakes::sample::request()["traffic"].clone())
+                .unwrap_or_else(|e| panic!("{e}")),
+            role_arn: None,
         };
         r.finish(Phase::RolledBack, datetime!(2025-01-03 10:12:45 UTC), None);
         assert_eq!(r.duration_seconds, Some(765));

@@ -1,0 +1,313 @@
+//! The service registry: how each service's environments are wired (listener or rule, target
+//! groups, compute, alarms, plan, the role to act with) and which image pushes deploy where.
+//! Everything is validated on write, so a deployment built from it is valid.
+
+use crate::contracts::{ComputeConfig, DeploymentRequest, TrafficConfig};
+use crate::domain::{ImageRef, StepPlan, Thresholds, Timings, Version};
+use crate::error::PhaseError;
+use serde::{Deserialize, Serialize};
+
+/// Tags that deploy by default: plain semantic versions (`1.3.0`, `v1.3.0`).
+pub const DEFAULT_RELEASE_PATTERN: &str = r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$";
+
+fn default_release_pattern() -> String {
+    DEFAULT_RELEASE_PATTERN.to_string()
+}
+
+fn default_auto_deploy() -> Vec<String> {
+    vec!["dev".to_string()]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(pub String);
+
+impl From<InvalidConfig> for PhaseError {
+    fn from(e: InvalidConfig) -> Self {
+        PhaseError::InvalidInput(e.0)
+    }
+}
+
+/// A service: where its images come from and which pushes deploy it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub service: String,
+    /// The ECR repository whose pushes release this service, e.g. `checkout`.
+    pub repository: String,
+    /// A pushed tag deploys only if it matches this regular expression (and is a semantic version).
+    #[serde(default = "default_release_pattern")]
+    pub release_pattern: String,
+    /// The environments a matching push deploys to.
+    #[serde(default = "default_auto_deploy")]
+    pub auto_deploy: Vec<String>,
+}
+
+/// Why a pushed tag does not deploy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagRejected {
+    #[error("tag {0:?} does not match the release pattern {1}")]
+    NotARelease(String, String),
+    #[error("tag {0:?} matches the release pattern but is not a semantic version")]
+    NotSemver(String),
+}
+
+pub(crate) fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn repository_ok(s: &str) -> bool {
+    // ECR: (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*, 2-256 characters
+    (2..=256).contains(&s.len())
+        && s.split('/').all(|part| {
+            !part.is_empty()
+                && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        })
+}
+
+impl ServiceConfig {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let bad = |m: String| Err(InvalidConfig(m));
+        if !name_ok(&self.service) {
+            return bad(format!(
+                "service {:?} must be 1-64 of [A-Za-z0-9_-]",
+                self.service
+            ));
+        }
+        if !repository_ok(&self.repository) {
+            return bad(format!(
+                "repository {:?} is not an ECR repository name (lowercase, digits, . _ - and / separators)",
+                self.repository
+            ));
+        }
+        if self.release_pattern.len() > 256 {
+            return bad("release_pattern must be at most 256 characters".into());
+        }
+        regex::Regex::new(&self.release_pattern).map_err(|e| {
+            InvalidConfig(format!(
+                "release_pattern is not a valid regular expression: {e}"
+            ))
+        })?;
+        if self.auto_deploy.len() > 10 || self.auto_deploy.iter().any(|e| !name_ok(e)) {
+            return bad("auto_deploy: at most 10 environment names of [A-Za-z0-9_-]".into());
+        }
+        Ok(())
+    }
+
+    /// The version a pushed tag releases, or why it does not.
+    pub fn release_version(&self, tag: &str) -> Result<Version, TagRejected> {
+        let matches = regex::Regex::new(&self.release_pattern)
+            .map(|re| re.is_match(tag))
+            .unwrap_or(false);
+        if !matches {
+            return Err(TagRejected::NotARelease(
+                tag.to_string(),
+                self.release_pattern.clone(),
+            ));
+        }
+        Version::parse(tag).map_err(|_| TagRejected::NotSemver(tag.to_string()))
+    }
+}
+
+/// One environment of a service: everything a deployment there needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    pub service: String,
+    pub environment: String,
+    pub traffic: TrafficConfig,
+    pub compute: ComputeConfig,
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    #[serde(default)]
+    pub steps: StepPlan,
+    #[serde(default)]
+    pub timings: Timings,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// The IAM role the phases assume to act in this environment's account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+impl EnvironmentConfig {
+    /// A deployment request for `version` of `image` here.
+    pub fn request(
+        &self,
+        version: Version,
+        image: ImageRef,
+        image_digest: Option<String>,
+        deployer: &str,
+    ) -> DeploymentRequest {
+        DeploymentRequest {
+            service: self.service.clone(),
+            environment: self.environment.clone(),
+            version,
+            image,
+            image_digest,
+            deployer: deployer.to_string(),
+            traffic: self.traffic.clone(),
+            compute: self.compute.clone(),
+            alarms: self.alarms.clone(),
+            steps: self.steps.clone(),
+            timings: self.timings.clone(),
+            thresholds: self.thresholds.clone(),
+            role_arn: self.role_arn.clone(),
+        }
+    }
+
+    /// Validates by building a sample request from it: the same rules as the execution input.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let sample = self.request(
+            Version::parse("0.0.1").map_err(|e| InvalidConfig(e.to_string()))?,
+            ImageRef::parse("registry.example/validation:0.0.1")
+                .map_err(|e| InvalidConfig(e.to_string()))?,
+            None,
+            "registry",
+        );
+        sample.validate().map_err(|e| match e {
+            PhaseError::InvalidInput(m) => InvalidConfig(m),
+            other => InvalidConfig(other.to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service() -> ServiceConfig {
+        serde_json::from_value(json!({"service": "checkout", "repository": "team/checkout"}))
+            .unwrap()
+    }
+
+    #[test]
+    fn services_default_to_semver_releases_into_dev() {
+        let s = service();
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.auto_deploy, vec!["dev"]);
+        assert_eq!(
+            s.release_version("1.3.0").map(|v| v.to_string()),
+            Ok("1.3.0".into())
+        );
+        assert_eq!(
+            s.release_version("v2.0.1").map(|v| v.to_string()),
+            Ok("2.0.1".into())
+        );
+        for tag in ["latest", "1.3.0-rc.1", "1.3", "sha-abc123", "01.2.3"] {
+            assert!(
+                matches!(s.release_version(tag), Err(TagRejected::NotARelease(..))),
+                "{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_custom_pattern_still_needs_semver() {
+        let s = ServiceConfig {
+            release_pattern: "^release-.*$".into(),
+            ..service()
+        };
+        assert_eq!(
+            s.release_version("release-x"),
+            Err(TagRejected::NotSemver("release-x".into()))
+        );
+        let s = ServiceConfig {
+            release_pattern: r"^\d+\.\d+\.\d+(-rc\.\d+)?$".into(),
+            ..service()
+        };
+        assert!(s.release_version("1.3.0-rc.1").is_ok());
+    }
+
+    #[test]
+    fn invalid_services_are_refused_with_the_field() {
+        let cases = [
+            (
+                ServiceConfig {
+                    service: "bad name".into(),
+                    ..service()
+                },
+                "service",
+            ),
+            (
+                ServiceConfig {
+                    repository: "Team/Checkout".into(),
+                    ..service()
+                },
+                "repository",
+            ),
+            (
+                ServiceConfig {
+                    repository: "team//checkout".into(),
+                    ..service()
+                },
+                "repository",
+            ),
+            (
+                ServiceConfig {
+                    release_pattern: "(".into(),
+                    ..service()
+                },
+                "release_pattern",
+            ),
+            (
+                ServiceConfig {
+                    auto_deploy: vec!["d e v".into()],
+                    ..service()
+                },
+                "auto_deploy",
+            ),
+        ];
+        for (s, field) in cases {
+            let err = s.validate().map_err(|e| e.0);
+            assert!(
+                err.as_ref().err().is_some_and(|m| m.contains(field)),
+                "{field}: {err:?}"
+            );
+        }
+        assert!(
+            serde_json::from_value::<ServiceConfig>(
+                json!({"service": "a", "repository": "a1", "extra": 1})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn environment_configs_are_checked_like_execution_inputs() {
+        let mut v = crate::fakes::sample::request();
+        let o = v.as_object_mut().unwrap();
+        for k in ["version", "image", "deployer"] {
+            o.remove(k);
+        }
+        let env: EnvironmentConfig = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(env.validate(), Ok(()));
+        let req = env.request(
+            Version::parse("1.3.0").unwrap(),
+            ImageRef::parse("repo:1.3.0").unwrap(),
+            None,
+            "ci",
+        );
+        assert_eq!(
+            (req.service.as_str(), req.deployer.as_str()),
+            ("checkout", "ci")
+        );
+        let mut bad = env.clone();
+        bad.traffic.green_target_group_arn = bad.traffic.blue_target_group_arn.clone();
+        assert!(
+            bad.validate()
+                .is_err_and(|e| e.0.contains("different target groups"))
+        );
+        let mut bad = env;
+        bad.role_arn = Some("not-an-arn".into());
+        assert!(bad.validate().is_err_and(|e| e.0.contains("role_arn")));
+    }
+}

@@ -1,0 +1,138 @@
+//! Rolling a deployment back: all traffic to the color that was active when it started
+//! (written once, read back and verified), the reason recorded, the environment released.
+//! Shared by the rollback phase, the alarm trigger, the API and the execution-status handler,
+//! so every path restores traffic the same way. Idempotent.
+
+use crate::domain::{Color, DeploymentRecord, EnvironmentState, Phase, TrafficSplit};
+use crate::error::PhaseError;
+use crate::ports::{Clock, DeploymentStore, ForwardTarget, TrafficRouter};
+use std::sync::Arc;
+
+pub struct RollbackDeps {
+    pub store: Arc<dyn DeploymentStore>,
+    pub router: Arc<dyn TrafficRouter>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollbackOutcome {
+    /// Traffic had moved and is back on the previous color.
+    RolledBack(DeploymentRecord),
+    /// The new version never received traffic; the deployment is marked failed.
+    Failed(DeploymentRecord),
+    /// The deployment had already ended (traffic re-verified unless it succeeded).
+    AlreadyFinished(DeploymentRecord),
+    /// No record: the deployment never started. Its lock, if any, was released.
+    NeverStarted,
+}
+
+/// Who holds a lock when there is no record to say: the environment of a start request.
+pub struct LockOwner<'a> {
+    pub service: &'a str,
+    pub environment: &'a str,
+}
+
+fn forward(record: &DeploymentRecord) -> Result<ForwardTarget, PhaseError> {
+    Ok(ForwardTarget {
+        target: record.traffic.target()?,
+        blue: record.traffic.blue_target_group_arn.clone(),
+        green: record.traffic.green_target_group_arn.clone(),
+    })
+}
+
+/// Puts 100 % on `active` unless it is already there; true if traffic had to be moved.
+pub async fn restore(
+    router: &dyn TrafficRouter,
+    fwd: &ForwardTarget,
+    active: Color,
+) -> Result<bool, PhaseError> {
+    let restore = TrafficSplit::all_on(active);
+    if router.current_split(fwd).await? == restore {
+        return Ok(false);
+    }
+    router
+        .set_split(fwd, restore)
+        .await
+        .map_err(|e| PhaseError::traffic_write(e, format!("restoring {restore}")))?;
+    Ok(true)
+}
+
+pub async fn roll_back(
+    deps: &RollbackDeps,
+    id: &str,
+    reason: &str,
+    owner: Option<LockOwner<'_>>,
+) -> Result<RollbackOutcome, PhaseError> {
+    let Some(record) = deps.store.deployment(id).await? else {
+        if let Some(o) = owner {
+            deps.store
+                .release_lock(o.service, o.environment, id)
+                .await?;
+        }
+        tracing::warn!(%reason, "nothing to roll back: the deployment never started");
+        return Ok(RollbackOutcome::NeverStarted);
+    };
+    if record.phase.is_terminal() {
+        // Finished already (e.g. rolled back by an alarm). If a phase raced it and moved
+        // traffic afterwards, put it back: a rolled-back environment serves only the active color.
+        if record.phase != Phase::Succeeded {
+            restore(
+                deps.router.as_ref(),
+                &forward(&record)?,
+                record.active_color,
+            )
+            .await?;
+        }
+        return Ok(RollbackOutcome::AlreadyFinished(record));
+    }
+
+    let mut record = deps
+        .store
+        .transition(id, Phase::RollingBack, None, Some(reason))
+        .await
+        .map_err(PhaseError::from)?;
+    let active = record.active_color;
+    let moved = restore(deps.router.as_ref(), &forward(&record)?, active).await?;
+    let shifted = moved || !deps.store.steps(id).await?.is_empty();
+    let final_phase = if shifted {
+        Phase::RolledBack
+    } else {
+        Phase::Failed
+    };
+    let now = deps.clock.now();
+    record.finish(final_phase, now, Some(reason.to_string()));
+    let env = environment_after(deps, &record, active, now).await?;
+    deps.store.finish(&record, &env).await?;
+    tracing::warn!(%reason, restored = %active, status = record.status.as_str(), "deployment rolled back");
+    Ok(if shifted {
+        RollbackOutcome::RolledBack(record)
+    } else {
+        RollbackOutcome::Failed(record)
+    })
+}
+
+/// The environment after a rollback: the active color is unchanged; the standby color now runs
+/// the version that was being deployed.
+async fn environment_after(
+    deps: &RollbackDeps,
+    record: &DeploymentRecord,
+    active: Color,
+    now: time::OffsetDateTime,
+) -> Result<EnvironmentState, PhaseError> {
+    let known = deps
+        .store
+        .environment(&record.service, &record.environment)
+        .await?;
+    Ok(EnvironmentState {
+        service: record.service.clone(),
+        environment: record.environment.clone(),
+        active_color: Some(active),
+        active_version: known
+            .and_then(|e| e.active_version)
+            .or_else(|| record.previous_version.clone()),
+        standby_version: Some(record.version.clone()),
+        active_deployment: None,
+        last_deployment: Some(record.id.clone()),
+        updated_at: now,
+    })
+}

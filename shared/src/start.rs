@@ -1,0 +1,355 @@
+//! Starting a deployment from a request (the API, an image push): look the environment up in
+//! the registry, take its lock synchronously (so the second of two concurrent starts is refused
+//! at once, naming the first), then start the state machine under the deployment id.
+//! Idempotent per deployment id.
+
+use crate::contracts::DeploymentRequest;
+use crate::domain::{ImageRef, Version};
+use crate::error::AdapterError;
+use crate::ports::{Clock, DeploymentStore, Executions, LockOutcome, Registry};
+use std::sync::Arc;
+
+/// A lock whose start never produced a deployment record is taken over after this long.
+pub const STALE_LOCK_AFTER: time::Duration = time::Duration::minutes(10);
+
+/// Step Functions execution names: 1-80 of `[A-Za-z0-9_-]`.
+pub fn valid_deployment_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 80
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+pub struct StartDeps {
+    pub registry: Arc<dyn Registry>,
+    pub store: Arc<dyn DeploymentStore>,
+    pub executions: Arc<dyn Executions>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartRequest {
+    pub deployment_id: String,
+    pub service: String,
+    pub environment: String,
+    pub version: Version,
+    pub image: ImageRef,
+    pub image_digest: Option<String>,
+    pub deployer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub deployment_id: String,
+    pub execution_arn: String,
+    /// This exact start had happened before (a duplicate); nothing new was started.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("service {0:?} is not in the registry: register it with PUT /services/{0}")]
+    UnknownService(String),
+    #[error("{0}/{1} is not in the registry: register it with PUT /services/{0}/environments/{1}")]
+    UnknownEnvironment(String, String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "{service}/{environment} already has a deployment running: {by}; wait for it to finish or roll it back"
+    )]
+    Locked {
+        service: String,
+        environment: String,
+        by: String,
+    },
+    #[error("{0}")]
+    Aws(#[from] AdapterError),
+}
+
+pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, StartError> {
+    if !valid_deployment_id(&req.deployment_id) {
+        return Err(StartError::Invalid(format!(
+            "deployment id {:?} must be 1-80 of [A-Za-z0-9_-]",
+            req.deployment_id
+        )));
+    }
+    let Some(env) = deps
+        .registry
+        .environment_config(&req.service, &req.environment)
+        .await?
+    else {
+        return Err(match deps.registry.service(&req.service).await? {
+            None => StartError::UnknownService(req.service.clone()),
+            Some(_) => StartError::UnknownEnvironment(req.service.clone(), req.environment.clone()),
+        });
+    };
+    let input: DeploymentRequest = env.request(
+        req.version.clone(),
+        req.image.clone(),
+        req.image_digest.clone(),
+        &req.deployer,
+    );
+    input
+        .validate()
+        .map_err(|e| StartError::Invalid(e.to_string()))?;
+
+    let now = deps.clock.now();
+    match deps
+        .store
+        .acquire_lock(
+            &req.service,
+            &req.environment,
+            &req.deployment_id,
+            now,
+            STALE_LOCK_AFTER,
+        )
+        .await?
+    {
+        LockOutcome::Acquired => {}
+        LockOutcome::HeldBy(by) => {
+            return Err(StartError::Locked {
+                service: req.service.clone(),
+                environment: req.environment.clone(),
+                by,
+            });
+        }
+    }
+    match deps.executions.start(&req.deployment_id, &input).await {
+        Ok(s) => {
+            if s.already_existed {
+                // A redelivered start of a deployment that already ended must not leave the
+                // environment locked by it.
+                let ended = deps
+                    .store
+                    .deployment(&req.deployment_id)
+                    .await?
+                    .is_some_and(|r| r.phase.is_terminal());
+                if ended {
+                    deps.store
+                        .release_lock(&req.service, &req.environment, &req.deployment_id)
+                        .await?;
+                }
+            }
+            tracing::info!(
+                deployment_id = %req.deployment_id,
+                execution_arn = %s.execution_arn,
+                duplicate = s.already_existed,
+                "deployment started"
+            );
+            Ok(Started {
+                deployment_id: req.deployment_id.clone(),
+                execution_arn: s.execution_arn,
+                duplicate: s.already_existed,
+            })
+        }
+        Err(e) => {
+            // Nothing runs under this id: free the environment again.
+            deps.store
+                .release_lock(&req.service, &req.environment, &req.deployment_id)
+                .await?;
+            Err(StartError::Aws(e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::sample;
+    use crate::fakes::{FakeExecutions, FakeRegistry, FakeStore, FixedClock};
+    use crate::registry::{EnvironmentConfig, ServiceConfig};
+
+    struct World {
+        deps: StartDeps,
+        registry: Arc<FakeRegistry>,
+        store: Arc<FakeStore>,
+        executions: Arc<FakeExecutions>,
+        clock: Arc<FixedClock>,
+    }
+
+    async fn world() -> World {
+        let registry = Arc::new(FakeRegistry::default());
+        let mut v = sample::request();
+        for k in ["version", "image", "deployer"] {
+            v.as_object_mut().map(|o| o.remove(k));
+        }
+        let env: EnvironmentConfig = serde_json::from_value(v).unwrap();
+        registry.put_environment(&env).await.unwrap();
+        registry
+            .put_service(&ServiceConfig {
+                service: "checkout".into(),
+                repository: "checkout".into(),
+                release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
+                auto_deploy: vec!["dev".into()],
+            })
+            .await
+            .unwrap();
+        let store = Arc::new(FakeStore::default());
+        let executions = Arc::new(FakeExecutions::default());
+        let clock = Arc::new(FixedClock::at(
+            time::macros::datetime!(2025-01-03 10:00:00 UTC),
+        ));
+        World {
+            deps: StartDeps {
+                registry: registry.clone(),
+                store: store.clone(),
+                executions: executions.clone(),
+                clock: clock.clone(),
+            },
+            registry,
+            store,
+            executions,
+            clock,
+        }
+    }
+
+    fn req(id: &str, env: &str) -> StartRequest {
+        StartRequest {
+            deployment_id: id.into(),
+            service: "checkout".into(),
+            environment: env.into(),
+            version: Version::parse("1.3.0").unwrap(),
+            image: ImageRef::parse(sample::IMAGE_V130).unwrap(),
+            image_digest: None,
+            deployer: "arn:aws:iam::123456789012:user/alice".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn starts_the_state_machine_with_the_registry_wiring_and_the_caller_as_deployer() {
+        let w = world().await;
+        let s = start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        assert_eq!((s.deployment_id.as_str(), s.duplicate), ("d-1", false));
+        let started = w.executions.started.lock().unwrap().clone();
+        assert_eq!(started.len(), 1);
+        assert_eq!(
+            started[0].1.deployer,
+            "arn:aws:iam::123456789012:user/alice"
+        );
+        assert_eq!(started[0].1.alarms, vec![sample::ALARM.to_string()]);
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            Some("d-1".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_start_is_refused_naming_the_first_and_a_repeat_is_idempotent() {
+        let w = world().await;
+        start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        let again = start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        assert!(again.duplicate);
+        let err = start(&w.deps, &req("d-2", "dev")).await.unwrap_err();
+        assert_eq!(
+            err,
+            StartError::Locked {
+                service: "checkout".into(),
+                environment: "dev".into(),
+                by: "d-1".into()
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("already has a deployment running: d-1")
+        );
+        assert_eq!(w.executions.started_names(), vec!["d-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_start_redelivered_after_the_deployment_ended_leaves_the_environment_free() {
+        let w = world().await;
+        start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        // the deployment ran and finished (its record is terminal, its lock released)
+        let mut r = sample::record(crate::domain::Phase::Succeeded);
+        r.id = "d-1".into();
+        w.store.records.lock().unwrap().insert("d-1".into(), r);
+        w.store
+            .release_lock("checkout", "dev", "d-1")
+            .await
+            .unwrap();
+        // WHEN the same start arrives again
+        let again = start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        // THEN nothing new runs and the environment is not left locked
+        assert!(again.duplicate);
+        assert_eq!(w.executions.started_names(), vec!["d-1"]);
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_service_or_environment_changes_nothing() {
+        let w = world().await;
+        let mut r = req("d-1", "prd");
+        assert_eq!(
+            start(&w.deps, &r).await.unwrap_err(),
+            StartError::UnknownEnvironment("checkout".into(), "prd".into())
+        );
+        r.service = "billing".into();
+        assert!(matches!(
+            start(&w.deps, &r).await.unwrap_err(),
+            StartError::UnknownService(_)
+        ));
+        assert!(w.executions.started_names().is_empty());
+        assert!(w.store.env("checkout", "prd").is_none());
+        let bad = StartRequest {
+            deployment_id: "has space".into(),
+            ..req("x", "dev")
+        };
+        assert!(matches!(
+            start(&w.deps, &bad).await.unwrap_err(),
+            StartError::Invalid(_)
+        ));
+        let _ = (&w.registry, &w.clock);
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_releases_the_lock() {
+        let w = world().await;
+        w.executions
+            .fail_next_starts
+            .lock()
+            .unwrap()
+            .push(AdapterError::Other("StateMachineDoesNotExist".into()));
+        assert!(matches!(
+            start(&w.deps, &req("d-1", "dev")).await,
+            Err(StartError::Aws(_))
+        ));
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            None
+        );
+        start(&w.deps, &req("d-2", "dev")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_whose_start_crashed_is_taken_over_after_ten_minutes() {
+        let w = world().await;
+        // GIVEN a start that took the lock and died before the execution made a record
+        w.store
+            .acquire_lock("checkout", "dev", "ghost", w.clock.now(), STALE_LOCK_AFTER)
+            .await
+            .unwrap();
+        assert!(matches!(
+            start(&w.deps, &req("d-1", "dev")).await,
+            Err(StartError::Locked { .. })
+        ));
+        // WHEN ten minutes have passed THEN the next start takes it over
+        w.clock.advance(601);
+        start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            Some("d-1".into())
+        );
+    }
+}
