@@ -9,9 +9,9 @@ use crate::domain::{
 };
 use crate::error::AdapterError;
 use crate::ports::{
-    BeginOutcome, Clock, ComputePlatform, DeploymentStore, Executions, ForwardTarget,
-    HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, Registry, ServiceRef,
-    StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter,
+    BeginOutcome, Clock, ComputePlatform, DeploymentStore, EnvironmentAccess, Executions,
+    ForwardTarget, HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, Registry,
+    ServiceRef, StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter,
 };
 use crate::registry::{EnvironmentConfig, ServiceConfig};
 use async_trait::async_trait;
@@ -623,6 +623,56 @@ impl Executions for FakeExecutions {
     }
 }
 
+/// Every environment's services are the same fakes; the roles asked for are recorded.
+pub struct FakeAccess {
+    pub router: std::sync::Arc<FakeRouter>,
+    pub targets: std::sync::Arc<FakeTargetHealth>,
+    pub compute: std::sync::Arc<FakeCompute>,
+    pub signals: std::sync::Arc<FakeSignals>,
+    pub roles: Mutex<Vec<Option<String>>>,
+}
+
+impl FakeAccess {
+    fn note(&self, role: Option<&str>) {
+        lock(&self.roles).push(role.map(str::to_string));
+    }
+    pub fn roles(&self) -> Vec<Option<String>> {
+        lock(&self.roles).clone()
+    }
+}
+
+#[async_trait]
+impl EnvironmentAccess for FakeAccess {
+    async fn router(
+        &self,
+        role: Option<&str>,
+    ) -> Result<std::sync::Arc<dyn TrafficRouter>, AdapterError> {
+        self.note(role);
+        Ok(self.router.clone())
+    }
+    async fn targets(
+        &self,
+        role: Option<&str>,
+    ) -> Result<std::sync::Arc<dyn TargetHealth>, AdapterError> {
+        self.note(role);
+        Ok(self.targets.clone())
+    }
+    async fn compute(
+        &self,
+        role: Option<&str>,
+    ) -> Result<std::sync::Arc<dyn ComputePlatform>, AdapterError> {
+        self.note(role);
+        Ok(self.compute.clone())
+    }
+    async fn signals(
+        &self,
+        role: Option<&str>,
+    ) -> Result<std::sync::Arc<dyn HealthSignals>, AdapterError> {
+        self.note(role);
+        Ok(self.signals.clone())
+    }
+}
+
 /// A clock the test moves by hand.
 pub struct FixedClock(pub Mutex<OffsetDateTime>);
 
@@ -744,6 +794,9 @@ pub mod sample {
 
     /// Every fake, wired as a healthy checkout/dev with blue active on 1.2.0.
     pub struct World {
+        pub access: Arc<FakeAccess>,
+        pub registry: Arc<FakeRegistry>,
+        pub executions: Arc<FakeExecutions>,
         pub router: Arc<FakeRouter>,
         pub targets: Arc<FakeTargetHealth>,
         pub signals: Arc<FakeSignals>,
@@ -759,19 +812,89 @@ pub mod sample {
             targets.set(&tg(GREEN_TG), 2, 2);
             let signals = FakeSignals::default();
             signals.set_alarm(ALARM, AlarmStatus::Ok, "Threshold not crossed");
+            let router = Arc::new(FakeRouter::new(TrafficSplit::all_on(Color::Blue)));
+            let targets = Arc::new(targets);
+            let signals = Arc::new(signals);
+            let compute = Arc::new(
+                FakeCompute::default()
+                    .with_service("checkout-blue", IMAGE_V120)
+                    .with_service("checkout-green", IMAGE_V120),
+            );
             Self {
-                router: Arc::new(FakeRouter::new(TrafficSplit::all_on(Color::Blue))),
-                targets: Arc::new(targets),
-                signals: Arc::new(signals),
-                compute: Arc::new(
-                    FakeCompute::default()
-                        .with_service("checkout-blue", IMAGE_V120)
-                        .with_service("checkout-green", IMAGE_V120),
-                ),
+                access: Arc::new(FakeAccess {
+                    router: router.clone(),
+                    targets: targets.clone(),
+                    compute: compute.clone(),
+                    signals: signals.clone(),
+                    roles: Mutex::new(Vec::new()),
+                }),
+                registry: Arc::new(FakeRegistry::default()),
+                executions: Arc::new(FakeExecutions::default()),
+                router,
+                targets,
+                signals,
+                compute,
                 store: Arc::new(FakeStore::default()),
                 clock: Arc::new(FixedClock::at(
                     time::macros::datetime!(2025-01-03 10:00:05 UTC),
                 )),
+            }
+        }
+    }
+
+    impl World {
+        /// The sample environment's registry entry (the sample request without a release).
+        pub fn environment_config() -> crate::registry::EnvironmentConfig {
+            let mut v = request();
+            if let Some(o) = v.as_object_mut() {
+                for k in ["version", "image", "deployer"] {
+                    o.remove(k);
+                }
+            }
+            serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        /// Registers checkout (repository `checkout`) and its dev environment.
+        pub async fn with_registry(self) -> Self {
+            let env = Self::environment_config();
+            self.registry
+                .put_environment(&env)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            self.registry
+                .put_service(&crate::registry::ServiceConfig {
+                    service: "checkout".into(),
+                    repository: "checkout".into(),
+                    release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
+                    auto_deploy: vec!["dev".into()],
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            self
+        }
+
+        pub fn phase_deps(&self) -> crate::ports::PhaseDeps {
+            crate::ports::PhaseDeps {
+                store: self.store.clone(),
+                access: self.access.clone(),
+                clock: self.clock.clone(),
+            }
+        }
+
+        pub fn rollback_deps(&self) -> crate::rollback::RollbackDeps {
+            crate::rollback::RollbackDeps {
+                store: self.store.clone(),
+                access: self.access.clone(),
+                clock: self.clock.clone(),
+            }
+        }
+
+        pub fn start_deps(&self) -> crate::start::StartDeps {
+            crate::start::StartDeps {
+                registry: self.registry.clone(),
+                store: self.store.clone(),
+                executions: self.executions.clone(),
+                clock: self.clock.clone(),
             }
         }
     }

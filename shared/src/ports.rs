@@ -9,6 +9,7 @@ use crate::domain::{
 use crate::error::AdapterError;
 use crate::registry::{EnvironmentConfig, ServiceConfig};
 use async_trait::async_trait;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// The weighted forward action on a listener or rule, split between two target groups.
@@ -247,6 +248,29 @@ pub async fn recorded(
         .deployment(id)
         .await?
         .ok_or_else(|| crate::error::PhaseError::Internal(format!("deployment {id} has no record")))
+}
+
+/// The AWS services of an environment's account: the controller's own, or the account reached
+/// by assuming the environment's role. The deployment table always stays in the controller's.
+#[async_trait]
+pub trait EnvironmentAccess: Send + Sync {
+    async fn router(&self, role_arn: Option<&str>) -> Result<Arc<dyn TrafficRouter>, AdapterError>;
+    async fn targets(&self, role_arn: Option<&str>) -> Result<Arc<dyn TargetHealth>, AdapterError>;
+    async fn compute(
+        &self,
+        role_arn: Option<&str>,
+    ) -> Result<Arc<dyn ComputePlatform>, AdapterError>;
+    async fn signals(&self, role_arn: Option<&str>)
+    -> Result<Arc<dyn HealthSignals>, AdapterError>;
+}
+
+/// What every phase handler depends on.
+pub struct PhaseDeps {
+    /// The deployment table (the controller's account).
+    pub store: Arc<dyn DeploymentStore>,
+    /// The environment's ELB, ECS and CloudWatch (its account, via its role if it has one).
+    pub access: Arc<dyn EnvironmentAccess>,
+    pub clock: Arc<dyn Clock>,
 }
 
 pub trait Clock: Send + Sync {

@@ -5,12 +5,13 @@
 
 use crate::domain::{Color, DeploymentRecord, EnvironmentState, Phase, TrafficSplit};
 use crate::error::PhaseError;
-use crate::ports::{Clock, DeploymentStore, ForwardTarget, TrafficRouter};
+use crate::ports::{Clock, DeploymentStore, EnvironmentAccess, ForwardTarget, TrafficRouter};
 use std::sync::Arc;
 
 pub struct RollbackDeps {
     pub store: Arc<dyn DeploymentStore>,
-    pub router: Arc<dyn TrafficRouter>,
+    /// Reaches the environment's account (its role is on the record).
+    pub access: Arc<dyn EnvironmentAccess>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -76,12 +77,8 @@ pub async fn roll_back(
         // Finished already (e.g. rolled back by an alarm). If a phase raced it and moved
         // traffic afterwards, put it back: a rolled-back environment serves only the active color.
         if record.phase != Phase::Succeeded {
-            restore(
-                deps.router.as_ref(),
-                &forward(&record)?,
-                record.active_color,
-            )
-            .await?;
+            let router = deps.access.router(record.role_arn.as_deref()).await?;
+            restore(router.as_ref(), &forward(&record)?, record.active_color).await?;
         }
         return Ok(RollbackOutcome::AlreadyFinished(record));
     }
@@ -92,7 +89,8 @@ pub async fn roll_back(
         .await
         .map_err(PhaseError::from)?;
     let active = record.active_color;
-    let moved = restore(deps.router.as_ref(), &forward(&record)?, active).await?;
+    let router = deps.access.router(record.role_arn.as_deref()).await?;
+    let moved = restore(router.as_ref(), &forward(&record)?, active).await?;
     let shifted = moved || !deps.store.steps(id).await?.is_empty();
     let final_phase = if shifted {
         Phase::RolledBack

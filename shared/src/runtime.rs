@@ -17,6 +17,19 @@ pub async fn init() -> Result<(Config, aws_config::SdkConfig), lambda_runtime::E
     Ok((config, aws))
 }
 
+/// Cold start of a phase function: the deployment table and access to environments' accounts.
+pub async fn phase_deps() -> Result<crate::ports::PhaseDeps, lambda_runtime::Error> {
+    let (config, aws) = init().await?;
+    Ok(crate::ports::PhaseDeps {
+        store: std::sync::Arc::new(crate::adapters::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            config.table_name,
+        )),
+        access: std::sync::Arc::new(crate::adapters::access::AwsAccess::new(aws)),
+        clock: std::sync::Arc::new(crate::ports::SystemClock),
+    })
+}
+
 /// Serves `handler` until the runtime stops.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where

@@ -9,21 +9,10 @@ use shared::domain::{
     STRATEGY_BLUE_GREEN,
 };
 use shared::error::PhaseError;
-use shared::ports::{
-    BeginOutcome, Clock, ComputePlatform, DeploymentStore, HealthSignals, TargetHealth,
-    TrafficRouter,
-};
-use std::sync::Arc;
+use shared::ports::BeginOutcome;
 use tracing::Instrument;
 
-pub struct Deps {
-    pub store: Arc<dyn DeploymentStore>,
-    pub router: Arc<dyn TrafficRouter>,
-    pub targets: Arc<dyn TargetHealth>,
-    pub compute: Arc<dyn ComputePlatform>,
-    pub signals: Arc<dyn HealthSignals>,
-    pub clock: Arc<dyn Clock>,
-}
+pub use shared::ports::PhaseDeps as Deps;
 
 pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
     let state = ExecutionState::from_value(input)?;
@@ -53,12 +42,21 @@ async fn roll_out(
     let target = progress.target_color;
     let svc = req.service_ref(target);
     let revision = deps
-        .compute
+        .access
+        .compute(req.role_arn.as_deref())
+        .await?
         .deploy_image(&svc, &req.image.to_string())
         .await?;
-    let readiness = deps.compute.readiness(&svc, &revision).await?;
+    let readiness = deps
+        .access
+        .compute(req.role_arn.as_deref())
+        .await?
+        .readiness(&svc, &revision)
+        .await?;
     let health = deps
-        .targets
+        .access
+        .targets(req.role_arn.as_deref())
+        .await?
         .target_health(req.traffic.target_group(target))
         .await?;
     progress.green_polls += 1;
@@ -117,7 +115,9 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
     let fwd = req.forward_target()?;
 
     let missing: Vec<String> = deps
-        .signals
+        .access
+        .signals(req.role_arn.as_deref())
+        .await?
         .alarm_states(&req.alarms)
         .await?
         .into_iter()
@@ -130,7 +130,12 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
         )));
     }
 
-    let split = deps.router.current_split(&fwd).await?;
+    let split = deps
+        .access
+        .router(req.role_arn.as_deref())
+        .await?
+        .current_split(&fwd)
+        .await?;
     let env = deps
         .store
         .environment(&req.service, &req.environment)
@@ -228,7 +233,9 @@ async fn running_version(
     color: Color,
 ) -> Result<Option<String>, PhaseError> {
     let image = deps
-        .compute
+        .access
+        .compute(state.request.role_arn.as_deref())
+        .await?
         .current_image(&state.request.service_ref(color))
         .await?;
     Ok(image
@@ -248,14 +255,7 @@ mod tests {
     use shared::fakes::sample::{self, World};
 
     fn deps(w: &World) -> Deps {
-        Deps {
-            store: w.store.clone(),
-            router: w.router.clone(),
-            targets: w.targets.clone(),
-            compute: w.compute.clone(),
-            signals: w.signals.clone(),
-            clock: w.clock.clone(),
-        }
+        w.phase_deps()
     }
 
     fn ok(r: Result<ExecutionState, PhaseError>) -> ExecutionState {
@@ -314,6 +314,30 @@ mod tests {
         assert!(
             w.router.writes().is_empty(),
             "deploy-green must never move traffic"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_environment_role_is_used_for_every_aws_call_outside_the_table() {
+        let w = World::default();
+        let mut req = sample::request();
+        req["role_arn"] = "arn:aws:iam::210987654321:role/bluegreen-prd".into();
+        ok(handle(&deps(&w), sample::state(req)).await);
+        let roles = w.access.roles();
+        assert!(!roles.is_empty());
+        assert!(
+            roles
+                .iter()
+                .all(|r| r.as_deref() == Some("arn:aws:iam::210987654321:role/bluegreen-prd")),
+            "{roles:?}"
+        );
+        let record = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(
+            record.role_arn.as_deref(),
+            Some("arn:aws:iam::210987654321:role/bluegreen-prd")
         );
     }
 

@@ -9,16 +9,11 @@ use shared::domain::{
     evaluate,
 };
 use shared::error::PhaseError;
-use shared::ports::{Clock, DeploymentStore, HealthSignals, MetricsWindow};
-use std::sync::Arc;
+use shared::ports::MetricsWindow;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-pub struct Deps {
-    pub store: Arc<dyn DeploymentStore>,
-    pub signals: Arc<dyn HealthSignals>,
-    pub clock: Arc<dyn Clock>,
-}
+pub use shared::ports::PhaseDeps as Deps;
 
 pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
     let state = ExecutionState::from_value(input)?;
@@ -50,7 +45,9 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
             .map_err(|e| PhaseError::Internal(format!("window start: {e}")))?;
     let target = progress.target_color;
     let (target_metrics, baseline_metrics) = deps
-        .signals
+        .access
+        .signals(req.role_arn.as_deref())
+        .await?
         .color_metrics(&MetricsWindow {
             load_balancer: req.traffic.target()?.load_balancer_dimension(),
             target: req.traffic.target_group(target).clone(),
@@ -59,7 +56,12 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
             end: now,
         })
         .await?;
-    let alarms = deps.signals.alarm_states(&req.alarms).await?;
+    let alarms = deps
+        .access
+        .signals(req.role_arn.as_deref())
+        .await?
+        .alarm_states(&req.alarms)
+        .await?;
     let verdict = evaluate(&EvaluationInput {
         target: target_metrics,
         baseline: baseline_metrics,
@@ -154,13 +156,10 @@ mod tests {
     use super::*;
     use shared::domain::{AlarmStatus, ColorMetrics};
     use shared::fakes::sample::{self, World};
+    use shared::ports::DeploymentStore as _;
 
     fn deps(w: &World) -> Deps {
-        Deps {
-            store: w.store.clone(),
-            signals: w.signals.clone(),
-            clock: w.clock.clone(),
-        }
+        w.phase_deps()
     }
 
     async fn world_at(phase: Phase) -> World {

@@ -6,15 +6,9 @@ use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
 use shared::domain::{EnvironmentState, Phase};
 use shared::error::PhaseError;
-use shared::ports::{Clock, DeploymentStore, TrafficRouter};
-use std::sync::Arc;
 use tracing::Instrument;
 
-pub struct Deps {
-    pub store: Arc<dyn DeploymentStore>,
-    pub router: Arc<dyn TrafficRouter>,
-    pub clock: Arc<dyn Clock>,
-}
+pub use shared::ports::PhaseDeps as Deps;
 
 pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
     let state = ExecutionState::from_value(input)?;
@@ -35,7 +29,9 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
             )));
         }
         let split = deps
-            .router
+            .access
+            .router(state.request.role_arn.as_deref())
+            .await?
             .current_split(&state.request.forward_target()?)
             .await?;
         if split.sole_color() != Some(record.target_color) {
@@ -76,13 +72,10 @@ mod tests {
     use super::*;
     use shared::domain::{Color, DeploymentStatus, TrafficSplit};
     use shared::fakes::sample::{self, World};
+    use shared::ports::DeploymentStore as _;
 
     fn deps(w: &World) -> Deps {
-        Deps {
-            store: w.store.clone(),
-            router: w.router.clone(),
-            clock: w.clock.clone(),
-        }
+        w.phase_deps()
     }
 
     async fn verified(w: &World) {

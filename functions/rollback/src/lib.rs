@@ -6,24 +6,16 @@ use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
 use shared::domain::Phase;
 use shared::error::PhaseError;
-use shared::ports::{Clock, DeploymentStore, TrafficRouter};
 use shared::rollback::{LockOwner, RollbackDeps, RollbackOutcome, roll_back};
-use std::sync::Arc;
 use tracing::Instrument;
 
-pub struct Deps {
-    pub store: Arc<dyn DeploymentStore>,
-    pub router: Arc<dyn TrafficRouter>,
-    pub clock: Arc<dyn Clock>,
-}
+pub use shared::ports::PhaseDeps as Deps;
 
-impl Deps {
-    fn core(&self) -> RollbackDeps {
-        RollbackDeps {
-            store: self.store.clone(),
-            router: self.router.clone(),
-            clock: self.clock.clone(),
-        }
+fn core(deps: &Deps) -> RollbackDeps {
+    RollbackDeps {
+        store: deps.store.clone(),
+        access: deps.access.clone(),
+        clock: deps.clock.clone(),
     }
 }
 
@@ -53,7 +45,7 @@ async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, Phase
         service: &state.request.service,
         environment: &state.request.environment,
     };
-    let next = match roll_back(&deps.core(), &state.deployment_id, &reason, Some(owner)).await? {
+    let next = match roll_back(&core(deps), &state.deployment_id, &reason, Some(owner)).await? {
         RollbackOutcome::RolledBack(_) => NextAction::RolledBack,
         RollbackOutcome::Failed(_) | RollbackOutcome::NeverStarted => NextAction::Failed,
         RollbackOutcome::AlreadyFinished(r) => outcome(r.phase),
@@ -74,13 +66,10 @@ mod tests {
     use super::*;
     use shared::domain::{Color, DeploymentStatus, TrafficSplit};
     use shared::fakes::sample::{self, World};
+    use shared::ports::DeploymentStore as _;
 
     fn deps(w: &World) -> Deps {
-        Deps {
-            store: w.store.clone(),
-            router: w.router.clone(),
-            clock: w.clock.clone(),
-        }
+        w.phase_deps()
     }
 
     fn caught(error: &str, message: &str) -> Value {

@@ -6,16 +6,9 @@ use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
 use shared::domain::{Phase, StepRecord, TrafficSplit};
 use shared::error::PhaseError;
-use shared::ports::{Clock, DeploymentStore, TargetHealth, TrafficRouter};
-use std::sync::Arc;
 use tracing::Instrument;
 
-pub struct Deps {
-    pub store: Arc<dyn DeploymentStore>,
-    pub router: Arc<dyn TrafficRouter>,
-    pub targets: Arc<dyn TargetHealth>,
-    pub clock: Arc<dyn Clock>,
-}
+pub use shared::ports::PhaseDeps as Deps;
 
 pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseError> {
     let state = ExecutionState::from_value(input)?;
@@ -37,7 +30,9 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
 
     // Never send traffic to a target group without healthy targets.
     let health = deps
-        .targets
+        .access
+        .targets(req.role_arn.as_deref())
+        .await?
         .target_health(req.traffic.target_group(target))
         .await?;
     if health.healthy == 0 {
@@ -66,7 +61,9 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
 
     let split = TrafficSplit::with_percent_on(target, weight)
         .map_err(|e| PhaseError::Internal(format!("step {weight}%: {e}")))?;
-    deps.router
+    deps.access
+        .router(req.role_arn.as_deref())
+        .await?
         .set_split(&req.forward_target()?, split)
         .await
         .map_err(|e| PhaseError::traffic_write(e, format!("shifting to {split}")))?;
@@ -112,14 +109,10 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
 mod tests {
     use super::*;
     use shared::fakes::sample::{self, World};
+    use shared::ports::DeploymentStore as _;
 
     fn deps(w: &World) -> Deps {
-        Deps {
-            store: w.store.clone(),
-            router: w.router.clone(),
-            targets: w.targets.clone(),
-            clock: w.clock.clone(),
-        }
+        w.phase_deps()
     }
 
     async fn begun(w: &World, phase: Phase) {

@@ -1,21 +1,5 @@
-use shared::adapters::{dynamodb::DynamoStore, elbv2::AlbRouter};
-use shared::ports::SystemClock;
-use std::sync::Arc;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (config, aws) = shared::runtime::init().await?;
-    let router = Arc::new(AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(
-        &aws,
-    )));
-    let deps = shift_traffic::Deps {
-        store: Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            config.table_name,
-        )),
-        router: router.clone(),
-        targets: router,
-        clock: Arc::new(SystemClock),
-    };
+    let deps = shared::runtime::phase_deps().await?;
     shared::runtime::serve(|input| shift_traffic::handle(&deps, input)).await
 }

@@ -1,6 +1,7 @@
 //! One module per AWS service, mapping SDK types to domain types and SDK errors to
 //! `AdapterError`.
 
+pub mod access;
 pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ecs;
