@@ -10,7 +10,7 @@
            Step Functions interpreter invokes Lambdas through the router; execute mode switched on.
   router   local-stack/router.py on 127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566): the AWS endpoint.
   lambda   `cargo lambda watch` on 127.0.0.1:$BLUEGREEN_LAMBDA_PORT (9000), run from the workspace,
-           functions get AWS_ENDPOINT_URL=<router>, dummy credentials, TABLE_NAME, RUST_LOG.
+           functions get AWS_ENDPOINT_URL=<router>, dummy credentials, TABLE_NAME, STATE_MACHINE_ARN, RUST_LOG.
            Skipped with --no-watch (or BLUEGREEN_NO_WATCH=1), e.g. when a test serves Lambdas itself.
 It then writes .local-stack/stack.json. `up` when everything is already up is a no-op; a failed
 `up` stops what it started. `down` stops every process group listed in stack.json.
@@ -68,6 +68,8 @@ def function_env(router_url: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "TABLE_NAME": "bluegreen",
+        # provision.py base creates the state machine under this fixed name.
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:blue-green",
         "RUST_LOG": "info",
     }
 

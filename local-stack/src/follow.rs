@@ -52,6 +52,20 @@ pub async fn follow(
                     execution.cause.as_deref().unwrap_or("-")
                 )
             })?;
+            let evaluated = ledger
+                .iter()
+                .filter(|e| e.kind == EvaluationKind::Step)
+                .map(|e| e.step_index)
+                .max();
+            for step in stack.store.steps(deployment_id).await? {
+                if evaluated.is_none_or(|i| step.step_index > i) {
+                    if !printed.phase2 {
+                        out(&report::phase2_title());
+                        printed.phase2 = true;
+                    }
+                    out(&report::unevaluated_step_line(&step));
+                }
+            }
             if printed.phase3 {
                 for l in report::verification(&ledger) {
                     out(&l);

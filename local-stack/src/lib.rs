@@ -306,3 +306,235 @@ pub fn deployment_name(service: &str, environment: &str, version: &str) -> Strin
         version.replace('.', "-")
     )
 }
+
+/// What a function invocation returned: its payload, and its error type if the handler failed.
+#[derive(Debug, Clone)]
+pub struct Invoked {
+    pub payload: Value,
+    pub error_type: Option<String>,
+}
+
+/// An HTTP API response as the handler produced it.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl LocalStack {
+    /// Invokes a function through the Lambda Invoke API on the router, as EventBridge, a
+    /// CloudWatch alarm action or API Gateway would.
+    pub fn invoke(&self, function: &str, payload: &Value) -> Result<Invoked> {
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.endpoint
+        );
+        let mut resp = ureq::post(&url)
+            .send_json(payload)
+            .with_context(|| format!("invoking {function}"))?;
+        let failed = resp.headers().contains_key("X-Amz-Function-Error");
+        let payload: Value = resp.body_mut().read_json()?;
+        let error_type = failed.then(|| {
+            payload["errorType"]
+                .as_str()
+                .unwrap_or("Unhandled")
+                .to_string()
+        });
+        Ok(Invoked {
+            payload,
+            error_type,
+        })
+    }
+
+    /// Calls the HTTP API function with an API Gateway (payload v2) event from an IAM caller.
+    pub fn api(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&Value>,
+        caller: &str,
+    ) -> Result<ApiResponse> {
+        let event = api_event(method, path_and_query, body, caller);
+        let out = self.invoke("api", &event)?;
+        if let Some(e) = out.error_type {
+            bail!(
+                "api {method} {path_and_query} failed as a function: {e}: {}",
+                out.payload
+            );
+        }
+        let status = out.payload["statusCode"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| anyhow!("api response without statusCode: {}", out.payload))?;
+        let text = out.payload["body"].as_str().unwrap_or("null");
+        let body = serde_json::from_str(text).unwrap_or(Value::String(text.to_string()));
+        Ok(ApiResponse { status, body })
+    }
+
+    /// Registers `env` (and its service) through the API, with `timings` in seconds.
+    pub fn register(&self, env: &Environment, timings: Value, caller: &str) -> Result<()> {
+        let service = self.api(
+            "PUT",
+            &format!("/services/{}", env.service),
+            Some(&json!({"repository": env.service})),
+            caller,
+        )?;
+        if service.status != 200 {
+            bail!(
+                "registering service {}: {} {}",
+                env.service,
+                service.status,
+                service.body
+            );
+        }
+        let config = json!({
+            "traffic": {
+                "listener_arn": env.listener_arn,
+                "blue_target_group_arn": env.blue_target_group_arn,
+                "green_target_group_arn": env.green_target_group_arn,
+            },
+            "compute": {
+                "platform": "ecs",
+                "cluster": env.cluster,
+                "blue_service": env.blue_service,
+                "green_service": env.green_service,
+            },
+            "alarms": env.alarm_names,
+            "timings": timings,
+        });
+        let put = self.api(
+            "PUT",
+            &format!("/services/{}/environments/{}", env.service, env.environment),
+            Some(&config),
+            caller,
+        )?;
+        if put.status != 200 {
+            bail!(
+                "registering {}/{}: {} {}",
+                env.service,
+                env.environment,
+                put.status,
+                put.body
+            );
+        }
+        Ok(())
+    }
+}
+
+/// An API Gateway HTTP API (payload v2) event with IAM authorization.
+pub fn api_event(method: &str, path_and_query: &str, body: Option<&Value>, caller: &str) -> Value {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let params: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let now = time::OffsetDateTime::now_utc();
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {"content-type": "application/json", "host": "localhost"},
+        "queryStringParameters": if params.is_empty() { Value::Null } else { Value::Object(params) },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "local-stack"},
+            "requestId": format!("local-{}", now.unix_timestamp_nanos()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "03/Jan/2025:10:00:00 +0000",
+            "timeEpoch": now.unix_timestamp() * 1000,
+            "authorizer": {"iam": {
+                "accessKey": "AKIAIOSFODNN7EXAMPLE",
+                "accountId": "123456789012",
+                "callerId": "AIDACKCEVSQ6C2EXAMPLE",
+                "principalOrgId": null,
+                "userArn": caller,
+                "userId": "AIDACKCEVSQ6C2EXAMPLE"
+            }}
+        },
+        "body": body.map(Value::to_string),
+        "isBase64Encoded": false
+    })
+}
+
+/// The EventBridge event ECR sends when an image is pushed.
+pub fn ecr_push_event(repository: &str, tag: &str, digest: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": format!("ecr-{digest}-{tag}").chars().take(36).collect::<String>(),
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": "123456789012",
+        "time": "2025-01-03T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": repository,
+            "image-digest": digest,
+            "action-type": "PUSH",
+            "image-tag": tag
+        }
+    })
+}
+
+/// The EventBridge event CloudWatch sends when an alarm changes state.
+pub fn alarm_event(name: &str, state: &str, reason: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": format!("alarm-{}", time::OffsetDateTime::now_utc().unix_timestamp_nanos()),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": "2025-01-03T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": state, "reason": reason, "timestamp": "2025-01-03T10:00:00.000+0000"},
+            "previousState": {"value": "OK", "reason": "Threshold not crossed", "timestamp": "2025-01-03T09:00:00.000+0000"},
+            "configuration": {"metrics": []}
+        }
+    })
+}
+
+impl LocalStack {
+    /// Names of the state machine's executions that start with `prefix`.
+    pub async fn executions_named(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .sfn
+                .list_executions()
+                .state_machine_arn(&self.state_machine_arn)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "ListExecutions: {}",
+                        aws_sdk_sfn::error::DisplayErrorContext(e)
+                    )
+                })?;
+            names.extend(
+                out.executions()
+                    .iter()
+                    .map(|e| e.name().to_string())
+                    .filter(|n| n.starts_with(prefix)),
+            );
+            match out.next_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => return Ok(names),
+            }
+        }
+    }
+}

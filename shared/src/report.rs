@@ -3,7 +3,7 @@
 
 use crate::domain::{
     CheckOutcome, Color, DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind,
-    LedgerEntry, Outcome, ReadinessSummary, TrafficSplit,
+    LedgerEntry, Outcome, ReadinessSummary, StepRecord, TrafficSplit,
 };
 
 pub const OK: &str = "✓";
@@ -157,6 +157,15 @@ pub fn step_line(e: &LedgerEntry) -> String {
         ));
     }
     line
+}
+
+/// A step that was written but never evaluated (the deployment ended first).
+pub fn unevaluated_step_line(step: &StepRecord) -> String {
+    format!(
+        "  [{}%] {}  … shifted; ended before its evaluation",
+        step.split.weight_of(step.target_color),
+        step.split
+    )
 }
 
 pub fn phase2_title() -> String {
@@ -360,6 +369,22 @@ mod tests {
         assert_eq!(
             step_line(&bad),
             "  [25%] Blue: 75% | Green: 25%  ✗ Error rate: 8.00%\n      ✗ error rate 8.00% (40 of 500 requests returned 5xx) exceeds 1.00%"
+        );
+    }
+
+    #[test]
+    fn a_step_that_ended_before_evaluation_says_so() {
+        let step = StepRecord {
+            deployment_id: "d".into(),
+            step_index: 1,
+            split: TrafficSplit::with_percent_on(Color::Green, 25)
+                .unwrap_or_else(|e| panic!("{e}")),
+            target_color: Color::Green,
+            shifted_at: datetime!(2025-01-03 10:00:00 UTC),
+        };
+        assert_eq!(
+            unevaluated_step_line(&step),
+            "  [25%] Blue: 75% | Green: 25%  … shifted; ended before its evaluation"
         );
     }
 
