@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 STACK := python3 local-stack/stack.py
 
-.PHONY: demo test setup build lint unit e2e stack-up stack-down clean
+.PHONY: demo test bench setup build lint unit e2e stack-up stack-down clean
 
 $(VENV)/.installed: requirements-dev.txt local-stack/requirements.txt
 	python3 -m venv $(VENV)
@@ -48,6 +48,14 @@ test: setup build lint
 	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
 	$(STACK) up >/dev/null; \
 	cargo test --workspace --no-fail-fast
+
+# Benchmarks print figures with a baseline measured in the same run; nothing here asserts speed.
+RUNS ?= 50
+bench: build
+	@set -euo pipefail; \
+	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
+	$(STACK) up >/dev/null; \
+	cargo run --quiet -p local-stack --bin bench_rollback -- $(RUNS)
 
 stack-up: build
 	$(STACK) up

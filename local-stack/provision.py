@@ -261,6 +261,14 @@ def provision_environment(aws: Aws, service: str, env: str, version: str, desire
     except Exception as exc:  # noqa: BLE001 - ECR is optional locally
         log(f"ECR skipped: {exc}")
 
+    # A fresh environment has no recorded colors or lock: forget what earlier runs recorded,
+    # as the listener was just put back on blue.
+    try:
+        aws("dynamodb").delete_item(TableName=TABLE, Key={"pk": {"S": f"ENV#{service}#{env}"}, "sk": {"S": "STATE"}})
+    except ClientError as e:
+        if code(e) != "ResourceNotFoundException":
+            raise
+
     return {
         "service": service, "environment": env,
         "listener_arn": listener_arn, "load_balancer_arn": lb["LoadBalancerArn"],

@@ -3,6 +3,9 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub table_name: String,
+    /// The deployment state machine (`STATE_MACHINE_ARN`); only the functions that start, stop
+    /// or watch executions need it.
+    pub state_machine_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,7 +23,18 @@ impl Config {
         let table_name = get("TABLE_NAME")
             .filter(|v| !v.is_empty())
             .ok_or(MissingVar("TABLE_NAME"))?;
-        Ok(Self { table_name })
+        let state_machine_arn = get("STATE_MACHINE_ARN").filter(|v| !v.is_empty());
+        Ok(Self {
+            table_name,
+            state_machine_arn,
+        })
+    }
+
+    /// The state machine's ARN, for the functions that cannot run without it.
+    pub fn require_state_machine_arn(&self) -> Result<String, MissingVar> {
+        self.state_machine_arn
+            .clone()
+            .ok_or(MissingVar("STATE_MACHINE_ARN"))
     }
 }
 
@@ -38,6 +52,22 @@ mod tests {
         assert_eq!(
             Config::from_lookup(|_| Some("bluegreen".into())).map(|c| c.table_name),
             Ok("bluegreen".into())
+        );
+    }
+
+    #[test]
+    fn the_state_machine_is_optional_until_required_and_then_named() {
+        let only_table = Config::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".to_string()));
+        assert_eq!(
+            only_table.map(|c| c.require_state_machine_arn()),
+            Ok(Err(MissingVar("STATE_MACHINE_ARN")))
+        );
+        let arn = "arn:aws:states:us-east-1:123456789012:stateMachine:blue-green";
+        let both =
+            Config::from_lookup(|k| Some(if k == "TABLE_NAME" { "t" } else { arn }.to_string()));
+        assert_eq!(
+            both.map(|c| c.require_state_machine_arn()),
+            Ok(Ok(arn.to_string()))
         );
     }
 }

@@ -1,6 +1,9 @@
 //! Every file in `events/` is parsed here, so the samples cannot rot: execution inputs as the
-//! state machine's input (a deployment request), task inputs as the state a phase receives.
+//! state machine's input (a deployment request), task inputs as the state a phase receives,
+//! trigger events by their function's own parser, API requests as API Gateway HTTP API
+//! (payload 2.0) events.
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde_json::Value;
 use shared::contracts::{DeploymentRequest, ExecutionState};
 use std::path::{Path, PathBuf};
@@ -61,11 +64,92 @@ fn every_event_file_parses_as_what_its_name_says() {
                     .join(function);
                 assert!(crate_dir.is_dir(), "{name} names no function in functions/");
             }
+            ("triggers", n) => trigger(n, value),
+            ("api", _) => {
+                let req: ApiGatewayV2httpRequest = serde_json::from_value(value)
+                    .unwrap_or_else(|e| panic!("{name}: not an HTTP API event: {e}"));
+                let caller = req
+                    .request_context
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.iam.as_ref())
+                    .and_then(|i| i.user_arn.as_deref());
+                assert!(
+                    caller.is_some_and(|a| a.starts_with("arn:aws:")),
+                    "{name}: requestContext.authorizer.iam.userArn is the recorded deployer"
+                );
+                let method = req.request_context.http.method.as_str().to_string();
+                let route_key = req.route_key.clone().unwrap_or_default();
+                assert!(
+                    route_key.starts_with(&format!("{method} /")),
+                    "{name}: {route_key}"
+                );
+                if let Some(body) = &req.body {
+                    serde_json::from_str::<Value>(body)
+                        .unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}"));
+                }
+            }
             _ => panic!(
                 "{}: no test parses this kind of event; add it to events.rs",
                 path.display()
             ),
         }
+    }
+}
+
+/// A trigger sample, parsed as its function parses it, is the kind its name says.
+fn trigger(name: &str, value: Value) {
+    use alarm_trigger::{AlarmValue, Delivery};
+    use ecr_push_trigger::ImageAction;
+    use execution_status::ExecutionStatus;
+    let fail = |e: shared::error::PhaseError| -> ! { panic!("{name}: {e}") };
+    match name {
+        n if n.starts_with("ecr-") => {
+            let action = ecr_push_trigger::parse(value).unwrap_or_else(|e| fail(e));
+            match (n, action) {
+                ("ecr-push.json", ImageAction::Push(p)) => {
+                    assert_eq!(
+                        (p.repository.as_str(), p.tag.as_str()),
+                        ("checkout", "1.3.0")
+                    );
+                }
+                ("ecr-push-latest.json", ImageAction::Skip(r)) => {
+                    assert!(r.contains("latest"), "{r}")
+                }
+                ("ecr-delete.json", ImageAction::Skip(r)) => {
+                    assert!(r.contains("only pushes deploy"), "{r}")
+                }
+                (n, other) => panic!("{n}: unexpected {other:?}"),
+            }
+        }
+        n if n.starts_with("alarm-") => {
+            let alarm = alarm_trigger::parse(value).unwrap_or_else(|e| fail(e));
+            let expected = match n {
+                "alarm-state-change.json" => (AlarmValue::Alarm, Delivery::EventBridge),
+                "alarm-lambda-action.json" => (AlarmValue::Alarm, Delivery::LambdaAction),
+                "alarm-ok.json" => (AlarmValue::Ok, Delivery::EventBridge),
+                other => panic!("{other}: no expectation for this alarm sample"),
+            };
+            assert_eq!((alarm.state, alarm.delivery), expected, "{n}");
+            assert_eq!(alarm.name, "checkout-dev-green-5xx", "{n}");
+            assert!(!alarm.reason.is_empty(), "{n}");
+        }
+        n if n.starts_with("execution-") => {
+            let change = execution_status::parse(value).unwrap_or_else(|e| fail(e));
+            let expected = match n {
+                "execution-aborted.json" => ExecutionStatus::Aborted,
+                "execution-succeeded.json" => ExecutionStatus::Succeeded,
+                other => panic!("{other}: no expectation for this execution sample"),
+            };
+            assert_eq!(change.status, expected, "{n}");
+            let request = change
+                .request()
+                .unwrap_or_else(|e| fail(e))
+                .unwrap_or_else(|| panic!("{n}: the sample carries its input"));
+            request.validate().unwrap_or_else(|e| fail(e));
+            assert_eq!(change.name, "checkout-dev-1-3-0-7f5b2640fe6f", "{n}");
+        }
+        other => panic!("triggers/{other}: no trigger parses this sample; add it to events.rs"),
     }
 }
 

@@ -32,10 +32,10 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
-const PK: &str = "pk";
-const SK: &str = "sk";
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
 const GSI1: &str = "gsi1";
 const GSI1PK: &str = "gsi1pk";
 const GSI1SK: &str = "gsi1sk";
@@ -46,7 +46,7 @@ const META: &str = "META";
 const STATE: &str = "STATE";
 const STEP_PREFIX: &str = "STEP#";
 const EVAL_PREFIX: &str = "EVAL#";
-const TABLE_NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
+pub(crate) const TABLE_NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
 /// Cancellation reasons that mean "try again", not "the condition is false".
 const TRANSIENT_REASONS: &[&str] = &[
     "TransactionConflict",
@@ -70,7 +70,7 @@ impl DynamoStore {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
@@ -86,7 +86,7 @@ fn history_pk(environment: &str) -> String {
     format!("ENV#{environment}")
 }
 
-fn key(pk: String, sk: &str) -> Item {
+pub(crate) fn key(pk: String, sk: &str) -> Item {
     HashMap::from([(PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
 }
 
@@ -120,14 +120,14 @@ fn month(t: OffsetDateTime) -> Result<String, AdapterError> {
 
 /// The serialized fields of `value`, without the NULLs serde writes for `None`: an absent
 /// attribute is what conditions such as `attribute_not_exists(active_deployment)` test.
-fn to_item<T: Serialize>(what: &str, value: &T) -> Result<Item, AdapterError> {
+pub(crate) fn to_item<T: Serialize>(what: &str, value: &T) -> Result<Item, AdapterError> {
     let mut item: Item = serde_dynamo::to_item(value)
         .map_err(|e| AdapterError::Invalid(format!("{what} cannot be stored in DynamoDB: {e}")))?;
     item.retain(|_, v| !matches!(v, AttributeValue::Null(true)));
     Ok(item)
 }
 
-fn from_item<T: DeserializeOwned>(what: &str, item: Item) -> Result<T, AdapterError> {
+pub(crate) fn from_item<T: DeserializeOwned>(what: &str, item: Item) -> Result<T, AdapterError> {
     serde_dynamo::from_item(item).map_err(|e| {
         AdapterError::Other(format!(
             "stored {what} cannot be read ({e}); it was written by an incompatible version, fix or delete the item"
@@ -166,7 +166,7 @@ fn env_item(env: &EnvironmentState) -> Result<Item, AdapterError> {
     Ok(item)
 }
 
-fn build_error(e: aws_smithy_types::error::operation::BuildError) -> AdapterError {
+pub(crate) fn build_error(e: aws_smithy_types::error::operation::BuildError) -> AdapterError {
     AdapterError::Other(format!("DynamoDB request could not be built: {e}"))
 }
 
@@ -181,7 +181,7 @@ fn phase_list(phases: &[Phase]) -> (String, Vec<(String, AttributeValue)>) {
     (format!("({})", names.join(", ")), values)
 }
 
-fn reason_codes(reasons: &[CancellationReason]) -> String {
+pub(crate) fn reason_codes(reasons: &[CancellationReason]) -> String {
     reasons
         .iter()
         .map(|r| r.code().unwrap_or("None"))
@@ -189,14 +189,14 @@ fn reason_codes(reasons: &[CancellationReason]) -> String {
         .join(", ")
 }
 
-fn is_transient_cancellation(reasons: &[CancellationReason]) -> bool {
+pub(crate) fn is_transient_cancellation(reasons: &[CancellationReason]) -> bool {
     reasons
         .iter()
         .any(|r| r.code().is_some_and(|c| TRANSIENT_REASONS.contains(&c)))
 }
 
 /// The reasons a transaction was cancelled, or the mapped error for any other failure.
-fn cancellation<R: std::fmt::Debug>(
+pub(crate) fn cancellation<R: std::fmt::Debug>(
     err: SdkError<TransactWriteItemsError, R>,
 ) -> Result<Vec<CancellationReason>, AdapterError> {
     if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
@@ -246,18 +246,26 @@ fn decode_cursor(cursor: &str, environment: &str) -> Result<Item, AdapterError> 
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
 
+/// A strongly consistent GetItem: reads that decide a write must see the latest one.
+pub(crate) async fn get_consistent(
+    client: &Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, AdapterError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error("GetItem", e, TABLE_NOT_FOUND))?;
+    Ok(out.item)
+}
+
 impl DynamoStore {
     async fn get(&self, key: Item) -> Result<Option<Item>, AdapterError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("GetItem", e, TABLE_NOT_FOUND))?;
-        Ok(out.item)
+        get_consistent(&self.client, &self.table, key).await
     }
 
     /// Every item of a deployment whose sort key starts with `prefix`, in key order.
@@ -718,11 +726,19 @@ impl DeploymentStore for DynamoStore {
                 expected = None;
                 continue;
             };
+            if holder == id {
+                // Lost the takeover race to a retry of this same start: the lock is ours.
+                return Ok(LockOutcome::Acquired);
+            }
+            if expected.is_some() {
+                // Someone else took the stale lock first.
+                return Ok(LockOutcome::HeldBy(holder));
+            }
             let taken =
                 text("lock_taken_at").and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok());
             let stale = taken.is_some_and(|t| now - t > stale_after)
                 && self.deployment(&holder).await?.is_none();
-            if !stale || expected.is_some() {
+            if !stale {
                 return Ok(LockOutcome::HeldBy(holder));
             }
             tracing::warn!(%holder, "taking over a lock whose deployment never started");
@@ -769,7 +785,9 @@ impl DeploymentStore for DynamoStore {
         if to <= from {
             return Ok(records);
         }
-        let (lo, hi) = (sort_time(from)?, sort_time(to)?);
+        // Sort keys carry whole seconds: widen the range to whole seconds (`$` sorts right
+        // after the `#` that ends the time), then keep exactly `[from, to)`.
+        let (lo, hi) = (sort_time(from)?, format!("{}$", sort_time(to)?));
         let mut cursor = from
             .to_offset(UtcOffset::UTC)
             .replace_day(1)
@@ -795,7 +813,11 @@ impl DeploymentStore for DynamoStore {
                     .await
                     .map_err(|e| map_sdk_error("Query", e, TABLE_NOT_FOUND))?;
                 for item in out.items.unwrap_or_default() {
-                    records.push(from_item(&format!("deployment in {partition}"), item)?);
+                    let record: DeploymentRecord =
+                        from_item(&format!("deployment in {partition}"), item)?;
+                    if record.started_at >= from && record.started_at < to {
+                        records.push(record);
+                    }
                 }
                 match out.last_evaluated_key {
                     Some(k) if !k.is_empty() => start = Some(k),
@@ -821,7 +843,7 @@ fn next_month(t: OffsetDateTime) -> Result<OffsetDateTime, AdapterError> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{
         AlarmState, AlarmStatus, CheckOutcome, Color, ColorMetrics, Evaluation, EvaluationKind,
@@ -843,7 +865,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use time::macros::datetime;
 
-    const TABLE: &str = "bluegreen";
+    pub(crate) const TABLE: &str = "bluegreen";
     const EXECUTION: &str = "arn:aws:states:us-east-1:123456789012:execution:bluegreen:d-1";
 
     fn store(rules: &[&Rule]) -> DynamoStore {
@@ -853,10 +875,10 @@ mod tests {
     }
 
     /// Requests a rule saw, in order.
-    type Seen<T> = Arc<Mutex<Vec<T>>>;
+    pub(crate) type Seen<T> = Arc<Mutex<Vec<T>>>;
 
     /// A place for a rule to record every request it sees, and a handle to read it back.
-    fn recorder<T>() -> (Seen<T>, Seen<T>) {
+    pub(crate) fn recorder<T>() -> (Seen<T>, Seen<T>) {
         let seen: Seen<T> = Arc::default();
         (seen.clone(), seen)
     }
@@ -937,18 +959,20 @@ mod tests {
         }
     }
 
-    fn str_attr<'a>(item: &'a Item, name: &str) -> &'a str {
+    pub(crate) fn str_attr<'a>(item: &'a Item, name: &str) -> &'a str {
         item.get(name)
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)
             .unwrap_or_else(|| panic!("no string attribute {name} in {item:?}"))
     }
 
-    fn names_of(map: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    pub(crate) fn names_of(map: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
         map.cloned().unwrap_or_default().into_iter().collect()
     }
 
-    fn values_of(map: Option<&HashMap<String, AttributeValue>>) -> BTreeMap<String, String> {
+    pub(crate) fn values_of(
+        map: Option<&HashMap<String, AttributeValue>>,
+    ) -> BTreeMap<String, String> {
         map.cloned()
             .unwrap_or_default()
             .into_iter()
@@ -962,7 +986,7 @@ mod tests {
             .collect()
     }
 
-    fn cancelled(codes: &'static [&'static str]) -> TransactWriteItemsError {
+    pub(crate) fn cancelled(codes: &'static [&'static str]) -> TransactWriteItemsError {
         let mut e = TransactionCanceledException::builder().message("Transaction cancelled");
         for code in codes {
             e = e.cancellation_reasons(CancellationReason::builder().code(*code).build());
@@ -1041,7 +1065,7 @@ mod tests {
         assert_eq!(values[":color"], "blue");
     }
 
-    fn s_attr(v: &str) -> AttributeValue {
+    pub(crate) fn s_attr(v: &str) -> AttributeValue {
         AttributeValue::S(v.into())
     }
 
@@ -1527,5 +1551,419 @@ mod tests {
         assert_eq!(from_item::<LedgerEntry>("entry", item), Ok(entry()));
         let item = deployment_item(&record()).unwrap();
         assert_eq!(from_item::<DeploymentRecord>("record", item), Ok(record()));
+    }
+
+    // acquire_lock, release_lock, deployments_between
+
+    const NOW: OffsetDateTime = datetime!(2025-01-03 10:00:00 UTC);
+    const STALE_AFTER: time::Duration = time::Duration::minutes(10);
+
+    /// The environment item as a failed condition returns it (ALL_OLD): held by `holder`.
+    fn held_by(holder: &str, taken_at: &str) -> Item {
+        HashMap::from([
+            ("pk".to_string(), s_attr("ENV#checkout#dev")),
+            ("sk".to_string(), s_attr("STATE")),
+            ("active_deployment".to_string(), s_attr(holder)),
+            ("lock_taken_at".to_string(), s_attr(taken_at)),
+        ])
+    }
+
+    fn lock_refused(old: Option<Item>) -> UpdateItemError {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .message("The conditional request failed")
+                .set_item(old)
+                .build(),
+        )
+    }
+
+    /// An UpdateItem rule that records its request and succeeds.
+    fn update_ok(sink: Seen<UpdateItemInput>) -> Rule {
+        mock!(Client::update_item).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            UpdateItemOutput::builder().build()
+        })
+    }
+
+    /// An UpdateItem rule that records its request and fails its condition with `old`.
+    fn update_refused(sink: Seen<UpdateItemInput>, old: Option<Item>) -> Rule {
+        mock!(Client::update_item).then_compute_response(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            aws_smithy_mocks::MockResponse::Error(lock_refused(old.clone()))
+        })
+    }
+
+    async fn acquire(s: &DynamoStore) -> Result<LockOutcome, AdapterError> {
+        s.acquire_lock("checkout", "dev", "d-1", NOW, STALE_AFTER)
+            .await
+    }
+
+    #[tokio::test]
+    async fn acquire_lock_takes_a_free_lock_with_one_conditional_update() {
+        // GIVEN
+        let (seen, sink) = recorder::<UpdateItemInput>();
+        let s = store(&[&update_ok(sink)]);
+
+        // WHEN
+        let outcome = acquire(&s).await;
+
+        // THEN
+        assert_eq!(outcome, Ok(LockOutcome::Acquired));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let req = &seen[0];
+        assert_eq!(req.table_name(), Some(TABLE));
+        assert_eq!(
+            req.key(),
+            Some(&HashMap::from([
+                ("pk".to_string(), s_attr("ENV#checkout#dev")),
+                ("sk".to_string(), s_attr("STATE")),
+            ]))
+        );
+        assert_eq!(
+            req.condition_expression(),
+            Some("attribute_not_exists(#lock) OR #lock = :id")
+        );
+        assert_eq!(
+            req.update_expression(),
+            Some(
+                "SET #lock = :id, #taken = :now, #service = :service, #environment = :environment, \
+                 #updated = if_not_exists(#updated, :now)"
+            )
+        );
+        let names = names_of(req.expression_attribute_names());
+        assert_eq!(
+            (names["#lock"].as_str(), names["#taken"].as_str()),
+            ("active_deployment", "lock_taken_at")
+        );
+        let values = values_of(req.expression_attribute_values());
+        assert_eq!(
+            values.keys().map(String::as_str).collect::<Vec<_>>(),
+            [":environment", ":id", ":now", ":service"],
+            "no unused values (DynamoDB refuses them)"
+        );
+        assert_eq!(values[":id"], "d-1");
+        assert_eq!(values[":now"], "2025-01-03T10:00:00Z");
+        assert_eq!(
+            req.return_values_on_condition_check_failure(),
+            Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+        );
+    }
+
+    #[tokio::test]
+    async fn acquire_lock_held_by_another_recent_start_names_the_holder() {
+        // GIVEN d-0 took the lock a minute ago; no record lookup is needed (none is mocked)
+        let (seen, sink) = recorder::<UpdateItemInput>();
+        let refused = update_refused(sink, Some(held_by("d-0", "2025-01-03T09:59:00Z")));
+        let s = store(&[&refused]);
+
+        // WHEN / THEN
+        assert_eq!(acquire(&s).await, Ok(LockOutcome::HeldBy("d-0".into())));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_whose_deployment_exists_is_still_held() {
+        // GIVEN d-0 took the lock 11 minutes ago and its deployment record exists
+        let (_seen, sink) = recorder::<UpdateItemInput>();
+        let refused = update_refused(sink, Some(held_by("d-0", "2025-01-03T09:49:00Z")));
+        let mut running = record();
+        running.id = "d-0".into();
+        let lookup = mock!(Client::get_item)
+            .match_requests(|r| {
+                r.consistent_read() == Some(true)
+                    && r.key()
+                        == Some(&HashMap::from([
+                            ("pk".to_string(), s_attr("DEPLOYMENT#d-0")),
+                            ("sk".to_string(), s_attr("META")),
+                        ]))
+            })
+            .then_output(move || {
+                GetItemOutput::builder()
+                    .set_item(Some(deployment_item(&running).unwrap()))
+                    .build()
+            });
+        let s = store(&[&refused, &lookup]);
+
+        // WHEN / THEN
+        assert_eq!(acquire(&s).await, Ok(LockOutcome::HeldBy("d-0".into())));
+        assert_eq!(lookup.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_whose_start_never_made_a_record_is_taken_over() {
+        // GIVEN d-0 took the lock 11 minutes ago and never got a deployment record
+        let (seen, sink) = recorder::<UpdateItemInput>();
+        let refused = update_refused(sink.clone(), Some(held_by("d-0", "2025-01-03T09:49:00Z")));
+        let takeover = update_ok(sink);
+        let s = store(&[&refused, &get_returns(None), &takeover]);
+
+        // WHEN
+        let outcome = acquire(&s).await;
+
+        // THEN the second write replaces exactly the stale holder
+        assert_eq!(outcome, Ok(LockOutcome::Acquired));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        let req = &seen[1];
+        assert_eq!(req.condition_expression(), Some("#lock = :stale"));
+        let values = values_of(req.expression_attribute_values());
+        assert_eq!(
+            (values[":stale"].as_str(), values[":id"].as_str()),
+            ("d-0", "d-1")
+        );
+        assert_eq!(req.key(), seen[0].key());
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_within_the_window_is_not_taken_over() {
+        // GIVEN exactly `stale_after` has passed: not yet stale
+        let (_seen, sink) = recorder::<UpdateItemInput>();
+        let refused = update_refused(sink, Some(held_by("d-0", "2025-01-03T09:50:00Z")));
+        let s = store(&[&refused]);
+        assert_eq!(acquire(&s).await, Ok(LockOutcome::HeldBy("d-0".into())));
+    }
+
+    #[tokio::test]
+    async fn a_takeover_lost_to_another_start_names_the_new_holder() {
+        let (_seen, sink) = recorder::<UpdateItemInput>();
+        let refused = update_refused(sink.clone(), Some(held_by("d-0", "2025-01-03T09:49:00Z")));
+        let lost = update_refused(sink, Some(held_by("d-2", "2025-01-03T10:00:00Z")));
+        let s = store(&[&refused, &get_returns(None), &lost]);
+        assert_eq!(acquire(&s).await, Ok(LockOutcome::HeldBy("d-2".into())));
+    }
+
+    #[tokio::test]
+    async fn a_takeover_lost_to_a_retry_of_the_same_start_is_acquired() {
+        // GIVEN a concurrent retry of d-1 took the stale lock first
+        let (_seen, sink) = recorder::<UpdateItemInput>();
+        let refused = update_refused(sink.clone(), Some(held_by("d-0", "2025-01-03T09:49:00Z")));
+        let lost = update_refused(sink, Some(held_by("d-1", "2025-01-03T10:00:00Z")));
+        let s = store(&[&refused, &get_returns(None), &lost]);
+        assert_eq!(acquire(&s).await, Ok(LockOutcome::Acquired));
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_released_during_the_takeover_asks_for_a_retry() {
+        let (_seen, sink) = recorder::<UpdateItemInput>();
+        let refused = update_refused(sink.clone(), Some(held_by("d-0", "2025-01-03T09:49:00Z")));
+        let released = update_refused(sink, None);
+        let s = store(&[&refused, &get_returns(None), &released]);
+        let err = acquire(&s).await;
+        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn acquire_lock_throttled_is_transient() {
+        let rule = mock!(Client::update_item).then_error(|| {
+            UpdateItemError::generic(
+                ErrorMetadata::builder()
+                    .code("ProvisionedThroughputExceededException")
+                    .message("slow down")
+                    .build(),
+            )
+        });
+        let err = acquire(&store(&[&rule])).await;
+        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn release_lock_removes_the_lock_only_if_this_deployment_holds_it() {
+        // GIVEN the first release holds the lock, the second finds it released or taken
+        let (seen, sink) = recorder::<UpdateItemInput>();
+        let ok = update_ok(sink.clone());
+        let not_ours = update_refused(sink, Some(held_by("d-2", "2025-01-03T10:00:00Z")));
+        let s = store(&[&ok, &not_ours]);
+
+        // WHEN / THEN both succeed
+        assert_eq!(s.release_lock("checkout", "dev", "d-1").await, Ok(()));
+        assert_eq!(s.release_lock("checkout", "dev", "d-1").await, Ok(()));
+        let seen = seen.lock().unwrap();
+        let req = &seen[0];
+        assert_eq!(
+            req.key(),
+            Some(&HashMap::from([
+                ("pk".to_string(), s_attr("ENV#checkout#dev")),
+                ("sk".to_string(), s_attr("STATE")),
+            ]))
+        );
+        assert_eq!(req.update_expression(), Some("REMOVE #lock, #taken"));
+        assert_eq!(req.condition_expression(), Some("#lock = :id"));
+        let names = names_of(req.expression_attribute_names());
+        assert_eq!(
+            (names["#lock"].as_str(), names["#taken"].as_str()),
+            ("active_deployment", "lock_taken_at")
+        );
+        assert_eq!(values_of(req.expression_attribute_values())[":id"], "d-1");
+    }
+
+    #[tokio::test]
+    async fn release_lock_reports_failures_that_are_not_the_condition() {
+        let rule = mock!(Client::update_item).then_error(|| {
+            UpdateItemError::generic(
+                ErrorMetadata::builder()
+                    .code("ResourceNotFoundException")
+                    .message("Requested resource not found")
+                    .build(),
+            )
+        });
+        let err = store(&[&rule]).release_lock("checkout", "dev", "d-1").await;
+        assert!(matches!(err, Err(AdapterError::NotFound(_))), "{err:?}");
+    }
+
+    fn started(id: &str, at: OffsetDateTime) -> DeploymentRecord {
+        let mut r = record();
+        r.id = id.into();
+        r.started_at = at;
+        r
+    }
+
+    #[tokio::test]
+    async fn deployments_between_queries_each_month_oldest_first_across_pages() {
+        // GIVEN three month partitions; January answers in two pages
+        let from = datetime!(2024-12-20 08:00:00.500 UTC);
+        let to = datetime!(2025-02-10 00:00:00 UTC);
+        let december = started("d-dec", datetime!(2024-12-24 09:00:00 UTC));
+        let jan_1 = started("d-jan1", datetime!(2025-01-02 09:00:00 UTC));
+        let jan_2 = started("d-jan2", datetime!(2025-01-30 09:00:00 UTC));
+        let february = started("d-feb", datetime!(2025-02-09 23:59:59 UTC));
+        let pages: HashMap<(String, bool), (Vec<DeploymentRecord>, bool)> = HashMap::from([
+            (
+                ("MONTH#2024-12".into(), true),
+                (vec![december.clone()], false),
+            ),
+            (("MONTH#2025-01".into(), true), (vec![jan_1.clone()], true)),
+            (
+                ("MONTH#2025-01".into(), false),
+                (vec![jan_2.clone()], false),
+            ),
+            (
+                ("MONTH#2025-02".into(), true),
+                (vec![february.clone()], false),
+            ),
+        ]);
+        let (seen, sink) = recorder::<QueryInput>();
+        let rule = mock!(Client::query).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            let partition = values_of(req.expression_attribute_values())[":pk"].clone();
+            let first = req.exclusive_start_key().is_none();
+            let (records, more) = &pages[&(partition, first)];
+            QueryOutput::builder()
+                .set_items(Some(
+                    records
+                        .iter()
+                        .map(|r| deployment_item(r).unwrap())
+                        .collect(),
+                ))
+                .set_last_evaluated_key(more.then(|| deployment_key(&records[0].id)))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+
+        // WHEN
+        let got = DynamoStore::new(client, TABLE)
+            .deployments_between(from, to)
+            .await
+            .unwrap();
+
+        // THEN
+        assert_eq!(got, vec![december, jan_1.clone(), jan_2, february]);
+        let seen = seen.lock().unwrap();
+        let partitions: Vec<String> = seen
+            .iter()
+            .map(|r| values_of(r.expression_attribute_values())[":pk"].clone())
+            .collect();
+        assert_eq!(
+            partitions,
+            [
+                "MONTH#2024-12",
+                "MONTH#2025-01",
+                "MONTH#2025-01",
+                "MONTH#2025-02"
+            ]
+        );
+        for req in seen.iter() {
+            assert_eq!(req.table_name(), Some(TABLE));
+            assert_eq!(req.index_name(), Some("gsi2"));
+            assert_eq!(
+                req.key_condition_expression(),
+                Some("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            );
+            let names = names_of(req.expression_attribute_names());
+            assert_eq!(
+                (names["#pk"].as_str(), names["#sk"].as_str()),
+                ("gsi2pk", "gsi2sk")
+            );
+            let values = values_of(req.expression_attribute_values());
+            assert_eq!(values[":lo"], "2024-12-20T08:00:00Z");
+            assert_eq!(values[":hi"], "2025-02-10T00:00:00Z$");
+            assert_eq!(req.scan_index_forward(), Some(true));
+        }
+        assert_eq!(seen[1].exclusive_start_key(), None);
+        assert_eq!(
+            seen[2].exclusive_start_key(),
+            Some(&deployment_key(&jan_1.id))
+        );
+    }
+
+    #[tokio::test]
+    async fn deployments_between_keeps_exactly_the_half_open_range() {
+        // GIVEN the query returns the whole seconds at both ends
+        let from = datetime!(2025-01-03 10:00:00.500 UTC);
+        let to = datetime!(2025-01-03 11:00:00.500 UTC);
+        let before = started("d-before", datetime!(2025-01-03 10:00:00.250 UTC));
+        let first = started("d-first", datetime!(2025-01-03 10:00:00.500 UTC));
+        let last = started("d-last", datetime!(2025-01-03 11:00:00.250 UTC));
+        let at_end = started("d-end", datetime!(2025-01-03 11:00:00.500 UTC));
+        let items: Vec<Item> = [&before, &first, &last, &at_end]
+            .iter()
+            .map(|r| deployment_item(r).unwrap())
+            .collect();
+        let rule = mock!(Client::query).then_output(move || {
+            QueryOutput::builder()
+                .set_items(Some(items.clone()))
+                .build()
+        });
+
+        // WHEN
+        let got = store(&[&rule]).deployments_between(from, to).await;
+
+        // THEN
+        assert_eq!(got, Ok(vec![first, last]));
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn deployments_between_skips_a_month_the_range_ends_at() {
+        // GIVEN the range ends at the very start of February: only January is queried
+        let (seen, sink) = recorder::<QueryInput>();
+        let rule = mock!(Client::query).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            QueryOutput::builder().build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let s = DynamoStore::new(client, TABLE);
+        let got = s
+            .deployments_between(
+                datetime!(2025-01-31 23:00:00 +02:00),
+                datetime!(2025-02-01 00:00:00 UTC),
+            )
+            .await;
+        assert_eq!(got, Ok(vec![]));
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(
+                values_of(seen[0].expression_attribute_values())[":pk"],
+                "MONTH#2025-01"
+            );
+        }
+
+        // an empty or reversed range queries nothing
+        let at = datetime!(2025-01-03 10:00:00 UTC);
+        assert_eq!(s.deployments_between(at, at).await, Ok(vec![]));
+        let earlier = datetime!(2025-01-02 10:00:00 UTC);
+        assert_eq!(s.deployments_between(at, earlier).await, Ok(vec![]));
+        assert_eq!(rule.num_calls(), 1);
     }
 }

@@ -6,6 +6,8 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ecs;
 pub mod elbv2;
+pub mod registry;
+pub mod sfn;
 
 use crate::error::AdapterError;
 use aws_smithy_runtime_api::client::result::SdkError;

@@ -1,7 +1,8 @@
-//! The pure, synchronous domain: colors and traffic splits, the step plan, phases, verdicts and
-//! the deployment record. Nothing here performs I/O.
+//! The pure, synchronous domain: colors and traffic splits, the step plan, phases, verdicts,
+//! the deployment record and deployment metrics. Nothing here performs I/O.
 
 mod color;
+pub mod metrics;
 mod names;
 mod phase;
 mod plan;
@@ -10,6 +11,7 @@ mod split;
 mod verdict;
 
 pub use color::Color;
+pub use metrics::{EnvironmentMetrics, environment_metrics};
 pub use names::{
     ImageRef, InvalidName, LoadBalancerTarget, TargetGroupArn, TrafficConfig, Version,
 };

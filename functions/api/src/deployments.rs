@@ -1,0 +1,224 @@
+//! Deployments: start one (through the shared start, which takes the environment's lock),
+//! read one with its live weights, steps and ledger, list an environment's history, and roll
+//! an in-progress one back.
+
+use crate::http::{ApiError, Reply};
+use crate::views::{self, ts, weights};
+use crate::{ApiDeps, Call, requests};
+use serde_json::{Value, json};
+use shared::domain::{DeploymentRecord, TrafficSplit};
+use shared::ports::ForwardTarget;
+use shared::rollback::RollbackOutcome;
+use shared::start::{StartError, StartRequest};
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "deployment {id} not found; list deployments with GET /deployments?environment=<environment>"
+    ))
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::UnknownService(_) | StartError::UnknownEnvironment(..) => {
+                ApiError::not_found(e.to_string())
+            }
+            StartError::Invalid(m) => ApiError::invalid(m),
+            StartError::Locked { .. } => ApiError::conflict(e.to_string()),
+            StartError::Aws(a) => ApiError::from(a),
+        }
+    }
+}
+
+fn accepted(call: &Call, id: &str, execution_arn: &str) -> Reply {
+    let status_url = format!("{}/deployments/{id}", call.base);
+    Reply {
+        status: 202,
+        body: json!({"deployment_id": id, "execution_arn": execution_arn, "status_url": status_url}),
+        location: Some(status_url),
+    }
+}
+
+pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let body = requests::start(call.body())?;
+    let id = requests::new_deployment_id(
+        call.idempotency_key.as_deref(),
+        call.request_id.as_deref(),
+        &body,
+        deps.clock.now(),
+    )?;
+    if call.idempotency_key.is_some()
+        && let Some(r) = deps.store.deployment(&id).await?
+    {
+        // A repeat of a start whose deployment already runs (or ran): the same answer.
+        if (r.service.as_str(), r.environment.as_str()) != (&body.service, &body.environment) {
+            return Err(ApiError::conflict(format!(
+                "Idempotency-Key {id} was already used for {}/{} v{}; use a new key for a new deployment",
+                r.service, r.environment, r.version
+            )));
+        }
+        tracing::info!(deployment_id = %id, "repeated start: nothing new started");
+        return Ok(accepted(call, &id, &r.execution_arn));
+    }
+    let started = shared::start::start(
+        &deps.start_deps(),
+        &StartRequest {
+            deployment_id: id,
+            service: body.service,
+            environment: body.environment,
+            version: body.version,
+            image: body.image,
+            image_digest: body.image_digest,
+            deployer: call.caller.clone(),
+        },
+    )
+    .await?;
+    Ok(accepted(
+        call,
+        &started.deployment_id,
+        &started.execution_arn,
+    ))
+}
+
+fn forward(r: &DeploymentRecord) -> Result<ForwardTarget, String> {
+    Ok(ForwardTarget {
+        target: r.traffic.target().map_err(|e| e.to_string())?,
+        blue: r.traffic.blue_target_group_arn.clone(),
+        green: r.traffic.green_target_group_arn.clone(),
+    })
+}
+
+/// The listener's weights right now, read in the environment's account.
+async fn live_weights(deps: &ApiDeps, r: &DeploymentRecord) -> Result<TrafficSplit, String> {
+    let fwd = forward(r)?;
+    let router = deps
+        .access
+        .router(r.role_arn.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    router.current_split(&fwd).await.map_err(|e| e.to_string())
+}
+
+pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let id = requests::deployment_id(call.param(0))?;
+    let r = deps
+        .store
+        .deployment(&id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let steps = deps.store.steps(&id).await?;
+    let ledger = deps.store.ledger(&id).await?;
+    let mut body = views::summary(&r);
+    body["execution_arn"] = json!(r.execution_arn);
+    body["image_digest"] = json!(r.image_digest);
+    body["replaced_version"] = json!(r.replaced_version);
+    body["readiness"] = json!(r.readiness);
+    // The status stays readable when the listener cannot be: the weights say why instead.
+    match live_weights(deps, &r).await {
+        Ok(split) => body["current_weights"] = weights(split),
+        Err(e) => {
+            body["current_weights"] = Value::Null;
+            body["current_weights_error"] = json!(format!("the listener could not be read: {e}"));
+        }
+    }
+    body["steps"] = steps.iter().map(views::step).collect();
+    body["ledger"] = ledger.iter().map(views::ledger).collect();
+    Ok(Reply::ok(body))
+}
+
+pub async fn list(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let q = requests::history(&call.query)?;
+    let page = deps
+        .store
+        .history(&q.environment, q.limit, q.cursor.as_deref())
+        .await
+        .map_err(|e| match e {
+            // The store refuses a cursor it did not issue.
+            shared::error::AdapterError::Invalid(m) => ApiError::invalid(m),
+            other => ApiError::from(other),
+        })?;
+    Ok(Reply::ok(json!({
+        "environment": q.environment,
+        "deployments": page.items.iter().map(views::summary).collect::<Vec<_>>(),
+        "next_cursor": page.next,
+    })))
+}
+
+fn version(v: Option<&str>) -> String {
+    v.map_or_else(|| "version unknown".to_string(), |v| format!("v{v}"))
+}
+
+pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let id = requests::deployment_id(call.param(0))?;
+    let body = requests::rollback(call.body())?;
+    let r = deps
+        .store
+        .deployment(&id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if r.phase.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "deployment {id} already finished ({}); to put {}/{} back on its previous version use POST /environments/{}/rollback",
+            r.status.as_str(),
+            r.service,
+            r.environment,
+            r.environment
+        )));
+    }
+    let active = r.active_color;
+    if !body.confirm {
+        return Err(ApiError::confirmation_required(format!(
+            "Rollback will shift all traffic to {} ({}) and stop deployment {id} of v{}. Send {{\"confirm\": true, \"reason\": \"...\"}} to proceed.",
+            active.title(),
+            version(r.previous_version.as_deref()),
+            r.version
+        )));
+    }
+    let reason = match body.reason.as_deref().map(str::trim) {
+        Some(why) if !why.is_empty() => format!("manual rollback by {}: {why}", call.caller),
+        _ => format!("manual rollback by {}", call.caller),
+    };
+    let outcome = shared::rollback::roll_back(&deps.rollback_deps(), &id, &reason, None).await?;
+    let (label, record) = match outcome {
+        RollbackOutcome::RolledBack(r) => ("ROLLED_BACK", r),
+        RollbackOutcome::Failed(r) => ("FAILED", r),
+        RollbackOutcome::AlreadyFinished(r) => ("ALREADY_FINISHED", r),
+        RollbackOutcome::NeverStarted => return Err(not_found(&id)),
+    };
+    // The traffic is safe already; a failed stop only leaves the execution to notice the
+    // finished record at its next phase and end itself.
+    let stopped = if record.execution_arn.is_empty() {
+        Ok(())
+    } else {
+        deps.executions
+            .stop(&record.execution_arn, "BlueGreen.RolledBack", &reason)
+            .await
+    };
+    if let Err(e) = &stopped {
+        tracing::warn!(deployment_id = %id, error = %e, "the execution could not be stopped");
+    }
+    // Only a deployment that succeeded while this request raced it leaves the new color on.
+    let on = if record.phase == shared::domain::Phase::Succeeded {
+        record.target_color
+    } else {
+        active
+    };
+    let split = TrafficSplit::all_on(on);
+    Ok(Reply::ok(json!({
+        "deployment_id": id,
+        "outcome": label,
+        "status": record.status.as_str(),
+        "phase": record.phase.as_str(),
+        "reason": record.reason,
+        "weights": weights(split),
+        "active_color": on,
+        "finished_at": record.finished_at.map(ts),
+        "execution_stopped": stopped.is_ok(),
+        "execution_stop_error": stopped.err().map(|e| e.to_string()),
+        "message": format!(
+            "Rollback complete: all traffic on {} ({}); [100%] {split}",
+            on.title(),
+            version(if on == active { record.previous_version.as_deref() } else { Some(record.version.as_str()) })
+        ),
+    })))
+}

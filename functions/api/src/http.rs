@@ -1,0 +1,312 @@
+//! The HTTP edge: the API's named errors and their statuses, JSON responses, and what a request
+//! carries (path without the stage, caller identity, query, a size-limited decoded body).
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderValue, header};
+use serde_json::{Value, json};
+use shared::error::{AdapterError, PhaseError};
+
+/// Request bodies above this are refused with 413 (API Gateway's own limit is 10 MB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Every error the API returns: a stable name, a status, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub name: &'static str,
+    pub message: String,
+    /// Seconds to wait before retrying (503).
+    pub retry_after: Option<u32>,
+    /// The methods the path accepts (405).
+    pub allow: Vec<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: u16, name: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            name,
+            message: message.into(),
+            retry_after: None,
+            allow: vec![],
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(400, "InvalidRequest", message)
+    }
+    /// A destructive request sent without `"confirm": true`: the message says what it would do.
+    pub fn confirmation_required(message: impl Into<String>) -> Self {
+        Self::new(400, "ConfirmationRequired", message)
+    }
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            401,
+            "Unauthenticated",
+            "the request carries no IAM identity (requestContext.authorizer.iam): call the API with SigV4-signed requests; the route must use IAM authorization",
+        )
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "NotFound", message)
+    }
+    pub fn method_not_allowed(method: &str, path: &str, allow: Vec<&'static str>) -> Self {
+        let mut e = Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("{path} does not accept {method}; use {}", allow.join(", ")),
+        );
+        e.allow = allow;
+        e
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "Conflict", message)
+    }
+    pub fn too_large(bytes: usize) -> Self {
+        Self::new(
+            413,
+            "PayloadTooLarge",
+            format!(
+                "the request body is {bytes} bytes; the limit is {MAX_BODY_BYTES} bytes (64 KiB)"
+            ),
+        )
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "Internal", message)
+    }
+    fn aws(message: impl std::fmt::Display) -> Self {
+        Self::new(
+            502,
+            "AwsError",
+            format!("{message}; nothing further was changed: retry the request in a few seconds"),
+        )
+    }
+    fn throttled(message: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            503,
+            "Throttled",
+            format!("AWS is throttling the controller ({message}); retry after a second or two"),
+        );
+        e.retry_after = Some(2);
+        e
+    }
+
+    pub fn response(&self) -> ApiGatewayV2httpResponse {
+        let mut r = json_response(
+            self.status,
+            &json!({"error": self.name, "message": self.message}),
+        );
+        if let Some(s) = self.retry_after {
+            r.headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if !self.allow.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&self.allow.join(", "))
+        {
+            r.headers.insert(header::ALLOW, v);
+        }
+        r
+    }
+}
+
+fn throttling(message: &str) -> bool {
+    [
+        "Throttl",
+        "TooManyRequests",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceeded",
+        "LimitExceeded",
+    ]
+    .iter()
+    .any(|code| message.contains(code))
+}
+
+impl From<AdapterError> for ApiError {
+    fn from(e: AdapterError) -> Self {
+        match &e {
+            AdapterError::Transient(m) if throttling(m) => ApiError::throttled(m),
+            AdapterError::ConditionFailed(m) => ApiError::conflict(format!(
+                "the deployment changed while this request ran ({m}); read it again and retry"
+            )),
+            _ => ApiError::aws(e),
+        }
+    }
+}
+
+impl From<PhaseError> for ApiError {
+    fn from(e: PhaseError) -> Self {
+        match e {
+            PhaseError::Conflict(m) => ApiError::conflict(format!(
+                "the deployment changed while this request ran ({m}); read it again and retry"
+            )),
+            PhaseError::Retryable(m) if throttling(&m) => ApiError::throttled(m),
+            PhaseError::InvalidInput(m) => {
+                ApiError::internal(format!("the stored deployment is not usable: {m}"))
+            }
+            other => ApiError::aws(other),
+        }
+    }
+}
+
+/// A successful reply before it becomes a response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub location: Option<String>,
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Self {
+        Self {
+            status: 200,
+            body,
+            location: None,
+        }
+    }
+    pub fn response(&self) -> ApiGatewayV2httpResponse {
+        let mut r = json_response(self.status, &self.body);
+        if let Some(l) = &self.location
+            && let Ok(v) = HeaderValue::from_str(l)
+        {
+            r.headers.insert(header::LOCATION, v);
+        }
+        r
+    }
+}
+
+pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
+    let mut r = ApiGatewayV2httpResponse::default();
+    r.status_code = i64::from(status);
+    r.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.body = Some(Body::Text(body.to_string()));
+    r
+}
+
+/// The path the routes see: `rawPath` without a named stage's prefix (`/v1/deployments` on
+/// stage `v1` is `/deployments`), and that prefix, for links back into the API.
+pub fn path_and_base(req: &ApiGatewayV2httpRequest) -> (String, String) {
+    let raw = req
+        .raw_path
+        .clone()
+        .or_else(|| req.request_context.http.path.clone())
+        .unwrap_or_else(|| "/".to_string());
+    if let Some(stage) = req
+        .request_context
+        .stage
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "$default")
+    {
+        let prefix = format!("/{stage}");
+        if let Some(rest) = raw.strip_prefix(&prefix)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            let path = if rest.is_empty() { "/" } else { rest };
+            return (path.to_string(), prefix);
+        }
+    }
+    (raw, String::new())
+}
+
+/// The caller's IAM identity: its ARN, or its caller id when API Gateway gives no ARN.
+pub fn caller(req: &ApiGatewayV2httpRequest) -> Result<String, ApiError> {
+    let iam = req
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.iam.as_ref())
+        .ok_or_else(ApiError::unauthenticated)?;
+    iam.user_arn
+        .as_deref()
+        .or(iam.caller_id.as_deref())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.chars().take(256).collect())
+        .ok_or_else(ApiError::unauthenticated)
+}
+
+/// The body as bytes: base64 decoded when API Gateway encoded it; `None` when empty.
+pub fn body_bytes(body: Option<&str>, base64: bool) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(text) = body.filter(|b| !b.is_empty()) else {
+        return Ok(None);
+    };
+    let bytes = if base64 {
+        // Decoded size is about 3/4 of the text: refuse what cannot fit before decoding.
+        if text.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
+            return Err(ApiError::too_large(text.len() / 4 * 3));
+        }
+        aws_smithy_types::base64::decode(text.trim()).map_err(|_| {
+            ApiError::invalid("the body is marked base64-encoded but is not valid base64")
+        })?
+    } else {
+        text.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::too_large(bytes.len()));
+    }
+    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
+/// The first value of a header, if it is text.
+pub fn header_value(req: &ApiGatewayV2httpRequest, name: &str) -> Option<String> {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+/// The query parameters, in order.
+pub fn query_pairs(req: &ApiGatewayV2httpRequest) -> Vec<(String, String)> {
+    req.query_string_parameters
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_bodies_are_decoded_and_sizes_limited() {
+        assert_eq!(body_bytes(None, false), Ok(None));
+        assert_eq!(body_bytes(Some(""), true), Ok(None));
+        assert_eq!(
+            body_bytes(Some("eyJhIjoxfQ=="), true),
+            Ok(Some(br#"{"a":1}"#.to_vec()))
+        );
+        assert_eq!(
+            body_bytes(Some("not base64!"), true).map_err(|e| e.status),
+            Err(400)
+        );
+        let big = "x".repeat(MAX_BODY_BYTES + 1);
+        assert_eq!(
+            body_bytes(Some(&big), false).map_err(|e| e.status),
+            Err(413)
+        );
+        let big64 = "QUFB".repeat(MAX_BODY_BYTES / 3 + 2);
+        assert_eq!(
+            body_bytes(Some(&big64), true).map_err(|e| e.status),
+            Err(413)
+        );
+        let fits = "x".repeat(MAX_BODY_BYTES);
+        assert!(body_bytes(Some(&fits), false).is_ok());
+    }
+
+    #[test]
+    fn aws_errors_are_502_with_a_retry_hint_and_throttling_503() {
+        let e = ApiError::from(AdapterError::Transient(
+            "Query: ProvisionedThroughputExceededException: slow down".into(),
+        ));
+        assert_eq!(
+            (e.status, e.name, e.retry_after),
+            (503, "Throttled", Some(2))
+        );
+        let e = ApiError::from(AdapterError::Other("StartExecution: AccessDenied".into()));
+        assert_eq!((e.status, e.name), (502, "AwsError"));
+        assert!(e.message.contains("retry"));
+        let e = ApiError::from(PhaseError::Conflict("phase moved".into()));
+        assert_eq!(e.status, 409);
+    }
+}

@@ -1,0 +1,144 @@
+//! The HTTP API (API Gateway HTTP API, payload 2.0, IAM authorization): start, inspect, list
+//! and roll back deployments, roll an environment back, read metrics, manage the registry.
+//! Bad input never fails the invocation: it is a JSON error with its status and no side effect.
+
+mod deployments;
+mod environments;
+pub mod http;
+mod metrics;
+pub mod requests;
+pub mod routes;
+mod services;
+mod views;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use http::{ApiError, Reply};
+use routes::{Matched, Route};
+use shared::ports::{Clock, DeploymentStore, EnvironmentAccess, Executions, Registry};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// What the API depends on, built once at cold start.
+pub struct ApiDeps {
+    pub registry: Arc<dyn Registry>,
+    pub store: Arc<dyn DeploymentStore>,
+    pub executions: Arc<dyn Executions>,
+    pub access: Arc<dyn EnvironmentAccess>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ApiDeps {
+    fn start_deps(&self) -> shared::start::StartDeps {
+        shared::start::StartDeps {
+            registry: self.registry.clone(),
+            store: self.store.clone(),
+            executions: self.executions.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    fn rollback_deps(&self) -> shared::rollback::RollbackDeps {
+        shared::rollback::RollbackDeps {
+            store: self.store.clone(),
+            access: self.access.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+/// One matched request: who calls, the path parameters, the query and the decoded body.
+pub(crate) struct Call {
+    pub caller: String,
+    pub params: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub idempotency_key: Option<String>,
+    /// API Gateway's id of this request: unique per request, so two starts in the same
+    /// millisecond still get different deployment ids.
+    pub request_id: Option<String>,
+    /// The stage prefix of links back into the API (`""` on the `$default` stage).
+    pub base: String,
+}
+
+impl Call {
+    fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+    fn param(&self, i: usize) -> &str {
+        self.params.get(i).map_or("", String::as_str)
+    }
+}
+
+pub async fn handle(deps: &ApiDeps, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let method = req.request_context.http.method.as_str().to_string();
+    let (path, _) = http::path_and_base(&req);
+    let span = tracing::info_span!(
+        "api",
+        %method,
+        %path,
+        request_id = req.request_context.request_id.as_deref().unwrap_or_default()
+    );
+    async {
+        match dispatch(deps, &req, &method, &path).await {
+            Ok(reply) => {
+                tracing::info!(status = reply.status, "request served");
+                reply.response()
+            }
+            Err(e) => {
+                if e.status >= 500 {
+                    tracing::error!(status = e.status, error = e.name, message = %e.message, "request failed");
+                } else {
+                    tracing::info!(status = e.status, error = e.name, message = %e.message, "request refused");
+                }
+                e.response()
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn dispatch(
+    deps: &ApiDeps,
+    req: &ApiGatewayV2httpRequest,
+    method: &str,
+    path: &str,
+) -> Result<Reply, ApiError> {
+    let (route, params) = match routes::route(method, path) {
+        Matched::Found(route, params) => (route, params),
+        Matched::MethodNotAllowed(allow) => {
+            return Err(ApiError::method_not_allowed(method, path, allow));
+        }
+        Matched::NotFound => {
+            return Err(ApiError::not_found(format!(
+                "no route {method} {path}; the routes are in functions/api/openapi.json"
+            )));
+        }
+    };
+    let caller = http::caller(req)?;
+    tracing::info!(%caller, ?route, "request");
+    let call = Call {
+        caller,
+        params,
+        query: http::query_pairs(req),
+        body: http::body_bytes(req.body.as_deref(), req.is_base64_encoded)?,
+        idempotency_key: http::header_value(req, "idempotency-key"),
+        request_id: req.request_context.request_id.clone(),
+        base: http::path_and_base(req).1,
+    };
+    match route {
+        Route::StartDeployment => deployments::start(deps, &call).await,
+        Route::ListDeployments => deployments::list(deps, &call).await,
+        Route::GetDeployment => deployments::get(deps, &call).await,
+        Route::RollBackDeployment => deployments::roll_back(deps, &call).await,
+        Route::RollBackEnvironment => environments::roll_back(deps, &call).await,
+        Route::Metrics => metrics::get(deps, &call).await,
+        Route::PutService => services::put_service(deps, &call).await,
+        Route::GetService => services::get_service(deps, &call).await,
+        Route::PutEnvironment => services::put_environment(deps, &call).await,
+        Route::GetEnvironment => services::get_environment(deps, &call).await,
+    }
+}
+
+#[cfg(test)]
+mod tests;

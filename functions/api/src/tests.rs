@@ -1,0 +1,1194 @@
+//! Handler tests on the in-memory fakes: one GIVEN/WHEN/THEN per behaviour of each route,
+//! asserting the status, the body and the side effects (or their absence).
+
+use super::*;
+use aws_lambda_events::encodings::Body;
+use serde_json::{Value, json};
+use shared::domain::{
+    AlarmState, AlarmStatus, Color, ColorMetrics, DeploymentStatus, EnvironmentState,
+    EvaluationInput, EvaluationKind, LedgerEntry, Phase, StepRecord, Thresholds, TrafficSplit,
+    evaluate,
+};
+use shared::error::AdapterError;
+use shared::fakes::FakeExecutions;
+use shared::fakes::sample::{self, World};
+use time::macros::datetime;
+
+const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+
+fn deps(w: &World) -> ApiDeps {
+    ApiDeps {
+        registry: w.registry.clone(),
+        store: w.store.clone(),
+        executions: w.executions.clone(),
+        access: w.access.clone(),
+        clock: w.clock.clone(),
+    }
+}
+
+async fn world() -> (World, ApiDeps) {
+    let w = World::default().with_registry().await;
+    let d = deps(&w);
+    (w, d)
+}
+
+/// A real-shaped API Gateway HTTP API (payload 2.0) event.
+struct Ev {
+    v: Value,
+}
+
+fn ev(method: &str, path: &str) -> Ev {
+    Ev {
+        v: json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {"content-type": "application/json", "host": "api.example.com"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "a1b2c3d4e5",
+                "authorizer": {"iam": {
+                    "accessKey": "AKIAIOSFODNN7EXAMPLE",
+                    "accountId": "123456789012",
+                    "callerId": "AIDACKCEVSQ6C2EXAMPLE",
+                    "principalOrgId": null,
+                    "userArn": ALICE,
+                    "userId": "AIDACKCEVSQ6C2EXAMPLE"
+                }},
+                "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+                "domainPrefix": "a1b2c3d4e5",
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+                "requestId": "JKJaXmPLvHcESHA=",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "03/Jan/2025:10:00:05 +0000",
+                "timeEpoch": 1735898405000_i64
+            },
+            "isBase64Encoded": false
+        }),
+    }
+}
+
+impl Ev {
+    fn body(mut self, b: &Value) -> Self {
+        self.v["body"] = json!(b.to_string());
+        self
+    }
+    fn raw_body(mut self, b: &str) -> Self {
+        self.v["body"] = json!(b);
+        self
+    }
+    fn base64(mut self) -> Self {
+        self.v["isBase64Encoded"] = json!(true);
+        self
+    }
+    fn header(mut self, k: &str, val: &str) -> Self {
+        self.v["headers"][k] = json!(val);
+        self
+    }
+    fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        let m: serde_json::Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        self.v["rawQueryString"] = json!(
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        self.v["queryStringParameters"] = Value::Object(m);
+        self
+    }
+    fn iam(mut self, iam: Value) -> Self {
+        self.v["requestContext"]["authorizer"]["iam"] = iam;
+        self
+    }
+    fn request(self) -> ApiGatewayV2httpRequest {
+        serde_json::from_value(self.v).unwrap()
+    }
+}
+
+struct Res {
+    status: i64,
+    body: Value,
+    headers: aws_lambda_events::http::HeaderMap,
+}
+
+async fn send(d: &ApiDeps, e: Ev) -> Res {
+    let r = handle(d, e.request()).await;
+    let text = match r.body {
+        Some(Body::Text(t)) => t,
+        other => panic!("expected a JSON text body, got {other:?}"),
+    };
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    Res {
+        status: r.status_code,
+        body: serde_json::from_str(&text).unwrap(),
+        headers: r.headers,
+    }
+}
+
+fn assert_error(r: &Res, status: i64, name: &str, needle: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"], json!(name), "{}", r.body);
+    let msg = r.body["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+    assert_eq!(
+        r.body.as_object().map(|o| o.len()),
+        Some(2),
+        "errors carry exactly error and message"
+    );
+}
+
+fn start_body() -> Value {
+    json!({"service": "checkout", "environment": "dev", "version": "1.3.0", "image": sample::IMAGE_V130})
+}
+
+// ---------------------------------------------------------------- POST /deployments
+
+#[tokio::test]
+async fn start_returns_202_and_records_the_caller_as_deployer() {
+    // GIVEN checkout/dev in the registry
+    let (w, d) = world().await;
+    // WHEN a signed caller starts 1.3.0
+    let r = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    // THEN the execution runs under a release-derived id, with alice as deployer
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["deployment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let id = id.as_str();
+    // the release, the time, and a fingerprint of API Gateway's request id
+    assert!(
+        id.starts_with("checkout-dev-1-3-0-1735898405000-") && id.len() == 39,
+        "{id}"
+    );
+    assert_eq!(
+        r.body,
+        json!({
+            "deployment_id": id,
+            "execution_arn": FakeExecutions::arn(id),
+            "status_url": format!("/deployments/{id}"),
+        })
+    );
+    assert_eq!(
+        r.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/deployments/{id}").as_str())
+    );
+    let started = w.executions.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].1.deployer, ALICE);
+    assert_eq!(
+        w.store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment),
+        Some(id.into())
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_same_202_and_starts_nothing_more() {
+    let (w, d) = world().await;
+    let first = send(
+        &d,
+        ev("POST", "/deployments")
+            .header("idempotency-key", "ci-run-42")
+            .body(&start_body()),
+    )
+    .await;
+    assert_eq!(first.status, 202);
+    assert_eq!(first.body["deployment_id"], json!("ci-run-42"));
+    // WHEN the same request is retried, before and after the execution wrote its record
+    let again = send(
+        &d,
+        ev("POST", "/deployments")
+            .header("Idempotency-Key", "ci-run-42")
+            .body(&start_body()),
+    )
+    .await;
+    let mut r = sample::record(Phase::ShiftingTraffic);
+    r.id = "ci-run-42".into();
+    r.execution_arn = FakeExecutions::arn("ci-run-42");
+    w.store
+        .records
+        .lock()
+        .unwrap()
+        .insert("ci-run-42".into(), r);
+    let third = send(
+        &d,
+        ev("POST", "/deployments")
+            .header("idempotency-key", "ci-run-42")
+            .body(&start_body()),
+    )
+    .await;
+    // THEN every answer is the same and only one execution exists
+    assert_eq!((again.status, &again.body), (202, &first.body));
+    assert_eq!((third.status, &third.body), (202, &first.body));
+    assert_eq!(w.executions.started_names(), vec!["ci-run-42"]);
+    // a key reused for another environment is a conflict
+    let mut other = start_body();
+    other["environment"] = json!("prd");
+    let r = send(
+        &d,
+        ev("POST", "/deployments")
+            .header("idempotency-key", "ci-run-42")
+            .body(&other),
+    )
+    .await;
+    assert_error(&r, 409, "Conflict", "already used for checkout/dev");
+}
+
+#[tokio::test]
+async fn start_refusals_name_the_problem_and_start_nothing() {
+    let (w, d) = world().await;
+    let mut unknown_service = start_body();
+    unknown_service["service"] = json!("billing");
+    let mut unknown_env = start_body();
+    unknown_env["environment"] = json!("prd");
+    let mut bad_version = start_body();
+    bad_version["version"] = json!("latest");
+    let mut bad_image = start_body();
+    bad_image["image"] = json!("checkout");
+    let cases: Vec<(Ev, i64, &str, &str)> = vec![
+        (
+            ev("POST", "/deployments").body(&unknown_service),
+            404,
+            "NotFound",
+            "PUT /services/billing",
+        ),
+        (
+            ev("POST", "/deployments").body(&unknown_env),
+            404,
+            "NotFound",
+            "PUT /services/checkout/environments/prd",
+        ),
+        (
+            ev("POST", "/deployments").body(&bad_version),
+            400,
+            "InvalidRequest",
+            "version \"latest\" is invalid",
+        ),
+        (
+            ev("POST", "/deployments").body(&bad_image),
+            400,
+            "InvalidRequest",
+            "needs a tag",
+        ),
+        (
+            ev("POST", "/deployments")
+                .header("idempotency-key", "has space")
+                .body(&start_body()),
+            400,
+            "InvalidRequest",
+            "Idempotency-Key",
+        ),
+        (
+            ev("POST", "/deployments").raw_body("{\"service\": "),
+            400,
+            "InvalidRequest",
+            "not valid JSON",
+        ),
+        (
+            ev("POST", "/deployments"),
+            400,
+            "InvalidRequest",
+            "a JSON body is required",
+        ),
+    ];
+    for (e, status, name, needle) in cases {
+        assert_error(&send(&d, e).await, status, name, needle);
+    }
+    assert!(w.executions.started_names().is_empty());
+    assert!(w.store.env("checkout", "dev").is_none());
+}
+
+#[tokio::test]
+async fn a_second_start_is_409_naming_the_running_deployment() {
+    let (w, d) = world().await;
+    let first = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    w.clock.advance(60);
+    let mut next = start_body();
+    next["version"] = json!("1.3.1");
+    let r = send(&d, ev("POST", "/deployments").body(&next)).await;
+    let running = first.body["deployment_id"].as_str().unwrap();
+    assert_error(&r, 409, "Conflict", running);
+    assert_eq!(w.executions.started_names(), vec![running]);
+}
+
+#[tokio::test]
+async fn the_caller_comes_from_iam_and_is_required() {
+    let (w, d) = world().await;
+    // GIVEN no user ARN: the caller id is the deployer
+    let r = send(
+        &d,
+        ev("POST", "/deployments")
+            .iam(json!({"callerId": "AROAEXAMPLE:ci-session", "accountId": "123456789012"}))
+            .body(&start_body()),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(
+        w.executions.started.lock().unwrap()[0].1.deployer,
+        "AROAEXAMPLE:ci-session"
+    );
+    // GIVEN no IAM identity at all THEN 401 and nothing happens
+    let (w, d) = world().await;
+    let mut e = ev("POST", "/deployments").body(&start_body());
+    e.v["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    assert_error(&send(&d, e).await, 401, "Unauthenticated", "SigV4");
+    let r = send(&d, ev("GET", "/metrics").iam(json!({}))).await;
+    assert_error(&r, 401, "Unauthenticated", "IAM");
+    assert!(w.executions.started_names().is_empty());
+}
+
+#[tokio::test]
+async fn a_base64_body_is_decoded_and_a_named_stage_is_stripped() {
+    let (w, d) = world().await;
+    let encoded = aws_smithy_types::base64::encode(start_body().to_string());
+    let mut e = ev("POST", "/v1/deployments").raw_body(&encoded).base64();
+    e.v["requestContext"]["stage"] = json!("v1");
+    let r = send(&d, e).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(
+        r.body["status_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("/v1/deployments/")
+    );
+    assert_eq!(w.executions.started_names().len(), 1);
+}
+
+// ---------------------------------------------------------------- bad input in general
+
+#[tokio::test]
+async fn unknown_routes_methods_and_oversized_bodies_are_refused() {
+    let (w, d) = world().await;
+    assert_error(
+        &send(&d, ev("GET", "/nothing/here")).await,
+        404,
+        "NotFound",
+        "no route GET /nothing/here",
+    );
+    let r = send(&d, ev("DELETE", "/deployments/d-1")).await;
+    assert_error(&r, 405, "MethodNotAllowed", "use GET");
+    assert_eq!(
+        r.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    let big = format!("{{\"service\": \"{}\"}}", "x".repeat(http::MAX_BODY_BYTES));
+    let r = send(&d, ev("POST", "/deployments").raw_body(&big)).await;
+    assert_error(&r, 413, "PayloadTooLarge", "64 KiB");
+    let mut unknown = start_body();
+    unknown["colour"] = json!("blue");
+    let r = send(&d, ev("POST", "/deployments").body(&unknown)).await;
+    assert_error(&r, 400, "InvalidRequest", "unknown field `colour`");
+    assert!(w.executions.started_names().is_empty());
+}
+
+#[tokio::test]
+async fn aws_errors_are_502_with_a_retry_hint_and_throttling_is_503() {
+    let (w, d) = world().await;
+    w.executions
+        .fail_next_starts
+        .lock()
+        .unwrap()
+        .push(AdapterError::Other(
+            "StartExecution: AccessDeniedException: no".into(),
+        ));
+    let r = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    assert_error(&r, 502, "AwsError", "retry");
+    w.executions
+        .fail_next_starts
+        .lock()
+        .unwrap()
+        .push(AdapterError::Transient(
+            "StartExecution: ThrottlingException: Rate exceeded".into(),
+        ));
+    let r = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    assert_error(&r, 503, "Throttled", "retry");
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    // the failed starts left the environment free
+    assert_eq!(
+        w.store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment),
+        None
+    );
+}
+
+// ---------------------------------------------------------------- GET /deployments/{id}
+
+fn ledger_entry(step_index: u32, green: u16, target: ColorMetrics) -> LedgerEntry {
+    let th = Thresholds::default();
+    let alarms = vec![AlarmState {
+        name: sample::ALARM.into(),
+        status: AlarmStatus::Ok,
+        reason: "Threshold not crossed".into(),
+    }];
+    let baseline = ColorMetrics {
+        requests: 9000,
+        errors_5xx: 1,
+        p99_ms: Some(42.0),
+    };
+    let evaluation = evaluate(&EvaluationInput {
+        target,
+        baseline,
+        alarms: &alarms,
+        thresholds: &th,
+        remembered_baseline_p99_ms: None,
+    });
+    LedgerEntry {
+        deployment_id: sample::DEPLOYMENT_ID.into(),
+        kind: EvaluationKind::Step,
+        step_index,
+        verification_index: 0,
+        split: TrafficSplit::with_percent_on(Color::Green, green).unwrap(),
+        target_color: Color::Green,
+        window_start: datetime!(2025-01-03 10:01:00 UTC),
+        window_end: datetime!(2025-01-03 10:02:00 UTC),
+        target,
+        baseline,
+        alarms,
+        evaluation,
+    }
+}
+
+/// A deployment of 1.3.0 shifted to 25 % on green, with its step and evaluation recorded.
+async fn shifted_to_25(w: &World) {
+    w.store
+        .begin(&sample::record(Phase::DeployingGreen))
+        .await
+        .unwrap();
+    w.store
+        .transition(
+            sample::DEPLOYMENT_ID,
+            Phase::ShiftingTraffic,
+            Some(25),
+            None,
+        )
+        .await
+        .unwrap();
+    let split = TrafficSplit::with_percent_on(Color::Green, 25).unwrap();
+    *w.router.split.lock().unwrap() = split;
+    w.store
+        .record_step(&StepRecord {
+            deployment_id: sample::DEPLOYMENT_ID.into(),
+            step_index: 1,
+            split,
+            target_color: Color::Green,
+            shifted_at: datetime!(2025-01-03 10:01:00 UTC),
+        })
+        .await
+        .unwrap();
+    w.store
+        .record_evaluation(&ledger_entry(
+            1,
+            25,
+            ColorMetrics {
+                requests: 500,
+                errors_5xx: 1,
+                p99_ms: Some(45.0),
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_deployment_reads_with_live_weights_steps_and_ledger_numbers() {
+    let (w, d) = world().await;
+    shifted_to_25(&w).await;
+    let r = send(
+        &d,
+        ev("GET", &format!("/deployments/{}", sample::DEPLOYMENT_ID)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let b = &r.body;
+    assert_eq!(b["status"], json!("IN_PROGRESS"));
+    assert_eq!(b["phase"], json!("SHIFTING_TRAFFIC"));
+    assert_eq!(
+        (&b["version"], &b["previous_version"]),
+        (&json!("1.3.0"), &json!("1.2.0"))
+    );
+    assert_eq!(
+        (&b["active_color"], &b["target_color"]),
+        (&json!("blue"), &json!("green"))
+    );
+    assert_eq!(b["current_weights"], json!({"blue": 75, "green": 25}));
+    assert_eq!(
+        b["steps"],
+        json!([{"step_index": 1, "weights": {"blue": 75, "green": 25}, "target_color": "green",
+                "shifted_at": "2025-01-03T10:01:00Z"}])
+    );
+    let e = &b["ledger"][0];
+    assert_eq!(e["window"]["start"], json!("2025-01-03T10:01:00Z"));
+    assert_eq!((&e["requests"], &e["errors_5xx"]), (&json!(500), &json!(1)));
+    assert_eq!(e["error_rate_percent"], json!(0.2));
+    assert_eq!(e["p99_ms"], json!({"target": 45.0, "baseline": 42.0}));
+    assert_eq!(e["alarms"][0]["status"], json!("OK"));
+    assert_eq!(e["verdict"], json!("pass"));
+    // the listener is read in the environment's account (no role here)
+    assert_eq!(w.access.roles(), vec![None]);
+
+    let r = send(&d, ev("GET", "/deployments/nope")).await;
+    assert_error(&r, 404, "NotFound", "deployment nope not found");
+    let r = send(&d, ev("GET", "/deployments/b%20d")).await;
+    assert_error(&r, 400, "InvalidRequest", "deployment id");
+}
+
+// ---------------------------------------------------------------- GET /deployments
+
+#[tokio::test]
+async fn history_is_newest_first_and_paged() {
+    let (w, d) = world().await;
+    for (i, id) in ["d-1", "d-2", "d-3"].iter().enumerate() {
+        let mut r = sample::record(Phase::Succeeded);
+        r.id = (*id).into();
+        r.started_at += time::Duration::hours(i as i64);
+        w.store.records.lock().unwrap().insert((*id).into(), r);
+    }
+    let r = send(
+        &d,
+        ev("GET", "/deployments").query(&[("environment", "dev"), ("limit", "2")]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids: Vec<&str> = r.body["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["deployment_id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["d-3", "d-2"]);
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+    let r = send(
+        &d,
+        ev("GET", "/deployments").query(&[("environment", "dev"), ("cursor", &cursor)]),
+    )
+    .await;
+    assert_eq!(r.body["deployments"][0]["deployment_id"], json!("d-1"));
+    assert_eq!(r.body["next_cursor"], Value::Null);
+
+    let r = send(&d, ev("GET", "/deployments")).await;
+    assert_error(&r, 400, "InvalidRequest", "environment is required");
+    let r = send(
+        &d,
+        ev("GET", "/deployments").query(&[("environment", "dev"), ("limit", "500")]),
+    )
+    .await;
+    assert_error(
+        &r,
+        400,
+        "InvalidRequest",
+        "limit must be a whole number from 1 to 100",
+    );
+}
+
+// ---------------------------------------------------------------- POST /deployments/{id}/rollback
+
+#[tokio::test]
+async fn rollback_without_confirm_says_what_would_happen_and_changes_nothing() {
+    let (w, d) = world().await;
+    shifted_to_25(&w).await;
+    let path = format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID);
+    for e in [
+        ev("POST", &path),
+        ev("POST", &path).body(&json!({"confirm": false})),
+    ] {
+        let r = send(&d, e).await;
+        assert_error(
+            &r,
+            400,
+            "ConfirmationRequired",
+            "Rollback will shift all traffic to Blue (v1.2.0)",
+        );
+    }
+    assert!(w.router.writes().is_empty());
+    assert_eq!(
+        w.store.record(sample::DEPLOYMENT_ID).map(|r| r.phase),
+        Some(Phase::ShiftingTraffic)
+    );
+    assert!(w.executions.stopped.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_confirmed_rollback_restores_blue_and_stops_the_execution() {
+    let (w, d) = world().await;
+    shifted_to_25(&w).await;
+    let path = format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID);
+    let r = send(
+        &d,
+        ev("POST", &path).body(&json!({"confirm": true, "reason": "latency spike"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let reason = format!("manual rollback by {ALICE}: latency spike");
+    assert_eq!(r.body["outcome"], json!("ROLLED_BACK"));
+    assert_eq!(r.body["weights"], json!({"blue": 100, "green": 0}));
+    assert_eq!(r.body["reason"], json!(reason));
+    assert_eq!(r.body["execution_stopped"], json!(true));
+    assert_eq!(w.router.split(), TrafficSplit::all_on(Color::Blue));
+    let rec = w.store.record(sample::DEPLOYMENT_ID).unwrap();
+    assert_eq!(rec.status, DeploymentStatus::RolledBack);
+    assert_eq!(
+        w.executions.stopped.lock().unwrap().clone(),
+        vec![(
+            rec.execution_arn.clone(),
+            "BlueGreen.RolledBack".to_string(),
+            reason
+        )]
+    );
+    // WHEN it is asked again THEN the finished deployment points at the environment rollback
+    let r = send(&d, ev("POST", &path).body(&json!({"confirm": true}))).await;
+    assert_error(&r, 409, "Conflict", "POST /environments/dev/rollback");
+    assert_eq!(w.router.writes().len(), 1);
+    let r = send(
+        &d,
+        ev("POST", "/deployments/nope/rollback").body(&json!({"confirm": true})),
+    )
+    .await;
+    assert_error(&r, 404, "NotFound", "nope");
+    let r = send(&d, ev("POST", &path).body(&json!({"confirm": "yes"}))).await;
+    assert_error(&r, 400, "InvalidRequest", "invalid type");
+}
+
+// ---------------------------------------------------------------- POST /environments/{env}/rollback
+
+/// checkout/dev after 1.3.0 succeeded on green: green active, blue standby on 1.2.0.
+fn released(w: &World) {
+    let mut r = sample::record(Phase::Succeeded);
+    r.finish(Phase::Succeeded, datetime!(2025-01-03 09:50:00 UTC), None);
+    w.store.records.lock().unwrap().insert(r.id.clone(), r);
+    w.store.put_env(EnvironmentState {
+        service: "checkout".into(),
+        environment: "dev".into(),
+        active_color: Some(Color::Green),
+        active_version: Some("1.3.0".into()),
+        standby_version: Some("1.2.0".into()),
+        active_deployment: None,
+        last_deployment: Some(sample::DEPLOYMENT_ID.into()),
+        updated_at: datetime!(2025-01-03 09:50:00 UTC),
+    });
+    *w.router.split.lock().unwrap() = TrafficSplit::all_on(Color::Green);
+}
+
+fn env_rollback(confirm: bool) -> Ev {
+    ev("POST", "/environments/dev/rollback")
+        .body(&json!({"service": "checkout", "confirm": confirm, "reason": "1.3.0 corrupts carts"}))
+}
+
+#[tokio::test]
+async fn an_environment_rollback_needs_confirmation_and_says_what_it_will_do() {
+    let (w, d) = world().await;
+    released(&w);
+    let r = send(&d, env_rollback(false)).await;
+    assert_error(
+        &r,
+        400,
+        "ConfirmationRequired",
+        "Rollback will shift all traffic to Blue (v1.2.0); Green (v1.3.0) becomes standby",
+    );
+    assert!(w.router.writes().is_empty());
+    assert_eq!(
+        w.store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment),
+        None
+    );
+    assert_eq!(w.store.records.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_confirmed_environment_rollback_swaps_the_colors_and_is_recorded() {
+    let (w, d) = world().await;
+    released(&w);
+    let r = send(&d, env_rollback(true)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = "checkout-dev-rollback-1735898405000";
+    assert_eq!(r.body["deployment_id"], json!(id));
+    assert_eq!(
+        r.body["active"],
+        json!({"color": "blue", "version": "1.2.0"})
+    );
+    assert_eq!(
+        r.body["standby"],
+        json!({"color": "green", "version": "1.3.0"})
+    );
+    assert_eq!(r.body["weights"], json!({"blue": 100, "green": 0}));
+    let report: Vec<&str> = r.body["report"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        report.contains(&"  [100%] Blue: 100% | Green: 0%"),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .iter()
+            .any(|l| l.contains("Blue (Active):") && l.contains("v1.2.0")),
+        "{report:?}"
+    );
+    // THEN traffic moved once, verified, and the environment and record say so
+    assert_eq!(w.router.writes(), vec![TrafficSplit::all_on(Color::Blue)]);
+    let env = w.store.env("checkout", "dev").unwrap();
+    assert_eq!(
+        (
+            env.active_color,
+            env.active_version.as_deref(),
+            env.standby_version.as_deref(),
+            env.active_deployment.as_deref(),
+            env.last_deployment.as_deref()
+        ),
+        (
+            Some(Color::Blue),
+            Some("1.2.0"),
+            Some("1.3.0"),
+            None,
+            Some(id)
+        )
+    );
+    let rec = w.store.record(id).unwrap();
+    assert_eq!(rec.strategy, "rollback");
+    assert_eq!(rec.status, DeploymentStatus::Succeeded);
+    assert_eq!(
+        (rec.version.as_str(), rec.previous_version.as_deref()),
+        ("1.2.0", Some("1.3.0"))
+    );
+    assert_eq!(
+        (rec.active_color, rec.target_color),
+        (Color::Green, Color::Blue)
+    );
+    assert_eq!(rec.deployer, ALICE);
+    assert_eq!(rec.image, sample::IMAGE_V120);
+    assert_eq!(
+        rec.reason.as_deref(),
+        Some(format!("manual rollback by {ALICE}: 1.3.0 corrupts carts").as_str())
+    );
+    assert_eq!(w.store.steps(id).await.unwrap().len(), 1);
+    // AND it shows in the history like any deployment
+    let r = send(&d, ev("GET", &format!("/deployments/{id}"))).await;
+    assert_eq!(r.body["current_weights"], json!({"blue": 100, "green": 0}));
+}
+
+#[tokio::test]
+async fn an_environment_rollback_refuses_unhealthy_standby_running_deployments_and_no_history() {
+    // GIVEN blue (the standby) has no healthy targets
+    let (w, d) = world().await;
+    released(&w);
+    w.targets.set(&sample::tg(sample::BLUE_TG), 2, 0);
+    let r = send(&d, env_rollback(true)).await;
+    assert_error(
+        &r,
+        409,
+        "Conflict",
+        "Blue has no healthy targets (0/2 healthy)",
+    );
+    assert!(w.router.writes().is_empty());
+    assert_eq!(w.store.records.lock().unwrap().len(), 1, "nothing recorded");
+    assert_eq!(
+        w.store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment),
+        None,
+        "the lock is released"
+    );
+
+    // GIVEN a deployment running
+    let (w, d) = world().await;
+    released(&w);
+    let mut env = w.store.env("checkout", "dev").unwrap();
+    env.active_deployment = Some("checkout-dev-1-4-0-1".into());
+    w.store.put_env(env);
+    let r = send(&d, env_rollback(true)).await;
+    assert_error(
+        &r,
+        409,
+        "Conflict",
+        "POST /deployments/checkout-dev-1-4-0-1/rollback",
+    );
+    assert!(w.router.writes().is_empty());
+
+    // GIVEN no finished deployment yet, or an unknown environment
+    let (w, d) = world().await;
+    let r = send(&d, env_rollback(true)).await;
+    assert_error(&r, 409, "Conflict", "no previous version");
+    let r = send(
+        &d,
+        ev("POST", "/environments/prd/rollback")
+            .body(&json!({"service": "checkout", "confirm": true})),
+    )
+    .await;
+    assert_error(&r, 404, "NotFound", "checkout/prd is not in the registry");
+    let r = send(
+        &d,
+        ev("POST", "/environments/dev/rollback").body(&json!({"confirm": true})),
+    )
+    .await;
+    assert_error(&r, 400, "InvalidRequest", "missing field `service`");
+    assert!(w.router.writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_traffic_write_marks_the_rollback_failed_and_frees_the_environment() {
+    let (w, d) = world().await;
+    released(&w);
+    w.router
+        .fail_next_writes
+        .lock()
+        .unwrap()
+        .push(AdapterError::Other(
+            "listener reads back Blue: 50% | Green: 50%".into(),
+        ));
+    let r = send(&d, env_rollback(true)).await;
+    assert_error(&r, 502, "AwsError", "reads back");
+    let id = "checkout-dev-rollback-1735898405000";
+    let rec = w.store.record(id).unwrap();
+    assert_eq!(rec.status, DeploymentStatus::Failed);
+    assert!(rec.reason.unwrap().contains("reads back"));
+    let env = w.store.env("checkout", "dev").unwrap();
+    assert_eq!(
+        (env.active_color, env.active_deployment),
+        (Some(Color::Green), None),
+        "the colors are unchanged and the lock released"
+    );
+    assert_eq!(w.router.split(), TrafficSplit::all_on(Color::Green));
+}
+
+// ---------------------------------------------------------------- GET /metrics
+
+#[tokio::test]
+async fn metrics_summarise_each_environment_and_list_recent_failures() {
+    let (w, d) = world().await;
+    let rows = [
+        ("d-1", "dev", Phase::Failed, 0, Some("health check timeout")),
+        ("d-2", "dev", Phase::Succeeded, 10, None),
+        ("p-1", "prd", Phase::Succeeded, 20, None),
+    ];
+    for (id, env, phase, minutes, reason) in rows {
+        let mut r = sample::record(Phase::DeployingGreen);
+        r.id = id.into();
+        r.environment = env.into();
+        r.started_at = datetime!(2025-01-02 09:00:00 UTC) + time::Duration::minutes(minutes);
+        r.finish(
+            phase,
+            r.started_at + time::Duration::minutes(5),
+            reason.map(str::to_string),
+        );
+        w.store.records.lock().unwrap().insert(id.into(), r);
+    }
+    // one outside the window
+    let mut old = sample::record(Phase::Failed);
+    old.id = "old".into();
+    old.started_at = datetime!(2024-12-01 09:00:00 UTC);
+    w.store.records.lock().unwrap().insert("old".into(), old);
+
+    let r = send(&d, ev("GET", "/metrics").query(&[("days", "7")])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["days"], json!(7));
+    assert_eq!(
+        r.body["environments"],
+        json!([
+            {"environment": "dev", "deployments": 2, "succeeded": 1, "failed": 1, "rolled_back": 0,
+             "in_progress": 0, "mttr_seconds": 600, "success_rate_percent": 50.0},
+            {"environment": "prd", "deployments": 1, "succeeded": 1, "failed": 0, "rolled_back": 0,
+             "in_progress": 0, "mttr_seconds": null, "success_rate_percent": 100.0},
+        ])
+    );
+    let recent: Vec<(&str, &str)> = r.body["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["deployment_id"].as_str().unwrap(),
+                d["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recent,
+        vec![
+            ("p-1", "SUCCEEDED"),
+            ("d-2", "SUCCEEDED"),
+            ("d-1", "FAILED")
+        ]
+    );
+    assert_eq!(r.body["recent"][2]["reason"], json!("health check timeout"));
+    assert_eq!(r.body["recent"][2]["duration_seconds"], json!(300));
+
+    let r = send(&d, ev("GET", "/metrics")).await;
+    assert_eq!(r.body["days"], json!(7));
+    let r = send(&d, ev("GET", "/metrics").query(&[("days", "91")])).await;
+    assert_error(
+        &r,
+        400,
+        "InvalidRequest",
+        "days must be a whole number from 1 to 90",
+    );
+}
+
+// ---------------------------------------------------------------- registry
+
+#[tokio::test]
+async fn services_are_registered_from_the_path() {
+    let w = World::default();
+    let d = deps(&w);
+    let r = send(&d, ev("GET", "/services/billing")).await;
+    assert_error(&r, 404, "NotFound", "PUT /services/billing");
+    let r = send(
+        &d,
+        ev("PUT", "/services/billing").body(&json!({"repository": "team/billing"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["service"], json!("billing"));
+    assert_eq!(r.body["auto_deploy"], json!(["dev"]));
+    let r = send(&d, ev("GET", "/services/billing")).await;
+    assert_eq!(
+        (r.status, &r.body["repository"]),
+        (200, &json!("team/billing"))
+    );
+    let refused = [
+        (
+            json!({"service": "billing", "repository": "team/billing"}),
+            "taken from the path",
+        ),
+        (json!({"repository": "Team Billing"}), "repository"),
+        (
+            json!({"repository": "x", "extra": 1}),
+            "unknown field `extra`",
+        ),
+        (json!({"repository": 7}), "invalid type"),
+    ];
+    for (body, needle) in refused {
+        let r = send(&d, ev("PUT", "/services/other").body(&body)).await;
+        assert_error(&r, 400, "InvalidRequest", needle);
+    }
+    assert!(w.registry.services.lock().unwrap().get("other").is_none());
+    // a repository releases one service
+    let r = send(
+        &d,
+        ev("PUT", "/services/other").body(&json!({"repository": "team/billing"})),
+    )
+    .await;
+    assert_error(
+        &r,
+        409,
+        "Conflict",
+        "each ECR repository releases one service",
+    );
+}
+
+fn environment_body() -> Value {
+    let mut v = serde_json::to_value(World::environment_config()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("service");
+    o.remove("environment");
+    v
+}
+
+#[tokio::test]
+async fn environments_are_validated_and_need_their_service() {
+    let w = World::default();
+    let d = deps(&w);
+    let path = "/services/checkout/environments/prd";
+    // GIVEN checkout is not registered THEN its environment is 404
+    let r = send(&d, ev("PUT", path).body(&environment_body())).await;
+    assert_error(&r, 404, "NotFound", "PUT /services/checkout first");
+    let (w, d) = world().await;
+    let r = send(&d, ev("GET", path)).await;
+    assert_error(&r, 404, "NotFound", "checkout/prd is not registered");
+    let r = send(&d, ev("PUT", path).body(&environment_body())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (&r.body["service"], &r.body["environment"]),
+        (&json!("checkout"), &json!("prd"))
+    );
+    let r = send(&d, ev("GET", path)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["traffic"]["blue_target_group_arn"],
+        json!(sample::BLUE_TG)
+    );
+    let mut bad = environment_body();
+    bad["steps"] = json!([10, 50]);
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/environments/tst").body(&bad),
+    )
+    .await;
+    assert_error(&r, 400, "InvalidRequest", "the last step must be 100%");
+    let mut named = environment_body();
+    named["environment"] = json!("tst");
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/environments/tst").body(&named),
+    )
+    .await;
+    assert_error(
+        &r,
+        400,
+        "InvalidRequest",
+        "environment is taken from the path",
+    );
+    assert!(
+        w.registry
+            .environments
+            .lock()
+            .unwrap()
+            .keys()
+            .all(|(_, e)| e != "tst")
+    );
+}
+
+// ---------------------------------------------------------------- the OpenAPI document
+
+#[test]
+fn the_openapi_document_describes_exactly_the_route_table() {
+    let doc: Value = serde_json::from_str(include_str!("../openapi.json")).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            documented.insert((method.to_uppercase(), path.clone()));
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path} documents no success"
+            );
+            assert!(
+                responses.contains_key("400") || method == "get",
+                "{method} {path} documents no 400"
+            );
+        }
+    }
+    let routed: std::collections::BTreeSet<(String, String)> = routes::ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, routed);
+}
+
+// ---------------------------------------------------------------- properties of the handler
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WRITES: &[(&str, &str)] = &[
+        ("POST", "/deployments"),
+        ("POST", "/deployments/checkout-dev-1-3-0-0001/rollback"),
+        ("POST", "/environments/dev/rollback"),
+        ("PUT", "/services/checkout"),
+        ("PUT", "/services/checkout/environments/dev"),
+    ];
+
+    fn run(route: usize, body: Vec<u8>, base64: bool) -> Result<(), TestCaseError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (w, d) = world().await;
+            let services = w.registry.services.lock().unwrap().clone();
+            let (method, path) = WRITES[route];
+            let e = if base64 {
+                ev(method, path)
+                    .raw_body(&aws_smithy_types::base64::encode(&body))
+                    .base64()
+            } else {
+                ev(method, path).raw_body(&String::from_utf8_lossy(&body))
+            };
+            let r = send(&d, e).await;
+            prop_assert!(r.status < 500, "{method} {path}: {}", r.body);
+            if r.status >= 400 {
+                prop_assert!(r.body["error"].is_string() && r.body["message"].is_string());
+                prop_assert!(w.executions.started_names().is_empty());
+                prop_assert!(w.router.writes().is_empty());
+                prop_assert!(w.store.records.lock().unwrap().is_empty());
+                prop_assert_eq!(w.registry.services.lock().unwrap().clone(), services);
+            }
+            Ok(())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Arbitrary bytes on any write route: a 4xx JSON error with no side effect, or a
+        /// valid request; never a 5xx and never a panic.
+        #[test]
+        fn arbitrary_bodies_never_fail_the_handler(
+            route in 0..WRITES.len(),
+            body in prop::collection::vec(any::<u8>(), 0..200),
+            base64 in any::<bool>(),
+        ) {
+            run(route, body, base64)?;
+        }
+
+        #[test]
+        fn json_shaped_bodies_never_fail_the_handler(
+            route in 0..WRITES.len(),
+            confirm in prop_oneof![Just(json!(true)), Just(json!(false)), Just(json!(1)), Just(Value::Null)],
+            service in prop_oneof![Just(json!("checkout")), Just(json!("")), Just(json!(["x"])), ".{0,70}".prop_map(Value::String)],
+            extra in prop::option::of("[a-z]{1,6}"),
+        ) {
+            let mut body = json!({"service": service, "confirm": confirm});
+            if let Some(k) = extra {
+                body[k] = json!(1);
+            }
+            run(route, body.to_string().into_bytes(), false)?;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the sample events
+
+#[tokio::test]
+async fn every_route_has_a_sample_event_that_the_handler_accepts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/api");
+    let mut covered = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let req: ApiGatewayV2httpRequest = serde_json::from_value(v.clone()).unwrap();
+        let method = req.request_context.http.method.as_str().to_string();
+        let raw = req.raw_path.clone().unwrap_or_default();
+        match routes::route(&method, &raw) {
+            Matched::Found(route, _) => covered.insert(format!("{route:?}")),
+            other => panic!("{}: {other:?}", path.display()),
+        };
+        // THEN the handler gets past routing, identity and body parsing (the fakes know
+        // only checkout/dev, so lookups may still be 404 or 409)
+        let (_, d) = world().await;
+        let r = send(&d, Ev { v }).await;
+        assert!(
+            ![400, 401, 405, 413].contains(&r.status) && r.status < 500,
+            "{}: {} {}",
+            path.display(),
+            r.status,
+            r.body
+        );
+    }
+    assert_eq!(covered.len(), routes::ROUTES.len(), "{covered:?}");
+}

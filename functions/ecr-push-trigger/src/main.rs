@@ -1,0 +1,11 @@
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let c = shared::runtime::control_deps().await?;
+    let deps = ecr_push_trigger::Deps {
+        registry: c.registry,
+        store: c.store,
+        executions: c.executions,
+        clock: c.clock,
+    };
+    shared::runtime::serve_json(|input| ecr_push_trigger::handle(&deps, input)).await
+}
