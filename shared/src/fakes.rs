@@ -873,6 +873,31 @@ pub mod sample {
             self
         }
 
+        /// The sample deployment begun and shifted to `percent` on green as step `step_index`
+        /// (record, listener and step log agree).
+        pub async fn shifted_to(self, percent: u16, step_index: u32) -> Self {
+            use crate::domain::{Phase, StepRecord};
+            let _ = self.store.begin(&record(Phase::DeployingGreen)).await;
+            let _ = self
+                .store
+                .transition(DEPLOYMENT_ID, Phase::ShiftingTraffic, Some(percent), None)
+                .await;
+            let split = TrafficSplit::with_percent_on(Color::Green, percent)
+                .unwrap_or_else(|e| panic!("{e}"));
+            *lock(&self.router.split) = split;
+            let _ = self
+                .store
+                .record_step(&StepRecord {
+                    deployment_id: DEPLOYMENT_ID.into(),
+                    step_index,
+                    split,
+                    target_color: Color::Green,
+                    shifted_at: time::macros::datetime!(2025-01-03 10:00:03 UTC),
+                })
+                .await;
+            self
+        }
+
         pub fn phase_deps(&self) -> crate::ports::PhaseDeps {
             crate::ports::PhaseDeps {
                 store: self.store.clone(),

@@ -320,7 +320,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
-    use shared::domain::{Color, DeploymentStatus, Phase, StepRecord};
+    use shared::domain::{Color, DeploymentStatus, Phase};
     use shared::fakes::FakeExecutions;
     use shared::fakes::sample::{self, ALARM, DEPLOYMENT_ID, World};
 
@@ -543,27 +543,12 @@ mod tests {
         }
     }
 
-    /// checkout/dev registered with the alarm, its deployment shifted to `percent` on green.
     async fn shifted_to(percent: u16) -> World {
-        let w = World::default().with_registry().await;
-        let _ = w.store.begin(&sample::record(Phase::DeployingGreen)).await;
-        let _ = w
-            .store
-            .transition(DEPLOYMENT_ID, Phase::ShiftingTraffic, Some(percent), None)
-            .await;
-        let split = TrafficSplit::with_percent_on(Color::Green, percent).unwrap();
-        *w.router.split.lock().unwrap() = split;
-        let _ = w
-            .store
-            .record_step(&StepRecord {
-                deployment_id: DEPLOYMENT_ID.into(),
-                step_index: 1,
-                split,
-                target_color: Color::Green,
-                shifted_at: time::macros::datetime!(2025-01-03 10:00:03 UTC),
-            })
-            .await;
-        w
+        World::default()
+            .with_registry()
+            .await
+            .shifted_to(percent, 1)
+            .await
     }
 
     fn expected_reason() -> String {

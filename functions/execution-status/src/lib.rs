@@ -308,7 +308,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
-    use shared::domain::{Color, DeploymentStatus, Phase, StepRecord};
+    use shared::domain::{Color, DeploymentStatus, Phase};
     use shared::fakes::sample::{self, DEPLOYMENT_ID, World};
 
     const STATE_MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:blue-green";
@@ -484,27 +484,8 @@ mod tests {
         }
     }
 
-    /// The deployment at `percent` on green, holding checkout/dev.
     async fn shifted_to(percent: u16) -> World {
-        let w = World::default();
-        let _ = w.store.begin(&sample::record(Phase::DeployingGreen)).await;
-        let _ = w
-            .store
-            .transition(DEPLOYMENT_ID, Phase::ShiftingTraffic, Some(percent), None)
-            .await;
-        let split = TrafficSplit::with_percent_on(Color::Green, percent).unwrap();
-        *w.router.split.lock().unwrap() = split;
-        let _ = w
-            .store
-            .record_step(&StepRecord {
-                deployment_id: DEPLOYMENT_ID.into(),
-                step_index: 2,
-                split,
-                target_color: Color::Green,
-                shifted_at: time::macros::datetime!(2025-01-03 10:00:03 UTC),
-            })
-            .await;
-        w
+        World::default().shifted_to(percent, 2).await
     }
 
     fn lock_holder(w: &World) -> Option<String> {

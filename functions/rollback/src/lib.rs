@@ -81,36 +81,13 @@ mod tests {
         v
     }
 
-    async fn shifted_to_25(w: &World) {
-        let _ = w.store.begin(&sample::record(Phase::DeployingGreen)).await;
-        let _ = w
-            .store
-            .transition(
-                sample::DEPLOYMENT_ID,
-                Phase::ShiftingTraffic,
-                Some(25),
-                None,
-            )
-            .await;
-        let split =
-            TrafficSplit::with_percent_on(Color::Green, 25).unwrap_or_else(|e| panic!("{e}"));
-        *w.router.split.lock().unwrap_or_else(|p| p.into_inner()) = split;
-        let _ = w
-            .store
-            .record_step(&shared::domain::StepRecord {
-                deployment_id: sample::DEPLOYMENT_ID.into(),
-                step_index: 1,
-                split,
-                target_color: Color::Green,
-                shifted_at: time::macros::datetime!(2025-01-03 10:00:03 UTC),
-            })
-            .await;
+    async fn shifted_to_25() -> World {
+        World::default().shifted_to(25, 1).await
     }
 
     #[tokio::test]
     async fn restores_blue_records_the_reason_and_releases_the_lock() {
-        let w = World::default();
-        shifted_to_25(&w).await;
+        let w = shifted_to_25().await;
         let msg = "at 25% (Blue: 75% | Green: 25%) on Green: error rate 8.00% (40 of 500 requests returned 5xx) exceeds 1.00%";
         let d = deps(&w);
         for _ in 0..2 {
@@ -170,8 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_restore_is_an_error_and_leaves_the_deployment_rolling_back() {
-        let w = World::default();
-        shifted_to_25(&w).await;
+        let w = shifted_to_25().await;
         w.router
             .fail_next_writes
             .lock()
@@ -201,8 +177,7 @@ mod tests {
     #[tokio::test]
     async fn traffic_moved_after_a_finished_rollback_is_put_back() {
         // GIVEN a deployment already rolled back, but a racing shift wrote 50 % afterwards
-        let w = World::default();
-        shifted_to_25(&w).await;
+        let w = shifted_to_25().await;
         let d = deps(&w);
         handle(&d, caught("BlueGreen.AlarmBreached", "alarm"))
             .await
