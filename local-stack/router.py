@@ -778,6 +778,14 @@ def alarm_view(alarm: dict) -> dict:
             "reason": alarm.get("StateReason"), "updated": iso(alarm["StateUpdatedTimestamp"])}
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5. A burst of concurrent callers (CI fanning out
+    # 100 API requests at once) overflows it; the kernel then falls back to SYN cookies and some
+    # callers see "connection reset by peer". AWS endpoints take bursts, so the router must too.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
@@ -789,8 +797,7 @@ def main() -> None:
         sys.exit("router: refusing to listen on anything but loopback")
     state = State(args.moto, args.lambda_url)
     Handler.state, Handler.cw, Handler.ecs = state, CloudWatch(state), Ecs(state)
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = Server((args.host, args.port), Handler)
     log(f"router listening on http://{args.host}:{args.port} (moto {state.moto_url}, lambda {state.lambda_url})")
     try:
         server.serve_forever()
