@@ -40,6 +40,7 @@ FUNCTIONS = {
     "EvaluateFunctionArn": "evaluate",
     "FinalizeFunctionArn": "finalize",
     "RollbackFunctionArn": "rollback",
+    "RequestApprovalFunctionArn": "request-approval",
 }
 CONTAINER_PORT = 8080
 

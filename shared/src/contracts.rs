@@ -2,7 +2,7 @@
 //! request) and the execution state each phase receives and returns.
 
 pub use crate::domain::TrafficConfig;
-use crate::domain::{Color, ImageRef, StepPlan, Thresholds, Timings, Version};
+use crate::domain::{Color, GateResult, ImageRef, StepPlan, Thresholds, Timings, Version};
 use crate::error::PhaseError;
 use crate::ports::{ForwardTarget, ServiceRef};
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,20 @@ pub struct DeploymentRequest {
     /// CloudWatch); the deployment table stays in the controller's account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// When set, the deployment waits (up to this many seconds) for a person's approval once
+    /// green is ready, before any traffic moves. Set from the environment's approval policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_seconds: Option<u64>,
+    /// The promotion checklist that allowed this deployment, recorded with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Vec<GateResult>>,
+    /// When the image was pushed, if known (for lead time).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub image_pushed_at: Option<OffsetDateTime>,
 }
 
 fn role_arn_ok(s: &str) -> bool {
@@ -143,6 +157,16 @@ impl DeploymentRequest {
                 ));
             }
         }
+        if let Some(t) = self.approval_timeout_seconds
+            && !(1..=7 * 24 * 3600).contains(&t)
+        {
+            return bad(format!(
+                "approval_timeout_seconds {t} must be between 1 and 604800 (7 days)"
+            ));
+        }
+        if self.gates.as_ref().is_some_and(|g| g.len() > 20) {
+            return bad("gates: at most 20".into());
+        }
         self.timings
             .validate()
             .map_err(|e| PhaseError::InvalidInput(format!("timings: {e}")))?;
@@ -187,6 +211,8 @@ impl DeploymentRequest {
 pub enum NextAction {
     /// Green is not ready yet: wait, then check again.
     AwaitGreen,
+    /// Green is ready: wait for a person's approval before any traffic moves.
+    AwaitApproval,
     /// Move to the next traffic step now.
     Shift,
     /// Wait, then evaluate.
@@ -199,6 +225,8 @@ pub enum NextAction {
     RolledBack,
     /// The deployment ended without ever moving traffic (e.g. green never became healthy).
     Failed,
+    /// Approval was rejected or timed out: nothing was deployed to production traffic.
+    NotDeployed,
 }
 
 /// The controller's position in the plan, carried between phases by the state machine.

@@ -251,6 +251,8 @@ pub struct FakeStore {
     pub steps: Mutex<BTreeMap<(String, u32), StepRecord>>,
     pub ledger: Mutex<BTreeMap<(String, u32, u32), LedgerEntry>>,
     pub lock_taken_at: Mutex<HashMap<(String, String), OffsetDateTime>>,
+    pub evidence: Mutex<Vec<crate::domain::Evidence>>,
+    pub quarantines: Mutex<HashMap<(String, String), crate::domain::Quarantine>>,
 }
 
 impl FakeStore {
@@ -400,7 +402,159 @@ impl DeploymentStore for FakeStore {
         released.active_deployment = None;
         envs.insert(key, released);
         records.insert(record.id.clone(), record.clone());
+        if record.status == crate::domain::DeploymentStatus::RolledBack {
+            let now = record.finished_at.unwrap_or(record.started_at);
+            lock(&self.quarantines).insert(
+                (record.service.clone(), record.version.clone()),
+                crate::domain::Quarantine::of(record, now),
+            );
+        }
         Ok(())
+    }
+
+    async fn await_approval(
+        &self,
+        id: &str,
+        task_token: &str,
+        timeout_seconds: u64,
+        now: OffsetDateTime,
+    ) -> Result<DeploymentRecord, AdapterError> {
+        use crate::domain::{Approval, ApprovalState};
+        let mut records = lock(&self.records);
+        let r = records
+            .get_mut(id)
+            .ok_or_else(|| AdapterError::NotFound(format!("deployment {id}")))?;
+        let pending = r
+            .approval
+            .as_ref()
+            .is_some_and(|a| a.state == ApprovalState::Pending);
+        match r.phase {
+            Phase::DeployingGreen => {}
+            Phase::AwaitingApproval if pending => {}
+            other => {
+                return Err(AdapterError::ConditionFailed(format!(
+                    "deployment {id} is in phase {other}; cannot wait for approval"
+                )));
+            }
+        }
+        r.phase = Phase::AwaitingApproval;
+        r.status = crate::domain::DeploymentStatus::of(Phase::AwaitingApproval);
+        let requested_at = r.approval.as_ref().map_or(now, |a| a.requested_at);
+        r.approval = Some(Approval {
+            state: ApprovalState::Pending,
+            requested_at,
+            timeout_seconds,
+            task_token: Some(task_token.to_string()),
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+        });
+        Ok(r.clone())
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        decision: &crate::domain::ApprovalDecision,
+    ) -> Result<DeploymentRecord, AdapterError> {
+        use crate::domain::ApprovalState;
+        let mut records = lock(&self.records);
+        let r = records
+            .get_mut(id)
+            .ok_or_else(|| AdapterError::NotFound(format!("deployment {id}")))?;
+        let Some(a) = r.approval.as_mut() else {
+            return Err(AdapterError::ConditionFailed(format!(
+                "deployment {id} is in phase {} and needs no approval",
+                r.phase
+            )));
+        };
+        if a.state == decision.state && a.decided_by.as_deref() == Some(decision.by.as_str()) {
+            return Ok(r.clone());
+        }
+        if r.phase != Phase::AwaitingApproval || a.state != ApprovalState::Pending {
+            return Err(AdapterError::ConditionFailed(format!(
+                "deployment {id} is in phase {}; its approval is {}",
+                r.phase,
+                a.state.as_str()
+            )));
+        }
+        a.state = decision.state;
+        a.decided_by = Some(decision.by.clone());
+        a.decided_at = Some(decision.at);
+        a.comment = decision.comment.clone();
+        Ok(r.clone())
+    }
+
+    async fn add_evidence(&self, evidence: &crate::domain::Evidence) -> Result<(), AdapterError> {
+        let mut all = lock(&self.evidence);
+        if !all.iter().any(|e| e.id == evidence.id) {
+            all.push(evidence.clone());
+        }
+        Ok(())
+    }
+
+    async fn evidence(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<Vec<crate::domain::Evidence>, AdapterError> {
+        let mut found: Vec<crate::domain::Evidence> = lock(&self.evidence)
+            .iter()
+            .filter(|e| e.service == service && e.version == version)
+            .cloned()
+            .collect();
+        found.sort_by_key(|e| e.recorded_at);
+        Ok(found)
+    }
+
+    async fn quarantine(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<Option<crate::domain::Quarantine>, AdapterError> {
+        Ok(lock(&self.quarantines)
+            .get(&(service.to_string(), version.to_string()))
+            .cloned())
+    }
+
+    async fn clear_quarantine(
+        &self,
+        service: &str,
+        version: &str,
+        by: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> Result<crate::domain::Quarantine, AdapterError> {
+        let mut all = lock(&self.quarantines);
+        match all.get_mut(&(service.to_string(), version.to_string())) {
+            Some(q) if !q.cleared => {
+                q.cleared = true;
+                q.cleared_by = Some(by.to_string());
+                q.cleared_at = Some(at);
+                q.clear_reason = Some(reason.to_string());
+                Ok(q.clone())
+            }
+            _ => Err(AdapterError::NotFound(format!(
+                "{service} v{version} is not quarantined"
+            ))),
+        }
+    }
+
+    async fn deployments_of_version(
+        &self,
+        service: &str,
+        version: &str,
+        environment: &str,
+    ) -> Result<Vec<DeploymentRecord>, AdapterError> {
+        let mut found: Vec<DeploymentRecord> = lock(&self.records)
+            .values()
+            .filter(|r| {
+                r.service == service && r.version == version && r.environment == environment
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        Ok(found)
     }
 
     async fn steps(&self, id: &str) -> Result<Vec<StepRecord>, AdapterError> {
@@ -574,6 +728,10 @@ impl Registry for FakeRegistry {
 pub struct FakeExecutions {
     pub started: Mutex<Vec<(String, DeploymentRequest)>>,
     pub stopped: Mutex<Vec<(String, String, String)>>,
+    /// Task tokens resumed, with their output.
+    pub resumed: Mutex<Vec<(String, serde_json::Value)>>,
+    /// Task tokens failed, with error and cause.
+    pub failed_tasks: Mutex<Vec<(String, String, String)>>,
     /// Errors returned by the next `start` calls.
     pub fail_next_starts: Mutex<Vec<AdapterError>>,
 }
@@ -616,6 +774,27 @@ impl Executions for FakeExecutions {
     ) -> Result<(), AdapterError> {
         lock(&self.stopped).push((
             execution_arn.to_string(),
+            error.to_string(),
+            cause.to_string(),
+        ));
+        Ok(())
+    }
+    async fn resume(
+        &self,
+        task_token: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), AdapterError> {
+        lock(&self.resumed).push((task_token.to_string(), output.clone()));
+        Ok(())
+    }
+    async fn fail_task(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), AdapterError> {
+        lock(&self.failed_tasks).push((
+            task_token.to_string(),
             error.to_string(),
             cause.to_string(),
         ));
@@ -765,6 +944,9 @@ pub mod sample {
             traffic: serde_json::from_value(request()["traffic"].clone())
                 .unwrap_or_else(|e| panic!("{e}")),
             role_arn: None,
+            approval: None,
+            gates: None,
+            image_pushed_at: None,
         }
     }
 
@@ -867,6 +1049,7 @@ pub mod sample {
                     repository: "checkout".into(),
                     release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
                     auto_deploy: vec!["dev".into()],
+                    promotion: Default::default(),
                 })
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -3,8 +3,9 @@
 
 use crate::contracts::DeploymentRequest;
 use crate::domain::{
-    AlarmState, ColorMetrics, DeploymentRecord, EnvironmentState, LedgerEntry, LoadBalancerTarget,
-    Phase, ReadinessSummary, StepRecord, TargetGroupArn, TrafficSplit,
+    AlarmState, ApprovalDecision, ColorMetrics, DeploymentRecord, EnvironmentState, Evidence,
+    LedgerEntry, LoadBalancerTarget, Phase, Quarantine, ReadinessSummary, StepRecord,
+    TargetGroupArn, TrafficSplit,
 };
 use crate::error::AdapterError;
 use crate::registry::{EnvironmentConfig, ServiceConfig};
@@ -190,6 +191,51 @@ pub trait DeploymentStore: Send + Sync {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<DeploymentRecord>, AdapterError>;
+
+    /// Green is ready: the deployment now waits for approval, resumable with `task_token`.
+    /// Conditional on the deployment deploying green or already waiting (a retry stores the
+    /// newer token). Returns the new record.
+    async fn await_approval(
+        &self,
+        id: &str,
+        task_token: &str,
+        timeout_seconds: u64,
+        now: OffsetDateTime,
+    ) -> Result<DeploymentRecord, AdapterError>;
+    /// Records a decision on a pending approval, conditional on it still pending. Repeating the
+    /// same decision by the same person returns the record (a retry); anything else is
+    /// `ConditionFailed` naming the phase and the approval's state.
+    async fn decide_approval(
+        &self,
+        id: &str,
+        decision: &ApprovalDecision,
+    ) -> Result<DeploymentRecord, AdapterError>;
+    /// Appends promotion evidence; a repeat of the same evidence id is a no-op.
+    async fn add_evidence(&self, evidence: &Evidence) -> Result<(), AdapterError>;
+    /// Every piece of evidence of a version, oldest first.
+    async fn evidence(&self, service: &str, version: &str) -> Result<Vec<Evidence>, AdapterError>;
+    /// The version's quarantine, cleared or not, if it was ever rolled back.
+    async fn quarantine(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<Option<Quarantine>, AdapterError>;
+    /// Clears a standing quarantine. `NotFound` when there is none standing.
+    async fn clear_quarantine(
+        &self,
+        service: &str,
+        version: &str,
+        by: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> Result<Quarantine, AdapterError>;
+    /// Deployments of a version of a service in one environment, newest first.
+    async fn deployments_of_version(
+        &self,
+        service: &str,
+        version: &str,
+        environment: &str,
+    ) -> Result<Vec<DeploymentRecord>, AdapterError>;
 }
 
 /// The service registry.
@@ -237,6 +283,20 @@ pub trait Executions: Send + Sync {
     /// Stops an execution with an error name and cause. Stopping a finished one is a no-op.
     async fn stop(&self, execution_arn: &str, error: &str, cause: &str)
     -> Result<(), AdapterError>;
+    /// Resumes the task waiting on `task_token` with `output` (SendTaskSuccess). A token
+    /// that is no longer open (used, timed out, execution ended) is `ConditionFailed`.
+    async fn resume(
+        &self,
+        task_token: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), AdapterError>;
+    /// Fails the task waiting on `task_token` with an error name and cause (SendTaskFailure).
+    async fn fail_task(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), AdapterError>;
 }
 
 /// The deployment's record, which every phase after deploy-green requires.

@@ -3,7 +3,9 @@
 //! Everything is validated on write, so a deployment built from it is valid.
 
 use crate::contracts::{ComputeConfig, DeploymentRequest, TrafficConfig};
-use crate::domain::{ImageRef, StepPlan, Thresholds, Timings, Version};
+use crate::domain::{
+    ApprovalPolicy, ImageRef, PromotionPolicy, StepPlan, Thresholds, Timings, Version,
+};
 use crate::error::PhaseError;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +31,7 @@ impl From<InvalidConfig> for PhaseError {
 }
 
 /// A service: where its images come from and which pushes deploy it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     pub service: String,
@@ -41,6 +43,9 @@ pub struct ServiceConfig {
     /// The environments a matching push deploys to.
     #[serde(default = "default_auto_deploy")]
     pub auto_deploy: Vec<String>,
+    /// What promoting a version of this service requires.
+    #[serde(default)]
+    pub promotion: PromotionPolicy,
 }
 
 /// Why a pushed tag does not deploy.
@@ -98,7 +103,7 @@ impl ServiceConfig {
         if self.auto_deploy.len() > 10 || self.auto_deploy.iter().any(|e| !name_ok(e)) {
             return bad("auto_deploy: at most 10 environment names of [A-Za-z0-9_-]".into());
         }
-        Ok(())
+        self.promotion.validate().map_err(InvalidConfig)
     }
 
     /// The version a pushed tag releases, or why it does not.
@@ -135,6 +140,10 @@ pub struct EnvironmentConfig {
     /// The IAM role the phases assume to act in this environment's account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// Whether deployments here wait for a person's approval. Absent: production environments
+    /// (`prd`, `prod`, `production`) require it with a 24-hour timeout; others do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPolicy>,
 }
 
 impl EnvironmentConfig {
@@ -160,11 +169,26 @@ impl EnvironmentConfig {
             timings: self.timings.clone(),
             thresholds: self.thresholds.clone(),
             role_arn: self.role_arn.clone(),
+            approval_timeout_seconds: Some(self.approval_policy())
+                .filter(|p| p.required)
+                .map(|p| p.timeout_seconds),
+            gates: None,
+            image_pushed_at: None,
         }
+    }
+
+    /// The approval policy in force: configured, or the default for the environment's name.
+    pub fn approval_policy(&self) -> ApprovalPolicy {
+        self.approval
+            .clone()
+            .unwrap_or_else(|| ApprovalPolicy::default_for(&self.environment))
     }
 
     /// Validates by building a sample request from it: the same rules as the execution input.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
+        if let Some(a) = &self.approval {
+            a.validate().map_err(InvalidConfig)?;
+        }
         let sample = self.request(
             Version::parse("0.0.1").map_err(|e| InvalidConfig(e.to_string()))?,
             ImageRef::parse("registry.example/validation:0.0.1")

@@ -274,6 +274,16 @@ pub fn outcome(
                 r.reason.as_deref().unwrap_or("not recorded")
             ),
         ],
+        DeploymentStatus::NotDeployed => vec![
+            format!(
+                "{FAIL} Not deployed; {} never received traffic ({took})",
+                r.target_color.title()
+            ),
+            format!(
+                "  Reason: {}",
+                r.reason.as_deref().unwrap_or("not recorded")
+            ),
+        ],
         DeploymentStatus::InProgress => vec![format!("Deployment in progress: {}", r.phase)],
     };
     lines.extend(colors(

@@ -21,6 +21,8 @@ pub enum RollbackOutcome {
     RolledBack(DeploymentRecord),
     /// The new version never received traffic; the deployment is marked failed.
     Failed(DeploymentRecord),
+    /// It was waiting for approval (rejected, timed out, or stopped): nothing was deployed.
+    NotDeployed(DeploymentRecord),
     /// The deployment had already ended (traffic re-verified unless it succeeded).
     AlreadyFinished(DeploymentRecord),
     /// No record: the deployment never started. Its lock, if any, was released.
@@ -83,6 +85,7 @@ pub async fn roll_back(
         return Ok(RollbackOutcome::AlreadyFinished(record));
     }
 
+    let was_awaiting_approval = record.phase == Phase::AwaitingApproval;
     let mut record = deps
         .store
         .transition(id, Phase::RollingBack, None, Some(reason))
@@ -94,6 +97,8 @@ pub async fn roll_back(
     let shifted = moved || !deps.store.steps(id).await?.is_empty();
     let final_phase = if shifted {
         Phase::RolledBack
+    } else if was_awaiting_approval {
+        Phase::NotDeployed
     } else {
         Phase::Failed
     };
@@ -102,10 +107,10 @@ pub async fn roll_back(
     let env = environment_after(deps, &record, active, now).await?;
     deps.store.finish(&record, &env).await?;
     tracing::warn!(%reason, restored = %active, status = record.status.as_str(), "deployment rolled back");
-    Ok(if shifted {
-        RollbackOutcome::RolledBack(record)
-    } else {
-        RollbackOutcome::Failed(record)
+    Ok(match final_phase {
+        Phase::RolledBack => RollbackOutcome::RolledBack(record),
+        Phase::NotDeployed => RollbackOutcome::NotDeployed(record),
+        _ => RollbackOutcome::Failed(record),
     })
 }
 

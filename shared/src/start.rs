@@ -182,6 +182,7 @@ mod tests {
                 repository: "checkout".into(),
                 release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
                 auto_deploy: vec!["dev".into()],
+                promotion: Default::default(),
             })
             .await
             .unwrap();

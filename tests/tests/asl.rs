@@ -99,7 +99,7 @@ fn every_task_retries_lambda_errors_and_catches_to_rollback() {
             );
         }
     }
-    assert_eq!(tasks, 5);
+    assert_eq!(tasks, 6);
     assert_eq!(def["States"]["RollbackFailed"]["Type"], "Fail");
 }
 
@@ -111,10 +111,13 @@ fn every_function_named_is_a_crate_and_tasks_pass_the_whole_state() {
         if state["Type"] != "Task" {
             continue;
         }
-        assert_eq!(
-            state["Resource"], "arn:aws:states:::lambda:invoke",
-            "{name}"
-        );
+        let waits_for_token = name == "AwaitApproval";
+        let resource = if waits_for_token {
+            "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        } else {
+            "arn:aws:states:::lambda:invoke"
+        };
+        assert_eq!(state["Resource"], resource, "{name}");
         let fname = state["Parameters"]["FunctionName"]
             .as_str()
             .unwrap_or_default();
@@ -127,8 +130,23 @@ fn every_function_named_is_a_crate_and_tasks_pass_the_whole_state() {
             "{name}: no crate functions/{}",
             kebab(sub)
         );
-        assert_eq!(state["Parameters"]["Payload.$"], "$", "{name}");
-        assert_eq!(state["OutputPath"], "$.Payload", "{name}");
+        if waits_for_token {
+            // the state and the token go to the function; the state passes through unchanged
+            assert_eq!(state["Parameters"]["Payload"]["state.$"], "$", "{name}");
+            assert_eq!(
+                state["Parameters"]["Payload"]["task_token.$"],
+                "$$.Task.Token"
+            );
+            assert!(state["ResultPath"].is_null() && state.get("ResultPath").is_some());
+            assert_eq!(
+                state["TimeoutSecondsPath"],
+                "$.request.approval_timeout_seconds"
+            );
+            assert_eq!(state["Next"], "ShiftTraffic", "approval leads to traffic");
+        } else {
+            assert_eq!(state["Parameters"]["Payload.$"], "$", "{name}");
+            assert_eq!(state["OutputPath"], "$.Payload", "{name}");
+        }
     }
 }
 
@@ -161,6 +179,7 @@ fn every_transition_target_exists_and_route_covers_the_phases_next_values() {
         .collect();
     let expected: BTreeSet<String> = [
         NextAction::AwaitGreen,
+        NextAction::AwaitApproval,
         NextAction::Shift,
         NextAction::Evaluate,
         NextAction::Finalize,
@@ -182,7 +201,11 @@ fn every_transition_target_exists_and_route_covers_the_phases_next_values() {
         .collect();
     assert_eq!(
         outcome,
-        BTreeSet::from(["done".to_string(), "failed".to_string()])
+        BTreeSet::from([
+            "done".to_string(),
+            "failed".to_string(),
+            "not_deployed".to_string()
+        ])
     );
     for wait in ["WaitForGreen", "WaitBeforeEvaluate"] {
         assert_eq!(

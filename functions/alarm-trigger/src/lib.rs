@@ -274,7 +274,9 @@ async fn act(
         ));
     }
     let record = match roll_back(&deps.rollback(), &id, reason, None).await? {
-        RollbackOutcome::RolledBack(r) | RollbackOutcome::Failed(r) => r,
+        RollbackOutcome::RolledBack(r)
+        | RollbackOutcome::Failed(r)
+        | RollbackOutcome::NotDeployed(r) => r,
         RollbackOutcome::AlreadyFinished(r) => {
             return nothing(format!(
                 "deployment {id} ended ({}) while the alarm was handled",

@@ -182,6 +182,7 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let (label, record) = match outcome {
         RollbackOutcome::RolledBack(r) => ("ROLLED_BACK", r),
         RollbackOutcome::Failed(r) => ("FAILED", r),
+        RollbackOutcome::NotDeployed(r) => ("NOT_DEPLOYED", r),
         RollbackOutcome::AlreadyFinished(r) => ("ALREADY_FINISHED", r),
         RollbackOutcome::NeverStarted => return Err(not_found(&id)),
     };

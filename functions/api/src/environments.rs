@@ -196,6 +196,9 @@ async fn run(deps: &ApiDeps, p: &Plan) -> Result<Reply, (ApiError, Reached)> {
         readiness: None,
         traffic: p.config.traffic.clone(),
         role_arn: p.config.role_arn.clone(),
+        approval: None,
+        gates: None,
+        image_pushed_at: None,
     };
     match deps
         .store

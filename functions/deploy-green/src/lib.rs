@@ -88,7 +88,12 @@ async fn roll_out(
                 },
             )
             .await?;
-        progress.next = NextAction::Shift;
+        // Environments that need a person's approval wait for it before any traffic moves.
+        progress.next = if req.approval_timeout_seconds.is_some() {
+            NextAction::AwaitApproval
+        } else {
+            NextAction::Shift
+        };
         progress.wait_seconds = 0;
     } else if progress.green_polls >= req.timings.max_health_polls() {
         let mut reasons = vec![format!("{}/{} targets healthy", health.healthy, wanted)];
@@ -197,6 +202,9 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
         readiness: None,
         traffic: req.traffic.clone(),
         role_arn: req.role_arn.clone(),
+        approval: None,
+        gates: req.gates.clone(),
+        image_pushed_at: req.image_pushed_at,
     };
     let (active, target) = match deps.store.begin(&record).await? {
         BeginOutcome::Started => {

@@ -729,6 +729,7 @@ mod tests {
                 repository: "checkout".into(),
                 release_pattern: shared::registry::DEFAULT_RELEASE_PATTERN.into(),
                 auto_deploy: vec!["tst".into(), "dev".into()],
+                promotion: Default::default(),
             })
             .await
             .unwrap();

@@ -234,7 +234,7 @@ async fn run(deps: &Deps, change: ExecutionChange) -> Result<Summary, PhaseError
                     restored_green: restored.green(),
                 }
             }
-            RollbackOutcome::Failed(r) => Summary::Failed {
+            RollbackOutcome::Failed(r) | RollbackOutcome::NotDeployed(r) => Summary::Failed {
                 deployment_id: r.id,
                 status: r.status.as_str().to_string(),
             },

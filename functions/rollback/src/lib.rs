@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
-use shared::domain::Phase;
+use shared::domain::{ApprovalDecision, ApprovalState, Phase};
 use shared::error::PhaseError;
 use shared::rollback::{LockOwner, RollbackDeps, RollbackOutcome, roll_back};
 use tracing::Instrument;
@@ -28,6 +28,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseEr
 fn outcome(phase: Phase) -> NextAction {
     match phase {
         Phase::Failed => NextAction::Failed,
+        Phase::NotDeployed => NextAction::NotDeployed,
         // A deployment that already succeeded stays succeeded; rolling an environment back
         // after a release is its own command.
         Phase::Succeeded => NextAction::Done,
@@ -35,12 +36,55 @@ fn outcome(phase: Phase) -> NextAction {
     }
 }
 
-async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, PhaseError> {
-    let reason = state
+/// An approval wait that ran out: the approval is marked TIMED_OUT, and that is the reason.
+async fn approval_timed_out(
+    deps: &Deps,
+    state: &ExecutionState,
+) -> Result<Option<String>, PhaseError> {
+    let timed_out = state
         .error
         .as_ref()
-        .map(|e| e.message())
-        .unwrap_or_else(|| "rollback requested".to_string());
+        .is_some_and(|e| e.error == "States.Timeout" || e.error == "States.HeartbeatTimeout");
+    let Some(timeout) = state.request.approval_timeout_seconds.filter(|_| timed_out) else {
+        return Ok(None);
+    };
+    let Some(record) = deps.store.deployment(&state.deployment_id).await? else {
+        return Ok(None);
+    };
+    if record.phase != Phase::AwaitingApproval {
+        return Ok(None);
+    }
+    let decision = ApprovalDecision {
+        state: ApprovalState::TimedOut,
+        by: "timeout".to_string(),
+        at: deps.clock.now(),
+        comment: None,
+    };
+    match deps
+        .store
+        .decide_approval(&state.deployment_id, &decision)
+        .await
+    {
+        // decided meanwhile: whatever it was, this execution is ending without traffic
+        Ok(_) | Err(shared::error::AdapterError::ConditionFailed(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Some(format!(
+        "approval timed out after {}; {} never received traffic",
+        shared::report::duration(timeout),
+        record.target_color.title()
+    )))
+}
+
+async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, PhaseError> {
+    let reason = match approval_timed_out(deps, &state).await? {
+        Some(why) => why,
+        None => state
+            .error
+            .as_ref()
+            .map(|e| e.message())
+            .unwrap_or_else(|| "rollback requested".to_string()),
+    };
     let owner = LockOwner {
         service: &state.request.service,
         environment: &state.request.environment,
@@ -48,6 +92,7 @@ async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, Phase
     let next = match roll_back(&core(deps), &state.deployment_id, &reason, Some(owner)).await? {
         RollbackOutcome::RolledBack(_) => NextAction::RolledBack,
         RollbackOutcome::Failed(_) | RollbackOutcome::NeverStarted => NextAction::Failed,
+        RollbackOutcome::NotDeployed(_) => NextAction::NotDeployed,
         RollbackOutcome::AlreadyFinished(r) => outcome(r.phase),
     };
     Ok(done(state, next))
@@ -79,6 +124,109 @@ mod tests {
             "Cause": serde_json::json!({"errorType": error, "errorMessage": message}).to_string()
         });
         v
+    }
+
+    async fn awaiting_approval() -> (World, Value) {
+        let w = World::default();
+        w.store
+            .begin(&sample::record(Phase::DeployingGreen))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.store
+            .await_approval(
+                sample::DEPLOYMENT_ID,
+                "tok",
+                3600,
+                time::macros::datetime!(2025-01-03 10:05:00 UTC),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut input = sample::state_with(&sample::progress(None, 0));
+        input["request"]["approval_timeout_seconds"] = serde_json::json!(3600);
+        (w, input)
+    }
+
+    #[tokio::test]
+    async fn an_approval_timeout_ends_not_deployed_with_no_traffic_moved() {
+        let (w, mut input) = awaiting_approval().await;
+        input["error"] = serde_json::json!({"Error": "States.Timeout", "Cause": ""});
+        let out = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::NotDeployed));
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(r.status, DeploymentStatus::NotDeployed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("approval timed out after 1h 00m; Green never received traffic")
+        );
+        assert_eq!(
+            r.approval.map(|a| (a.state, a.decided_by)),
+            Some((ApprovalState::TimedOut, Some("timeout".to_string())))
+        );
+        assert!(w.router.writes().is_empty(), "no traffic ever moved");
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            None,
+            "the environment is released"
+        );
+        assert!(
+            w.store
+                .quarantine("checkout", "1.3.0")
+                .await
+                .ok()
+                .flatten()
+                .is_none(),
+            "a version that was never tried is not quarantined"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejection_ends_not_deployed_with_the_rejection_as_reason() {
+        let (w, mut input) = awaiting_approval().await;
+        input["error"] = serde_json::json!({
+            "Error": "BlueGreen.ApprovalRejected",
+            "Cause": "rejected by arn:aws:iam::123456789012:user/carol: error budget spent"
+        });
+        let out = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::NotDeployed));
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(r.status, DeploymentStatus::NotDeployed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("rejected by arn:aws:iam::123456789012:user/carol: error budget spent")
+        );
+        assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_version_is_quarantined() {
+        let w = shifted_to_25().await;
+        handle(
+            &deps(&w),
+            caught("BlueGreen.ThresholdBreached", "error rate 8.00%"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let q = w
+            .store
+            .quarantine("checkout", "1.3.0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("not quarantined"));
+        assert!(!q.cleared);
+        assert_eq!(q.deployment_id, sample::DEPLOYMENT_ID);
+        assert_eq!(q.reason, "error rate 8.00%");
     }
 
     async fn shifted_to_25() -> World {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
-use shared::domain::{Phase, StepRecord, TrafficSplit};
+use shared::domain::{ApprovalState, Phase, StepRecord, TrafficSplit};
 use shared::error::PhaseError;
 use tracing::Instrument;
 
@@ -46,6 +46,20 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
                 .map(|p| format!(": {p}"))
                 .unwrap_or_default()
         )));
+    }
+
+    // An environment that needs approval gets no traffic until a person approved.
+    if req.approval_timeout_seconds.is_some() {
+        let record = shared::ports::recorded(deps.store.as_ref(), &state.deployment_id).await?;
+        let approval = record.approval.as_ref().map(|a| a.state);
+        if approval != Some(ApprovalState::Approved) {
+            return Err(PhaseError::Aborted(format!(
+                "deployment {} is not approved ({}); not shifting {weight}% to {}",
+                state.deployment_id,
+                approval.map_or("approval never requested", ApprovalState::as_str),
+                target.title()
+            )));
+        }
     }
 
     // The deployment must still be live: a rollback that started meanwhile wins.
@@ -121,6 +135,48 @@ mod tests {
 
     fn input(step_index: Option<u32>) -> Value {
         sample::state_with(&sample::progress(step_index, 0))
+    }
+
+    #[tokio::test]
+    async fn an_environment_that_needs_approval_gets_no_traffic_until_approved() {
+        use shared::domain::{ApprovalDecision, ApprovalState};
+        let w = World::default();
+        begun(&w, Phase::DeployingGreen).await;
+        let mut needs = input(None);
+        needs["request"]["approval_timeout_seconds"] = serde_json::json!(3600);
+        let d = deps(&w);
+
+        // never requested, then pending: refused, nothing written
+        for _ in 0..2 {
+            let err = handle(&d, needs.clone()).await;
+            assert!(matches!(err, Err(PhaseError::Aborted(_))), "{err:?}");
+            let _ = w
+                .store
+                .await_approval(
+                    sample::DEPLOYMENT_ID,
+                    "tok",
+                    3600,
+                    time::macros::datetime!(2025-01-03 10:05:00 UTC),
+                )
+                .await;
+        }
+        assert!(w.router.writes().is_empty());
+
+        // approved: the first step goes out
+        w.store
+            .decide_approval(
+                sample::DEPLOYMENT_ID,
+                &ApprovalDecision {
+                    state: ApprovalState::Approved,
+                    by: "arn:aws:iam::123456789012:user/carol".into(),
+                    at: time::macros::datetime!(2025-01-03 10:05:00 UTC),
+                    comment: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        handle(&d, needs).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.router.split().green(), 10);
     }
 
     #[tokio::test]

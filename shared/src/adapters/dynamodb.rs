@@ -8,10 +8,12 @@
 //! - step: `sk=STEP#<step:03>`; evaluation: `sk=EVAL#<step:03>#<verification:04>`
 //! - environment: `pk=ENV#<service>#<environment>`, `sk=STATE`
 
+mod promotion;
+
 use super::map_sdk_error;
 use crate::domain::{
-    DeploymentRecord, DeploymentStatus, EnvironmentState, LedgerEntry, Phase, ReadinessSummary,
-    StepRecord,
+    ApprovalDecision, DeploymentRecord, DeploymentStatus, EnvironmentState, Evidence, LedgerEntry,
+    Phase, Quarantine, ReadinessSummary, StepRecord,
 };
 use crate::error::AdapterError;
 use crate::ports::{BeginOutcome, DeploymentStore, LockOutcome, Page};
@@ -404,6 +406,11 @@ impl DeploymentStore for DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().update(lock).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(promotion::pointer_put(&self.table, record)?)
+                    .build(),
+            )
             .send()
             .await;
         match result {
@@ -575,13 +582,15 @@ impl DeploymentStore for DynamoStore {
             .build()
             .map_err(build_error)?;
 
-        let result = self
+        let mut writes = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(terminal).build())
-            .transact_items(TransactWriteItem::builder().put(release).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().put(release).build());
+        if let Some(q) = promotion::quarantine_put(&self.table, record)? {
+            writes = writes.transact_items(TransactWriteItem::builder().put(q).build());
+        }
+        let result = writes.send().await;
         let Err(e) = result else {
             return Ok(());
         };
@@ -617,6 +626,63 @@ impl DeploymentStore for DynamoStore {
                 record.id, stored.phase, record.phase
             ))),
         }
+    }
+
+    async fn await_approval(
+        &self,
+        id: &str,
+        task_token: &str,
+        timeout_seconds: u64,
+        now: OffsetDateTime,
+    ) -> Result<DeploymentRecord, AdapterError> {
+        self.await_approval_item(id, task_token, timeout_seconds, now)
+            .await
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        decision: &ApprovalDecision,
+    ) -> Result<DeploymentRecord, AdapterError> {
+        self.decide_approval_item(id, decision).await
+    }
+
+    async fn add_evidence(&self, evidence: &Evidence) -> Result<(), AdapterError> {
+        self.add_evidence_item(evidence).await
+    }
+
+    async fn evidence(&self, service: &str, version: &str) -> Result<Vec<Evidence>, AdapterError> {
+        self.evidence_items(service, version).await
+    }
+
+    async fn quarantine(
+        &self,
+        service: &str,
+        version: &str,
+    ) -> Result<Option<Quarantine>, AdapterError> {
+        self.quarantine_item(service, version).await
+    }
+
+    async fn clear_quarantine(
+        &self,
+        service: &str,
+        version: &str,
+        by: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> Result<Quarantine, AdapterError> {
+        self.clear_quarantine_item(service, version, by, at, reason)
+            .await
+    }
+
+    async fn deployments_of_version(
+        &self,
+        service: &str,
+        version: &str,
+        environment: &str,
+    ) -> Result<Vec<DeploymentRecord>, AdapterError> {
+        self.deployments_of_version_items(service, version, environment)
+            .await
     }
 
     async fn steps(&self, id: &str) -> Result<Vec<StepRecord>, AdapterError> {
@@ -909,6 +975,9 @@ pub(crate) mod tests {
             traffic: serde_json::from_value(crate::fakes::sample::request()["traffic"].clone())
                 .unwrap(),
             role_arn: None,
+            approval: None,
+            gates: None,
+            image_pushed_at: None,
         }
     }
 
@@ -1017,7 +1086,7 @@ pub(crate) mod tests {
         assert_eq!(outcome, BeginOutcome::Started);
         let seen = seen.lock().unwrap();
         let items = seen[0].transact_items();
-        assert_eq!(items.len(), 2);
+        assert_eq!(items.len(), 3);
 
         let put = items[0].put().expect("first item is the deployment Put");
         assert_eq!(put.table_name(), TABLE);
@@ -1063,6 +1132,16 @@ pub(crate) mod tests {
         let values = values_of(update.expression_attribute_values());
         assert_eq!(values[":id"], "d-1");
         assert_eq!(values[":color"], "blue");
+
+        let pointer = items[2]
+            .put()
+            .expect("third item points from the version to the deployment");
+        assert_eq!(str_attr(pointer.item(), "pk"), "VERSION#checkout#1.3.0");
+        assert_eq!(
+            str_attr(pointer.item(), "sk"),
+            "DEPLOYMENT#dev#2025-01-03T10:00:00Z#d-1"
+        );
+        assert_eq!(str_attr(pointer.item(), "deployment_id"), "d-1");
     }
 
     pub(crate) fn s_attr(v: &str) -> AttributeValue {
@@ -1143,7 +1222,7 @@ pub(crate) mod tests {
         assert_eq!(req.table_name(), Some(TABLE));
         assert_eq!(
             req.condition_expression(),
-            Some("#phase IN (:p0, :p1, :p2, :p3)")
+            Some("#phase IN (:p0, :p1, :p2, :p3, :p4)")
         );
         assert_eq!(
             req.update_expression(),
@@ -1155,11 +1234,12 @@ pub(crate) mod tests {
             ("phase", "status")
         );
         let values = values_of(req.expression_attribute_values());
-        let sources: Vec<&str> = (0..4).map(|i| values[&format!(":p{i}")].as_str()).collect();
+        let sources: Vec<&str> = (0..5).map(|i| values[&format!(":p{i}")].as_str()).collect();
         assert_eq!(
             sources,
             [
                 "DEPLOYING_GREEN",
+                "AWAITING_APPROVAL",
                 "SHIFTING_TRAFFIC",
                 "VERIFYING",
                 "ROLLING_BACK"

@@ -392,6 +392,7 @@ mod tests {
             repository: repository.into(),
             release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
             auto_deploy: vec!["dev".into()],
+            promotion: Default::default(),
         }
     }
 

@@ -193,6 +193,65 @@ impl Executions for StepFunctions {
             _ => Err(map_sdk_error("StopExecution", err, &[])),
         }
     }
+
+    async fn resume(
+        &self,
+        task_token: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), AdapterError> {
+        let result = self
+            .client
+            .send_task_success()
+            .task_token(task_token)
+            .output(output.to_string())
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        Err(task_error("SendTaskSuccess", err))
+    }
+
+    async fn fail_task(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), AdapterError> {
+        let result = self
+            .client
+            .send_task_failure()
+            .task_token(task_token)
+            .error(truncated(error, MAX_ERROR_CHARS))
+            .cause(truncated(cause, MAX_CAUSE_CHARS))
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        Err(task_error("SendTaskFailure", err))
+    }
+}
+
+/// A task token that is no longer open is a refused condition (the execution moved on); the
+/// rest maps as usual.
+fn task_error<E, R>(
+    op: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> AdapterError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error().and_then(|e| e.code()) {
+        Some(code @ ("TaskDoesNotExist" | "TaskTimedOut")) => AdapterError::ConditionFailed(
+            format!("{op}: {code}: the execution is no longer waiting on this task"),
+        ),
+        Some(code @ "InvalidToken") => {
+            AdapterError::Invalid(format!("{op}: {code}: the stored task token is invalid"))
+        }
+        _ => map_sdk_error(op, err, &[]),
+    }
 }
 
 #[cfg(test)]

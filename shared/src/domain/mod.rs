@@ -6,6 +6,7 @@ pub mod metrics;
 mod names;
 mod phase;
 mod plan;
+pub mod promotion;
 mod record;
 mod split;
 mod verdict;
@@ -17,6 +18,10 @@ pub use names::{
 };
 pub use phase::{InvalidTransition, Phase};
 pub use plan::{InvalidPlan, StepPlan, Thresholds, Timings};
+pub use promotion::{
+    Approval, ApprovalDecision, ApprovalPolicy, ApprovalState, Evidence, EvidenceKind, Gate,
+    GateResult, PromotionPolicy, Quarantine, ScanSummary,
+};
 pub use record::{
     DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind, LedgerEntry,
     ReadinessSummary, STRATEGY_BLUE_GREEN, StepRecord,

@@ -7,12 +7,16 @@ use std::fmt;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Phase {
     DeployingGreen,
+    /// Green is ready with no traffic; a person must approve before any traffic moves.
+    AwaitingApproval,
     ShiftingTraffic,
     Verifying,
     Succeeded,
     RollingBack,
     RolledBack,
     Failed,
+    /// Ended before any traffic reached the new version: approval rejected or timed out.
+    NotDeployed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,18 +27,23 @@ pub struct InvalidTransition {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 9] = [
         Phase::DeployingGreen,
+        Phase::AwaitingApproval,
         Phase::ShiftingTraffic,
         Phase::Verifying,
         Phase::Succeeded,
         Phase::RollingBack,
         Phase::RolledBack,
         Phase::Failed,
+        Phase::NotDeployed,
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Phase::Succeeded | Phase::RolledBack | Phase::Failed)
+        matches!(
+            self,
+            Phase::Succeeded | Phase::RolledBack | Phase::Failed | Phase::NotDeployed
+        )
     }
 
     /// Whether `self -> to` is a legal move. Staying in a non-terminal phase is legal (a phase
@@ -45,10 +54,13 @@ impl Phase {
             (self, to),
             (
                 DeployingGreen,
-                DeployingGreen | ShiftingTraffic | RollingBack
+                DeployingGreen | AwaitingApproval | ShiftingTraffic | RollingBack
+            ) | (
+                AwaitingApproval,
+                AwaitingApproval | ShiftingTraffic | RollingBack
             ) | (ShiftingTraffic, ShiftingTraffic | Verifying | RollingBack)
                 | (Verifying, Verifying | Succeeded | RollingBack)
-                | (RollingBack, RollingBack | RolledBack | Failed)
+                | (RollingBack, RollingBack | RolledBack | Failed | NotDeployed)
         )
     }
 
@@ -71,12 +83,14 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::DeployingGreen => "DEPLOYING_GREEN",
+            Phase::AwaitingApproval => "AWAITING_APPROVAL",
             Phase::ShiftingTraffic => "SHIFTING_TRAFFIC",
             Phase::Verifying => "VERIFYING",
             Phase::Succeeded => "SUCCEEDED",
             Phase::RollingBack => "ROLLING_BACK",
             Phase::RolledBack => "ROLLED_BACK",
             Phase::Failed => "FAILED",
+            Phase::NotDeployed => "NOT_DEPLOYED",
         }
     }
 
@@ -113,7 +127,7 @@ mod tests {
 
     #[test]
     fn every_live_phase_can_roll_back_and_rollback_ends() {
-        for p in [DeployingGreen, ShiftingTraffic, Verifying] {
+        for p in [DeployingGreen, AwaitingApproval, ShiftingTraffic, Verifying] {
             assert!(p.can_move_to(RollingBack), "{p}");
         }
         assert!(RollingBack.can_move_to(RolledBack));
@@ -124,8 +138,12 @@ mod tests {
     fn exactly_the_listed_transitions_are_legal() {
         let legal: &[(Phase, Phase)] = &[
             (DeployingGreen, DeployingGreen),
+            (DeployingGreen, AwaitingApproval),
             (DeployingGreen, ShiftingTraffic),
             (DeployingGreen, RollingBack),
+            (AwaitingApproval, AwaitingApproval),
+            (AwaitingApproval, ShiftingTraffic),
+            (AwaitingApproval, RollingBack),
             (ShiftingTraffic, ShiftingTraffic),
             (ShiftingTraffic, Verifying),
             (ShiftingTraffic, RollingBack),
@@ -135,6 +153,7 @@ mod tests {
             (RollingBack, RollingBack),
             (RollingBack, RolledBack),
             (RollingBack, Failed),
+            (RollingBack, NotDeployed),
         ];
         for from in Phase::ALL {
             for to in Phase::ALL {
@@ -147,14 +166,20 @@ mod tests {
 
     #[test]
     fn terminal_phases_never_move() {
-        for p in [Succeeded, RolledBack, Failed] {
+        for p in [Succeeded, RolledBack, Failed, NotDeployed] {
             assert!(p.is_terminal());
             assert!(Phase::ALL.iter().all(|to| !p.can_move_to(*to)));
         }
         assert_eq!(Phase::sources_of(Succeeded), vec![Verifying]);
         assert_eq!(
             Phase::sources_of(RollingBack),
-            vec![DeployingGreen, ShiftingTraffic, Verifying, RollingBack]
+            vec![
+                DeployingGreen,
+                AwaitingApproval,
+                ShiftingTraffic,
+                Verifying,
+                RollingBack
+            ]
         );
     }
 

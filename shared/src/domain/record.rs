@@ -1,6 +1,7 @@
 //! What is recorded about deployments: the deployment itself, every traffic step, every
 //! evaluation with its numbers (the decision ledger), and each environment's current colors.
 
+use super::promotion::{Approval, GateResult};
 use super::{AlarmState, Color, ColorMetrics, Evaluation, Phase, TrafficConfig, TrafficSplit};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,18 +13,22 @@ pub enum DeploymentStatus {
     Succeeded,
     RolledBack,
     Failed,
+    /// Approval was rejected or timed out: the new version never received traffic.
+    NotDeployed,
 }
 
 impl DeploymentStatus {
     pub fn of(phase: Phase) -> Self {
         match phase {
             Phase::DeployingGreen
+            | Phase::AwaitingApproval
             | Phase::ShiftingTraffic
             | Phase::Verifying
             | Phase::RollingBack => DeploymentStatus::InProgress,
             Phase::Succeeded => DeploymentStatus::Succeeded,
             Phase::RolledBack => DeploymentStatus::RolledBack,
             Phase::Failed => DeploymentStatus::Failed,
+            Phase::NotDeployed => DeploymentStatus::NotDeployed,
         }
     }
 
@@ -33,6 +38,7 @@ impl DeploymentStatus {
             DeploymentStatus::Succeeded => "SUCCEEDED",
             DeploymentStatus::RolledBack => "ROLLED_BACK",
             DeploymentStatus::Failed => "FAILED",
+            DeploymentStatus::NotDeployed => "NOT_DEPLOYED",
         }
     }
 }
@@ -77,6 +83,15 @@ pub struct DeploymentRecord {
     /// The role assumed to act in the environment's account, if any.
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// The approval this deployment waits for (or waited for), when its environment needs one.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// The promotion checklist that allowed it, when it was promoted.
+    #[serde(default)]
+    pub gates: Option<Vec<GateResult>>,
+    /// When its image was pushed to the registry, if known (lead time for changes).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub image_pushed_at: Option<OffsetDateTime>,
 }
 
 /// The new color's compute and targets at the moment it was judged ready.
@@ -210,6 +225,9 @@ mod tests {
             traffic: serde_json::from_value(crate::fakes::sample::request()["traffic"].clone())
                 .unwrap_or_else(|e| panic!("{e}")),
             role_arn: None,
+            approval: None,
+            gates: None,
+            image_pushed_at: None,
         };
         r.finish(Phase::RolledBack, datetime!(2025-01-03 10:12:45 UTC), None);
         assert_eq!(r.duration_seconds, Some(765));

@@ -1,0 +1,606 @@
+//! Promotion of one image through environments: the evidence CI records, the quarantine a
+//! rollback puts on a version, the image scan summary, approvals, and the gate checklist that
+//! decides whether a version may move from one environment to the next. Pure: callers read the
+//! records and scan results; this judges them and says why, with the numbers.
+
+use super::{DeploymentRecord, DeploymentStatus};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use time::OffsetDateTime;
+
+/// Whether an environment name means production (approval is required there by default).
+pub fn is_production(environment: &str) -> bool {
+    matches!(
+        environment.to_ascii_lowercase().as_str(),
+        "prd" | "prod" | "production"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evidence
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    Integration,
+    E2e,
+    Performance,
+    Compliance,
+}
+
+impl EvidenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceKind::Integration => "integration",
+            EvidenceKind::E2e => "e2e",
+            EvidenceKind::Performance => "performance",
+            EvidenceKind::Compliance => "compliance",
+        }
+    }
+}
+
+/// One result CI recorded for a version in an environment. Append-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Unique per recording (the API request that recorded it), so a retried request is not
+    /// recorded twice.
+    pub id: String,
+    pub service: String,
+    pub version: String,
+    pub environment: String,
+    pub kind: EvidenceKind,
+    #[serde(default)]
+    pub passed: Option<u32>,
+    #[serde(default)]
+    pub total: Option<u32>,
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    #[serde(default)]
+    pub controls_passed: Option<u32>,
+    #[serde(default)]
+    pub controls_total: Option<u32>,
+    #[serde(default)]
+    pub link: Option<String>,
+    /// The image the results are for; results without one apply to the version's image.
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    pub recorded_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidEvidence(pub String);
+
+impl Evidence {
+    /// The fields each kind needs, with consistent numbers.
+    pub fn validate(&self) -> Result<(), InvalidEvidence> {
+        let bad = |m: String| Err(InvalidEvidence(m));
+        let counts = |passed: Option<u32>, total: Option<u32>, what: &str| match (passed, total) {
+            (Some(p), Some(t)) if p <= t && t > 0 => Ok(()),
+            (Some(_), Some(_)) => Err(InvalidEvidence(format!(
+                "{what}: passed must be at most total, and total at least 1"
+            ))),
+            _ => Err(InvalidEvidence(format!("{what}: both are required"))),
+        };
+        match self.kind {
+            EvidenceKind::Integration | EvidenceKind::E2e => {
+                counts(self.passed, self.total, "passed and total")?
+            }
+            EvidenceKind::Performance => match self.p99_ms {
+                Some(v) if v.is_finite() && v >= 0.0 => {}
+                _ => return bad("p99_ms: a non-negative number of milliseconds is required".into()),
+            },
+            EvidenceKind::Compliance => counts(
+                self.controls_passed,
+                self.controls_total,
+                "controls_passed and controls_total",
+            )?,
+        }
+        if let Some(link) = &self.link
+            && (link.len() > 2048 || !(link.starts_with("https://") || link.starts_with("http://")))
+        {
+            return bad("link must be an http(s) URL of at most 2048 characters".into());
+        }
+        if let Some(d) = &self.image_digest
+            && !digest_ok(d)
+        {
+            return bad(format!(
+                "image_digest {d:?} must be sha256:<64 lowercase hex>"
+            ));
+        }
+        Ok(())
+    }
+
+    fn applies_to(&self, environment: &str, digest: Option<&str>) -> bool {
+        self.environment == environment
+            && match (&self.image_digest, digest) {
+                (Some(mine), Some(wanted)) => mine == wanted,
+                _ => true,
+            }
+    }
+}
+
+pub fn digest_ok(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quarantine and scans
+// ---------------------------------------------------------------------------------------------
+
+/// A version rolled back somewhere: it is not promoted until someone clears it with a reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quarantine {
+    pub service: String,
+    pub version: String,
+    pub environment: String,
+    pub deployment_id: String,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(default)]
+    pub cleared: bool,
+    #[serde(default)]
+    pub cleared_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub cleared_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub clear_reason: Option<String>,
+}
+
+impl Quarantine {
+    /// The quarantine a rolled-back deployment puts on its version.
+    pub fn of(record: &DeploymentRecord, now: OffsetDateTime) -> Self {
+        Quarantine {
+            service: record.service.clone(),
+            version: record.version.clone(),
+            environment: record.environment.clone(),
+            deployment_id: record.id.clone(),
+            reason: record
+                .reason
+                .clone()
+                .unwrap_or_else(|| "rolled back".to_string()),
+            since: now,
+            cleared: false,
+            cleared_by: None,
+            cleared_at: None,
+            clear_reason: None,
+        }
+    }
+}
+
+/// What an image scan found: its status and the number of findings per severity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSummary {
+    /// `COMPLETE`, `IN_PROGRESS`, `FAILED`, … as ECR reports it.
+    pub status: String,
+    pub severity_counts: BTreeMap<String, u32>,
+}
+
+/// Per service: what a promotion requires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionPolicy {
+    /// The performance gate passes when the recorded P99 is under this.
+    #[serde(default = "default_p99_limit_ms")]
+    pub p99_limit_ms: f64,
+    /// Scan severities that block a promotion.
+    #[serde(default = "default_blocking_severities")]
+    pub blocking_severities: Vec<String>,
+}
+
+fn default_p99_limit_ms() -> f64 {
+    100.0
+}
+
+fn default_blocking_severities() -> Vec<String> {
+    vec!["CRITICAL".to_string()]
+}
+
+impl Default for PromotionPolicy {
+    fn default() -> Self {
+        PromotionPolicy {
+            p99_limit_ms: default_p99_limit_ms(),
+            blocking_severities: default_blocking_severities(),
+        }
+    }
+}
+
+pub const SEVERITIES: [&str; 6] = [
+    "CRITICAL",
+    "HIGH",
+    "MEDIUM",
+    "LOW",
+    "INFORMATIONAL",
+    "UNDEFINED",
+];
+
+impl PromotionPolicy {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.p99_limit_ms.is_finite()
+            && self.p99_limit_ms > 0.0
+            && self.p99_limit_ms <= 600_000.0)
+        {
+            return Err("promotion.p99_limit_ms must be between 0 and 600000".into());
+        }
+        if let Some(s) = self
+            .blocking_severities
+            .iter()
+            .find(|s| !SEVERITIES.contains(&s.as_str()))
+        {
+            return Err(format!(
+                "promotion.blocking_severities: {s:?} is not one of {}",
+                SEVERITIES.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approval
+// ---------------------------------------------------------------------------------------------
+
+pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u64 = 24 * 3600;
+
+/// Whether deployments to an environment wait for a person's approval, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    pub required: bool,
+    #[serde(default = "default_approval_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_approval_timeout() -> u64 {
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS
+}
+
+impl ApprovalPolicy {
+    /// Production environments need approval unless configured otherwise.
+    pub fn default_for(environment: &str) -> Self {
+        ApprovalPolicy {
+            required: is_production(environment),
+            timeout_seconds: DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        // Step Functions allows a task up to a year; a week is plenty for a person.
+        if !(1..=7 * 24 * 3600).contains(&self.timeout_seconds) {
+            return Err("approval.timeout_seconds must be between 1 and 604800 (7 days)".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Rejected,
+    TimedOut,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "PENDING",
+            ApprovalState::Approved => "APPROVED",
+            ApprovalState::Rejected => "REJECTED",
+            ApprovalState::TimedOut => "TIMED_OUT",
+        }
+    }
+}
+
+/// The approval of one deployment, as stored with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub state: ApprovalState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    pub timeout_seconds: u64,
+    /// The Step Functions task token that resumes the execution. Never shown.
+    #[serde(default)]
+    pub task_token: Option<String>,
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub decided_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// A person's (or the clock's) decision on a pending approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    pub state: ApprovalState,
+    pub by: String,
+    pub at: OffsetDateTime,
+    pub comment: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gates
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    UpstreamSucceeded,
+    IntegrationTests,
+    Performance,
+    Compliance,
+    ImageScan,
+    NotQuarantined,
+}
+
+impl Gate {
+    pub const ALL: [Gate; 6] = [
+        Gate::UpstreamSucceeded,
+        Gate::IntegrationTests,
+        Gate::Performance,
+        Gate::Compliance,
+        Gate::ImageScan,
+        Gate::NotQuarantined,
+    ];
+
+    /// How the checklist names it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Gate::UpstreamSucceeded => "Same image succeeded upstream",
+            Gate::IntegrationTests => "Integration tests",
+            Gate::Performance => "Performance P99",
+            Gate::Compliance => "Compliance controls",
+            Gate::ImageScan => "Image scan",
+            Gate::NotQuarantined => "Not quarantined",
+        }
+    }
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.title())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateResult {
+    pub gate: Gate,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// Everything the gates judge, read by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct GateInputs<'a> {
+    pub version: &'a str,
+    pub from: &'a str,
+    /// Deployments of this version in `from`, any status, newest first.
+    pub upstream: &'a [DeploymentRecord],
+    /// The version's evidence, in any order.
+    pub evidence: &'a [Evidence],
+    /// The image's scan; `None` when it was never scanned.
+    pub scan: Option<&'a ScanSummary>,
+    pub quarantine: Option<&'a Quarantine>,
+    pub policy: &'a PromotionPolicy,
+}
+
+/// The deployment whose image is promoted: the newest that succeeded upstream.
+pub fn promoted_deployment(upstream: &[DeploymentRecord]) -> Option<&DeploymentRecord> {
+    upstream
+        .iter()
+        .filter(|r| r.status == DeploymentStatus::Succeeded)
+        .max_by_key(|r| (r.finished_at, r.started_at))
+}
+
+fn short(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    format!("sha256:{}", hex.chars().take(12).collect::<String>())
+}
+
+fn latest<'a>(
+    evidence: &'a [Evidence],
+    kind: EvidenceKind,
+    from: &str,
+    digest: Option<&str>,
+) -> Option<&'a Evidence> {
+    evidence
+        .iter()
+        .filter(|e| e.kind == kind && e.applies_to(from, digest))
+        .max_by_key(|e| e.recorded_at)
+}
+
+fn fmt_ms(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}ms")
+    } else {
+        format!("{v:.1}ms")
+    }
+}
+
+/// The checklist: every gate, in order, passed or failed with its number.
+pub fn gates(i: &GateInputs<'_>) -> Vec<GateResult> {
+    let env = i.from.to_uppercase();
+    let promoted = promoted_deployment(i.upstream);
+    let digest = promoted.and_then(|r| r.image_digest.as_deref());
+    let missing = |what: &str| format!("no {what} recorded for v{} in {env}", i.version);
+
+    let upstream = match (promoted, digest) {
+        (Some(r), Some(d)) => (
+            true,
+            format!(
+                "v{} ({}) SUCCEEDED in {env} (deployment {})",
+                i.version,
+                short(d),
+                r.id
+            ),
+        ),
+        (Some(r), None) => (
+            false,
+            format!(
+                "v{} succeeded in {env} (deployment {}) without a recorded image digest; deploy it by digest so the same image can be promoted",
+                i.version, r.id
+            ),
+        ),
+        (None, _) => {
+            let last = i.upstream.first().map_or_else(String::new, |r| {
+                format!("; the latest there is {} ({})", r.status.as_str(), r.id)
+            });
+            (
+                false,
+                format!("v{} has not succeeded in {env}{last}", i.version),
+            )
+        }
+    };
+
+    let integration = match latest(i.evidence, EvidenceKind::Integration, i.from, digest) {
+        Some(e) => {
+            let (p, t) = (e.passed.unwrap_or(0), e.total.unwrap_or(0));
+            (t > 0 && p == t, format!("{p}/{t} passed"))
+        }
+        None => (false, missing("integration test results")),
+    };
+
+    let performance = match latest(i.evidence, EvidenceKind::Performance, i.from, digest) {
+        Some(e) => {
+            let p99 = e.p99_ms.unwrap_or(f64::INFINITY);
+            let limit = i.policy.p99_limit_ms;
+            if p99 < limit {
+                (true, format!("P99 {} < {}", fmt_ms(p99), fmt_ms(limit)))
+            } else {
+                (
+                    false,
+                    format!("P99 {} is not under {}", fmt_ms(p99), fmt_ms(limit)),
+                )
+            }
+        }
+        None => (false, missing("performance results")),
+    };
+
+    let compliance = match latest(i.evidence, EvidenceKind::Compliance, i.from, digest) {
+        Some(e) => {
+            let (p, t) = (
+                e.controls_passed.unwrap_or(0),
+                e.controls_total.unwrap_or(0),
+            );
+            (t > 0 && p == t, format!("{p}/{t} controls passed"))
+        }
+        None => (false, missing("compliance evidence")),
+    };
+
+    let scan = match (i.scan, digest) {
+        (_, None) => (
+            false,
+            "no image digest to look up scan findings for".to_string(),
+        ),
+        (None, Some(d)) => (
+            false,
+            format!(
+                "{} has no scan results; scan the image before promoting it",
+                short(d)
+            ),
+        ),
+        (Some(s), Some(_)) if s.status != "COMPLETE" => {
+            (false, format!("scan is {}, not COMPLETE", s.status))
+        }
+        (Some(s), Some(_)) => {
+            let blocking: Vec<String> = i
+                .policy
+                .blocking_severities
+                .iter()
+                .map(|sev| (sev, s.severity_counts.get(sev).copied().unwrap_or(0)))
+                .filter(|(_, n)| *n > 0)
+                .map(|(sev, n)| format!("{n} {sev}"))
+                .collect();
+            let others: Vec<String> = SEVERITIES
+                .iter()
+                .filter(|sev| !i.policy.blocking_severities.iter().any(|b| b == *sev))
+                .filter_map(|sev| {
+                    s.severity_counts
+                        .get(*sev)
+                        .filter(|n| **n > 0)
+                        .map(|n| format!("{n} {sev}"))
+                })
+                .collect();
+            let rest = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", others.join(", "))
+            };
+            if blocking.is_empty() {
+                (
+                    true,
+                    format!("0 {}{rest}", i.policy.blocking_severities.join("/")),
+                )
+            } else {
+                (false, format!("{} findings{rest}", blocking.join(", ")))
+            }
+        }
+    };
+
+    let quarantine = match i.quarantine {
+        Some(q) if !q.cleared => (
+            false,
+            format!(
+                "quarantined: rolled back in {} ({}): {}; clear it with a reason to promote",
+                q.environment.to_uppercase(),
+                q.deployment_id,
+                q.reason
+            ),
+        ),
+        Some(q) => (
+            true,
+            format!(
+                "quarantine cleared by {}: {}",
+                q.cleared_by.as_deref().unwrap_or("unknown"),
+                q.clear_reason.as_deref().unwrap_or("")
+            ),
+        ),
+        None => (true, "never rolled back".to_string()),
+    };
+
+    [
+        upstream,
+        integration,
+        performance,
+        compliance,
+        scan,
+        quarantine,
+    ]
+    .into_iter()
+    .zip(Gate::ALL)
+    .map(|((passed, detail), gate)| GateResult {
+        gate,
+        passed,
+        detail,
+    })
+    .collect()
+}
+
+/// `2 of 6 gates failed: Integration tests (…); Image scan (…)`.
+pub fn refusal(results: &[GateResult]) -> Option<String> {
+    let failed: Vec<&GateResult> = results.iter().filter(|g| !g.passed).collect();
+    if failed.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} of {} gates failed: {}",
+        failed.len(),
+        results.len(),
+        failed
+            .iter()
+            .map(|g| format!("{} ({})", g.gate, g.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ))
+}
