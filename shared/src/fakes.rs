@@ -723,6 +723,44 @@ impl Registry for FakeRegistry {
     }
 }
 
+/// The image registry: scans and push times by digest.
+#[derive(Default)]
+pub struct FakeImages {
+    pub scans: Mutex<HashMap<String, crate::domain::ScanSummary>>,
+    pub pushed: Mutex<HashMap<String, OffsetDateTime>>,
+}
+
+impl FakeImages {
+    /// A completed scan of `digest` with `counts` per severity.
+    pub fn scanned(&self, digest: &str, counts: &[(&str, u32)]) {
+        lock(&self.scans).insert(
+            digest.to_string(),
+            crate::domain::ScanSummary {
+                status: "COMPLETE".into(),
+                severity_counts: counts.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl crate::ports::Images for FakeImages {
+    async fn scan(
+        &self,
+        _repository: &str,
+        digest: &str,
+    ) -> Result<Option<crate::domain::ScanSummary>, AdapterError> {
+        Ok(lock(&self.scans).get(digest).cloned())
+    }
+    async fn pushed_at(
+        &self,
+        _repository: &str,
+        digest: &str,
+    ) -> Result<Option<OffsetDateTime>, AdapterError> {
+        Ok(lock(&self.pushed).get(digest).copied())
+    }
+}
+
 /// The state machine's executions: started by name, stopped with a cause.
 #[derive(Default)]
 pub struct FakeExecutions {
@@ -984,6 +1022,7 @@ pub mod sample {
         pub signals: Arc<FakeSignals>,
         pub compute: Arc<FakeCompute>,
         pub store: Arc<FakeStore>,
+        pub images: Arc<FakeImages>,
         pub clock: Arc<FixedClock>,
     }
 
@@ -1017,6 +1056,7 @@ pub mod sample {
                 signals,
                 compute,
                 store: Arc::new(FakeStore::default()),
+                images: Arc::new(FakeImages::default()),
                 clock: Arc::new(FixedClock::at(
                     time::macros::datetime!(2025-01-03 10:00:05 UTC),
                 )),

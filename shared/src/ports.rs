@@ -263,6 +263,23 @@ pub trait Registry: Send + Sync {
     ) -> Result<Vec<(String, String)>, AdapterError>;
 }
 
+/// The container registry the service's images live in (the controller's account).
+#[async_trait]
+pub trait Images: Send + Sync {
+    /// The image's scan status and findings per severity; `None` when it was never scanned.
+    async fn scan(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<crate::domain::ScanSummary>, AdapterError>;
+    /// When the image was pushed, if the registry says.
+    async fn pushed_at(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<OffsetDateTime>, AdapterError>;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartedExecution {
     pub execution_arn: String,

@@ -64,6 +64,8 @@ pub struct ControlDeps {
     pub store: std::sync::Arc<crate::adapters::dynamodb::DynamoStore>,
     pub executions: std::sync::Arc<crate::adapters::sfn::StepFunctions>,
     pub access: std::sync::Arc<crate::adapters::access::AwsAccess>,
+    /// The controller account's ECR (scan findings and push times for promotion gates).
+    pub images: std::sync::Arc<crate::adapters::ecr::EcrImages>,
     pub clock: std::sync::Arc<crate::ports::SystemClock>,
     pub state_machine_arn: String,
 }
@@ -86,6 +88,9 @@ pub async fn control_deps() -> Result<ControlDeps, lambda_runtime::Error> {
         executions: std::sync::Arc::new(crate::adapters::sfn::StepFunctions::new(
             aws_sdk_sfn::Client::new(&aws),
             state_machine_arn.clone(),
+        )),
+        images: std::sync::Arc::new(crate::adapters::ecr::EcrImages::new(
+            aws_sdk_ecr::Client::new(&aws),
         )),
         access: std::sync::Arc::new(crate::adapters::access::AwsAccess::new(aws)),
         clock: std::sync::Arc::new(crate::ports::SystemClock),

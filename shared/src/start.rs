@@ -37,6 +37,10 @@ pub struct StartRequest {
     pub image: ImageRef,
     pub image_digest: Option<String>,
     pub deployer: String,
+    /// The promotion checklist that allowed it, if it was promoted.
+    pub gates: Option<Vec<crate::domain::GateResult>>,
+    /// When its image was pushed, if known.
+    pub image_pushed_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,12 +88,14 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
             Some(_) => StartError::UnknownEnvironment(req.service.clone(), req.environment.clone()),
         });
     };
-    let input: DeploymentRequest = env.request(
+    let mut input: DeploymentRequest = env.request(
         req.version.clone(),
         req.image.clone(),
         req.image_digest.clone(),
         &req.deployer,
     );
+    input.gates = req.gates.clone();
+    input.image_pushed_at = req.image_pushed_at;
     input
         .validate()
         .map_err(|e| StartError::Invalid(e.to_string()))?;
@@ -214,6 +220,8 @@ mod tests {
             image: ImageRef::parse(sample::IMAGE_V130).unwrap(),
             image_digest: None,
             deployer: "arn:aws:iam::123456789012:user/alice".into(),
+            gates: None,
+            image_pushed_at: None,
         }
     }
 

@@ -70,6 +70,8 @@ pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             image: body.image,
             image_digest: body.image_digest,
             deployer: call.caller.clone(),
+            gates: None,
+            image_pushed_at: None,
         },
     )
     .await?;
@@ -113,6 +115,8 @@ pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     body["image_digest"] = json!(r.image_digest);
     body["replaced_version"] = json!(r.replaced_version);
     body["readiness"] = json!(r.readiness);
+    body["gates"] = json!(r.gates);
+    body["image_pushed_at"] = json!(r.image_pushed_at.map(ts));
     // The status stays readable when the listener cannot be: the weights say why instead.
     match live_weights(deps, &r).await {
         Ok(split) => body["current_weights"] = weights(split),

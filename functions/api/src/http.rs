@@ -20,6 +20,8 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// The methods the path accepts (405).
     pub allow: Vec<&'static str>,
+    /// More fields of the error body (a refused promotion's checklist).
+    pub fields: Vec<(&'static str, Value)>,
 }
 
 impl ApiError {
@@ -30,7 +32,13 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             allow: vec![],
+            fields: vec![],
         }
+    }
+
+    pub fn with(mut self, field: &'static str, value: Value) -> Self {
+        self.fields.push((field, value));
+        self
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(400, "InvalidRequest", message)
@@ -60,6 +68,14 @@ impl ApiError {
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(409, "Conflict", message)
+    }
+    /// Allowed by IAM, refused by the product's rules (e.g. approving one's own deployment).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+    /// A promotion whose gates did not all pass; the checklist goes with it.
+    pub fn promotion_refused(message: impl Into<String>) -> Self {
+        Self::new(412, "PromotionRefused", message)
     }
     pub fn too_large(bytes: usize) -> Self {
         Self::new(
@@ -91,10 +107,11 @@ impl ApiError {
     }
 
     pub fn response(&self) -> ApiGatewayV2httpResponse {
-        let mut r = json_response(
-            self.status,
-            &json!({"error": self.name, "message": self.message}),
-        );
+        let mut body = json!({"error": self.name, "message": self.message});
+        for (k, v) in &self.fields {
+            body[*k] = v.clone();
+        }
+        let mut r = json_response(self.status, &body);
         if let Some(s) = self.retry_after {
             r.headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }

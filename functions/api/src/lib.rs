@@ -6,6 +6,7 @@ mod deployments;
 mod environments;
 pub mod http;
 mod metrics;
+mod promotions;
 pub mod requests;
 pub mod routes;
 mod services;
@@ -14,7 +15,7 @@ mod views;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use http::{ApiError, Reply};
 use routes::{Matched, Route};
-use shared::ports::{Clock, DeploymentStore, EnvironmentAccess, Executions, Registry};
+use shared::ports::{Clock, DeploymentStore, EnvironmentAccess, Executions, Images, Registry};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -24,6 +25,7 @@ pub struct ApiDeps {
     pub store: Arc<dyn DeploymentStore>,
     pub executions: Arc<dyn Executions>,
     pub access: Arc<dyn EnvironmentAccess>,
+    pub images: Arc<dyn Images>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -137,6 +139,12 @@ async fn dispatch(
         Route::GetService => services::get_service(deps, &call).await,
         Route::PutEnvironment => services::put_environment(deps, &call).await,
         Route::GetEnvironment => services::get_environment(deps, &call).await,
+        Route::RecordEvidence => promotions::record_evidence(deps, &call).await,
+        Route::GetVersion => promotions::get_version(deps, &call).await,
+        Route::ClearQuarantine => promotions::clear_quarantine(deps, &call).await,
+        Route::Promote => promotions::promote(deps, &call).await,
+        Route::Approve => promotions::approve(deps, &call).await,
+        Route::Reject => promotions::reject(deps, &call).await,
     }
 }
 

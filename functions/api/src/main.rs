@@ -10,6 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store: c.store,
         executions: c.executions,
         access: c.access,
+        images: c.images,
         clock: c.clock,
     };
     let deps = &deps;

@@ -5,7 +5,7 @@ use crate::http::ApiError;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use shared::domain::{ImageRef, Version};
+use shared::domain::{EvidenceKind, ImageRef, Version};
 use shared::registry::{EnvironmentConfig, ServiceConfig};
 use time::OffsetDateTime;
 
@@ -102,6 +102,14 @@ pub fn start(body: Option<&[u8]>) -> Result<StartBody, ApiError> {
     })
 }
 
+/// Six hex digits of FNV-1a over `s`: a stable, dependency-free fingerprint of a request id.
+pub fn fingerprint(s: &str) -> String {
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{:06x}", h & 0xff_ffff)
+}
+
 /// The deployment id: the caller's `Idempotency-Key`, or
 /// `<service>-<environment>-<version with dots as dashes>-<unix millis>[-<6 hex of the request id>]`.
 pub fn new_deployment_id(
@@ -134,13 +142,7 @@ pub fn new_deployment_id(
         .collect();
     let millis = now.unix_timestamp_nanos() / 1_000_000;
     let suffix = match request_id.filter(|r| !r.is_empty()) {
-        // FNV-1a: a stable, dependency-free fingerprint of the request id.
-        Some(r) => {
-            let h = r.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
-            format!("-{millis}-{:06x}", h & 0xff_ffff)
-        }
+        Some(r) => format!("-{millis}-{}", fingerprint(r)),
         None => format!("-{millis}"),
     };
     let mut prefix = format!("{}-{}-{version}", body.service, body.environment);
@@ -328,6 +330,149 @@ pub fn history(query: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
 pub fn metrics_days(query: &[(String, String)]) -> Result<u32, ApiError> {
     known_params(query, &["days"])?;
     bounded(query, "days", 1..=90, 7)
+}
+
+/// A version in a path: semantic versioning, as releases are named.
+pub fn version(value: &str) -> Result<Version, ApiError> {
+    Version::parse(value).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// `POST /versions/{version}/evidence`: what CI measured for the version in an environment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBody {
+    pub service: String,
+    pub environment: String,
+    pub kind: EvidenceKind,
+    #[serde(default)]
+    pub passed: Option<u32>,
+    #[serde(default)]
+    pub total: Option<u32>,
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    #[serde(default)]
+    pub controls_passed: Option<u32>,
+    #[serde(default)]
+    pub controls_total: Option<u32>,
+    #[serde(default)]
+    pub link: Option<String>,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+}
+
+pub const EVIDENCE_EXAMPLE: &str = r#"{"service": "checkout", "environment": "tst", "kind": "integration", "passed": 156, "total": 156, "link": "https://github.com/org/repo/actions/runs/1"}"#;
+
+pub fn evidence(body: Option<&[u8]>) -> Result<EvidenceBody, ApiError> {
+    let b: EvidenceBody = typed(object(body, EVIDENCE_EXAMPLE)?)?;
+    name("service", &b.service)?;
+    name("environment", &b.environment)?;
+    Ok(b)
+}
+
+/// `POST /versions/{version}/quarantine/clear`: a reason is required.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearBody {
+    pub service: String,
+    pub reason: String,
+}
+
+pub fn clear_quarantine(body: Option<&[u8]>) -> Result<ClearBody, ApiError> {
+    let b: ClearBody = typed(object(
+        body,
+        r#"{"service": "checkout", "reason": "fixed by 1.3.1; rollback was caused by a bad config"}"#,
+    )?)?;
+    name("service", &b.service)?;
+    required_reason(&b.reason)?;
+    Ok(b)
+}
+
+fn required_reason(reason: &str) -> Result<(), ApiError> {
+    if reason.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "reason is required and must not be blank",
+        ));
+    }
+    reason_ok(&Some(reason.to_string()))
+}
+
+/// `POST /promotions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromoteBody {
+    pub service: String,
+    pub version: Version,
+    pub from: String,
+    pub to: String,
+}
+
+pub fn promote(body: Option<&[u8]>) -> Result<PromoteBody, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        service: String,
+        version: String,
+        from: String,
+        to: String,
+    }
+    let raw: Raw = typed(object(
+        body,
+        r#"{"service": "checkout", "version": "1.3.0", "from": "tst", "to": "prd"}"#,
+    )?)?;
+    let b = PromoteBody {
+        service: name("service", &raw.service)?,
+        version: version(&raw.version)?,
+        from: name("from", &raw.from)?,
+        to: name("to", &raw.to)?,
+    };
+    if b.from == b.to {
+        return Err(ApiError::invalid(format!(
+            "from and to are both {:?}: promote from one environment to another",
+            b.from
+        )));
+    }
+    Ok(b)
+}
+
+/// `POST /deployments/{id}/approve`: an optional comment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+pub fn approve(body: Option<&[u8]>) -> Result<ApproveBody, ApiError> {
+    if body.is_none() {
+        return Ok(ApproveBody::default());
+    }
+    let b: ApproveBody = typed(object(body, r#"{"comment": "change CHG-1234"}"#)?)?;
+    reason_ok(&b.comment)?;
+    Ok(b)
+}
+
+/// `POST /deployments/{id}/reject`: the reason is required.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    pub reason: String,
+}
+
+pub fn reject(body: Option<&[u8]>) -> Result<RejectBody, ApiError> {
+    let b: RejectBody = typed(object(
+        body,
+        r#"{"reason": "error budget spent this week"}"#,
+    )?)?;
+    required_reason(&b.reason)?;
+    Ok(b)
+}
+
+/// `GET /versions/{version}?service=checkout`.
+pub fn version_query(query: &[(String, String)]) -> Result<String, ApiError> {
+    known_params(query, &["service"])?;
+    let service = param(query, "service").ok_or_else(|| {
+        ApiError::invalid("service is required, e.g. GET /versions/1.3.0?service=checkout")
+    })?;
+    name("service", service)
 }
 
 #[cfg(test)]

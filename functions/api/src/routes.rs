@@ -13,6 +13,12 @@ pub enum Route {
     GetService,
     PutEnvironment,
     GetEnvironment,
+    RecordEvidence,
+    GetVersion,
+    ClearQuarantine,
+    Promote,
+    Approve,
+    Reject,
 }
 
 /// (method, path template, route). `{name}` matches one non-empty segment.
@@ -43,6 +49,20 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
         "/services/{service}/environments/{environment}",
         Route::GetEnvironment,
     ),
+    (
+        "POST",
+        "/versions/{version}/evidence",
+        Route::RecordEvidence,
+    ),
+    ("GET", "/versions/{version}", Route::GetVersion),
+    (
+        "POST",
+        "/versions/{version}/quarantine/clear",
+        Route::ClearQuarantine,
+    ),
+    ("POST", "/promotions", Route::Promote),
+    ("POST", "/deployments/{id}/approve", Route::Approve),
+    ("POST", "/deployments/{id}/reject", Route::Reject),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,7 @@ fn deps(w: &World) -> ApiDeps {
         store: w.store.clone(),
         executions: w.executions.clone(),
         access: w.access.clone(),
+        images: w.images.clone(),
         clock: w.clock.clone(),
     }
 }
@@ -1102,6 +1103,11 @@ mod properties {
         ("POST", "/environments/dev/rollback"),
         ("PUT", "/services/checkout"),
         ("PUT", "/services/checkout/environments/dev"),
+        ("POST", "/versions/1.3.0/evidence"),
+        ("POST", "/versions/1.3.0/quarantine/clear"),
+        ("POST", "/promotions"),
+        ("POST", "/deployments/checkout-dev-1-3-0-0001/approve"),
+        ("POST", "/deployments/checkout-dev-1-3-0-0001/reject"),
     ];
 
     fn run(route: usize, body: Vec<u8>, base64: bool) -> Result<(), TestCaseError> {
@@ -1126,6 +1132,7 @@ mod properties {
                 prop_assert!(w.executions.started_names().is_empty());
                 prop_assert!(w.router.writes().is_empty());
                 prop_assert!(w.store.records.lock().unwrap().is_empty());
+                prop_assert!(w.store.evidence.lock().unwrap().is_empty());
                 prop_assert_eq!(w.registry.services.lock().unwrap().clone(), services);
             }
             Ok(())
@@ -1191,4 +1198,419 @@ async fn every_route_has_a_sample_event_that_the_handler_accepts() {
         );
     }
     assert_eq!(covered.len(), routes::ROUTES.len(), "{covered:?}");
+}
+
+// ---------------------------------------------------------------- promotion and approval
+
+mod promotion {
+    use super::*;
+    use shared::domain::{ApprovalState, DeploymentStatus, Phase, Quarantine};
+
+    const BOB: &str = "arn:aws:iam::123456789012:user/bob";
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn as_caller(e: Ev, arn: &str) -> Ev {
+        e.iam(
+            json!({"accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": "123456789012",
+                     "callerId": "AIDAEXAMPLE", "principalOrgId": null, "userArn": arn,
+                     "userId": "AIDAEXAMPLE"}),
+        )
+    }
+
+    /// checkout registered in dev and prd; v1.3.0 succeeded in dev with a known digest.
+    async fn upstream_succeeded() -> (World, ApiDeps) {
+        let (w, d) = world().await;
+        let mut prd = World::environment_config();
+        prd.environment = "prd".into();
+        w.registry.put_environment(&prd).await.unwrap();
+        let mut r = sample::record(Phase::Succeeded);
+        r.id = "checkout-dev-1-3-0-aaaa".into();
+        r.image_digest = Some(DIGEST.into());
+        r.finished_at = Some(r.started_at + time::Duration::minutes(12));
+        w.store.records.lock().unwrap().insert(r.id.clone(), r);
+        (w, d)
+    }
+
+    /// Each recording is its own API request (API Gateway gives each a new request id).
+    async fn evidence(d: &ApiDeps, body: Value) -> Res {
+        static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut e = ev("POST", "/versions/1.3.0/evidence").body(&body);
+        e.v["requestContext"]["requestId"] = json!(format!("req-{n}"));
+        send(d, e).await
+    }
+
+    async fn all_evidence(d: &ApiDeps) {
+        for body in [
+            json!({"service": "checkout", "environment": "dev", "kind": "integration", "passed": 156, "total": 156}),
+            json!({"service": "checkout", "environment": "dev", "kind": "performance", "p99_ms": 87.0}),
+            json!({"service": "checkout", "environment": "dev", "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+        ] {
+            let r = evidence(d, body).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+    }
+
+    async fn promote(d: &ApiDeps) -> Res {
+        send(
+            d,
+            ev("POST", "/promotions").body(
+                &json!({"service": "checkout", "version": "1.3.0", "from": "dev", "to": "prd"}),
+            ),
+        )
+        .await
+    }
+
+    fn gate<'a>(body: &'a Value, name: &str) -> &'a Value {
+        body["gates"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["gate"] == name))
+            .unwrap_or_else(|| panic!("no gate {name} in {body}"))
+    }
+
+    #[tokio::test]
+    async fn a_promotion_without_evidence_is_refused_with_the_whole_checklist_and_starts_nothing() {
+        let (w, d) = upstream_succeeded().await;
+        let r = promote(&d).await;
+        assert_eq!(r.status, 412, "{}", r.body);
+        assert_eq!(r.body["error"], "PromotionRefused");
+        assert_eq!(r.body["gates"].as_array().map(Vec::len), Some(6));
+        assert_eq!(gate(&r.body, "upstream_succeeded")["passed"], true);
+        assert_eq!(gate(&r.body, "not_quarantined")["passed"], true);
+        for failed in [
+            "integration_tests",
+            "performance",
+            "compliance",
+            "image_scan",
+        ] {
+            assert_eq!(gate(&r.body, failed)["passed"], false, "{failed}");
+        }
+        assert_eq!(
+            gate(&r.body, "integration_tests")["detail"],
+            "no integration test results recorded for v1.3.0 in DEV"
+        );
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("v1.3.0 cannot be promoted from DEV to PRD: 4 of 6 gates failed"),
+            "{}",
+            r.body["message"]
+        );
+        assert!(w.executions.started_names().is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_every_gate_passed_the_same_image_is_deployed_and_waits_for_approval() {
+        let (w, d) = upstream_succeeded().await;
+        all_evidence(&d).await;
+        w.images.scanned(DIGEST, &[("HIGH", 1)]);
+        let r = promote(&d).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(r.body["awaiting_approval"], true);
+        assert_eq!(
+            gate(&r.body["promotion"], "image_scan")["detail"],
+            "0 CRITICAL (1 HIGH)"
+        );
+        assert_eq!(
+            gate(&r.body["promotion"], "performance")["detail"],
+            "P99 87ms < 100ms"
+        );
+        let started = w.executions.started.lock().unwrap().clone();
+        assert_eq!(started.len(), 1);
+        let input = &started[0].1;
+        assert_eq!(input.environment, "prd");
+        assert_eq!(
+            input.image.to_string(),
+            format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout@{DIGEST}"),
+            "the image is pinned by the digest that succeeded upstream"
+        );
+        assert_eq!(input.image_digest.as_deref(), Some(DIGEST));
+        assert_eq!(input.approval_timeout_seconds, Some(24 * 3600));
+        let gates = input.gates.clone().unwrap();
+        assert!(
+            gates.len() == 6 && gates.iter().all(|g| g.passed),
+            "{gates:?}"
+        );
+        assert_eq!(input.deployer, ALICE);
+    }
+
+    #[tokio::test]
+    async fn each_gate_refuses_on_its_own() {
+        // one failing piece at a time; the other five pass
+        type Break = fn(&World, &mut Vec<Value>);
+        let cases: Vec<(&str, Break)> = vec![
+            ("integration_tests", |_, ev| ev[0]["passed"] = json!(150)),
+            ("performance", |_, ev| ev[1]["p99_ms"] = json!(140.0)),
+            ("compliance", |_, ev| ev[2]["controls_passed"] = json!(22)),
+            ("image_scan", |w, _| {
+                w.images.scanned(DIGEST, &[("CRITICAL", 2), ("HIGH", 1)])
+            }),
+            ("upstream_succeeded", |w, _| {
+                let mut records = w.store.records.lock().unwrap();
+                for r in records.values_mut() {
+                    r.status = DeploymentStatus::RolledBack;
+                }
+            }),
+        ];
+        for (name, breaks) in cases {
+            let (w, d) = upstream_succeeded().await;
+            w.images.scanned(DIGEST, &[]);
+            let mut bodies = vec![
+                json!({"service": "checkout", "environment": "dev", "kind": "integration", "passed": 156, "total": 156}),
+                json!({"service": "checkout", "environment": "dev", "kind": "performance", "p99_ms": 87.0}),
+                json!({"service": "checkout", "environment": "dev", "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+            ];
+            breaks(&w, &mut bodies);
+            for b in bodies {
+                assert_eq!(evidence(&d, b).await.status, 201);
+            }
+            let r = promote(&d).await;
+            assert_eq!(r.status, 412, "{name}: {}", r.body);
+            let failed: Vec<&str> = r.body["gates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|g| g["passed"] == false)
+                .map(|g| g["gate"].as_str().unwrap())
+                .collect();
+            // without an upstream success there is no digest to scan either
+            let expected: Vec<&str> = if name == "upstream_succeeded" {
+                vec!["upstream_succeeded", "image_scan"]
+            } else {
+                vec![name]
+            };
+            assert_eq!(failed, expected, "{}", r.body);
+            assert!(w.executions.started_names().is_empty(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_quarantined_version_is_blocked_until_cleared_with_a_reason() {
+        let (w, d) = upstream_succeeded().await;
+        all_evidence(&d).await;
+        w.images.scanned(DIGEST, &[]);
+        let rolled_back = {
+            let mut r = sample::record(Phase::RolledBack);
+            r.environment = "tst".into();
+            r.reason = Some("error rate 8.00% exceeds 1.00%".into());
+            r
+        };
+        w.store.quarantines.lock().unwrap().insert(
+            ("checkout".into(), "1.3.0".into()),
+            Quarantine::of(&rolled_back, sample_time()),
+        );
+        let r = promote(&d).await;
+        assert_eq!(r.status, 412);
+        assert_eq!(gate(&r.body, "not_quarantined")["passed"], false);
+        assert!(
+            gate(&r.body, "not_quarantined")["detail"]
+                .as_str()
+                .unwrap()
+                .contains("error rate 8.00%")
+        );
+
+        let clear = |reason: &str| {
+            ev("POST", "/versions/1.3.0/quarantine/clear")
+                .body(&json!({"service": "checkout", "reason": reason}))
+        };
+        assert_eq!(
+            send(&d, clear("  ")).await.status,
+            400,
+            "a reason is required"
+        );
+        let cleared = send(&d, as_caller(clear("config flag fixed in tst"), BOB)).await;
+        assert_eq!(cleared.status, 200, "{}", cleared.body);
+        assert_eq!(cleared.body["quarantine"]["cleared_by"], BOB);
+        assert_eq!(
+            send(&d, clear("again")).await.status,
+            404,
+            "nothing left to clear"
+        );
+
+        let version = send(
+            &d,
+            ev("GET", "/versions/1.3.0").query(&[("service", "checkout")]),
+        )
+        .await;
+        assert_eq!(version.status, 200);
+        assert_eq!(
+            version.body["quarantine"]["clear_reason"],
+            "config flag fixed in tst"
+        );
+        assert_eq!(version.body["evidence"].as_array().map(Vec::len), Some(3));
+
+        let r = promote(&d).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(
+            gate(&r.body["promotion"], "not_quarantined")["detail"],
+            format!("quarantine cleared by {BOB}: config flag fixed in tst")
+        );
+    }
+
+    fn sample_time() -> time::OffsetDateTime {
+        time::macros::datetime!(2025-01-03 10:30:00 UTC)
+    }
+
+    #[tokio::test]
+    async fn bad_evidence_is_refused_and_nothing_is_recorded() {
+        let (w, d) = world().await;
+        for (body, status) in [
+            (
+                json!({"service": "checkout", "environment": "dev", "kind": "performance"}),
+                400,
+            ),
+            (
+                json!({"service": "checkout", "environment": "dev", "kind": "integration", "passed": 3, "total": 2}),
+                400,
+            ),
+            (
+                json!({"service": "checkout", "environment": "dev", "kind": "smoke", "passed": 1, "total": 1}),
+                400,
+            ),
+            (
+                json!({"service": "checkout", "environment": "dev", "kind": "compliance", "controls_passed": 1, "controls_total": 1, "link": "ftp://x"}),
+                400,
+            ),
+            (
+                json!({"service": "billing", "environment": "dev", "kind": "e2e", "passed": 1, "total": 1}),
+                404,
+            ),
+        ] {
+            let r = evidence(&d, body.clone()).await;
+            assert_eq!(r.status, status, "{body}: {}", r.body);
+        }
+        assert!(w.store.evidence.lock().unwrap().is_empty());
+        let bad_version = send(&d, ev("POST", "/versions/latest/evidence").body(&json!({}))).await;
+        assert_eq!(bad_version.status, 400);
+    }
+
+    #[tokio::test]
+    async fn a_retried_evidence_request_is_recorded_once() {
+        let (w, d) = world().await;
+        let body = json!({"service": "checkout", "environment": "dev", "kind": "e2e", "passed": 40, "total": 40});
+        for _ in 0..2 {
+            let r = send(
+                &d,
+                ev("POST", "/versions/1.3.0/evidence")
+                    .header("idempotency-key", "ci-run-77")
+                    .body(&body),
+            )
+            .await;
+            assert_eq!(r.status, 201);
+        }
+        assert_eq!(w.store.evidence.lock().unwrap().len(), 1);
+    }
+
+    /// The sample deployment (started by ALICE) waiting for approval with token `tok-1`.
+    async fn awaiting_approval() -> (World, ApiDeps) {
+        let (w, d) = world().await;
+        let mut r = sample::record(Phase::DeployingGreen);
+        r.deployer = ALICE.into();
+        w.store.begin(&r).await.unwrap();
+        w.store
+            .await_approval(sample::DEPLOYMENT_ID, "tok-1", 3600, sample_time())
+            .await
+            .unwrap();
+        (w, d)
+    }
+
+    fn approve(id: &str) -> Ev {
+        ev("POST", &format!("/deployments/{id}/approve"))
+    }
+
+    #[tokio::test]
+    async fn another_person_approves_and_the_execution_resumes_with_the_approver_recorded() {
+        let (w, d) = awaiting_approval().await;
+        let own = send(&d, approve(sample::DEPLOYMENT_ID)).await;
+        assert_eq!(own.status, 403, "the deployer cannot approve: {}", own.body);
+        assert!(w.executions.resumed.lock().unwrap().is_empty());
+
+        let r = send(
+            &d,
+            as_caller(
+                approve(sample::DEPLOYMENT_ID).body(&json!({"comment": "CHG-1234"})),
+                BOB,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (r.body["decision"].as_str(), r.body["by"].as_str()),
+            (Some("APPROVED"), Some(BOB))
+        );
+        assert_eq!(
+            w.executions.resumed.lock().unwrap().clone(),
+            vec![("tok-1".to_string(), json!({"approved_by": BOB}))]
+        );
+        let rec = w.store.record(sample::DEPLOYMENT_ID).unwrap();
+        let a = rec.approval.unwrap();
+        assert_eq!(
+            (a.state, a.decided_by.as_deref(), a.comment.as_deref()),
+            (ApprovalState::Approved, Some(BOB), Some("CHG-1234"))
+        );
+
+        // once decided, a rejection is refused
+        let reject = send(
+            &d,
+            as_caller(
+                ev(
+                    "POST",
+                    &format!("/deployments/{}/reject", sample::DEPLOYMENT_ID),
+                )
+                .body(&json!({"reason": "too late"})),
+                BOB,
+            ),
+        )
+        .await;
+        assert_eq!(reject.status, 409, "{}", reject.body);
+        assert!(w.executions.failed_tasks.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rejection_needs_a_reason_and_fails_the_waiting_task_with_it() {
+        let (w, d) = awaiting_approval().await;
+        let path = format!("/deployments/{}/reject", sample::DEPLOYMENT_ID);
+        assert_eq!(
+            send(&d, ev("POST", &path).body(&json!({}))).await.status,
+            400
+        );
+        assert_eq!(send(&d, ev("POST", &path)).await.status, 400);
+        let r = send(
+            &d,
+            as_caller(
+                ev("POST", &path).body(&json!({"reason": "error budget spent"})),
+                BOB,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            w.executions.failed_tasks.lock().unwrap().clone(),
+            vec![(
+                "tok-1".to_string(),
+                "BlueGreen.ApprovalRejected".to_string(),
+                format!("rejected by {BOB}: error budget spent")
+            )]
+        );
+        assert!(w.router.writes().is_empty(), "no traffic moved");
+    }
+
+    #[tokio::test]
+    async fn approving_a_deployment_that_does_not_wait_for_approval_is_a_conflict() {
+        let (w, d) = world().await;
+        w.store
+            .begin(&sample::record(Phase::DeployingGreen))
+            .await
+            .unwrap();
+        let r = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), BOB)).await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert_eq!(
+            send(&d, as_caller(approve("no-such-deployment"), BOB))
+                .await
+                .status,
+            404
+        );
+        assert!(w.executions.resumed.lock().unwrap().is_empty());
+    }
 }

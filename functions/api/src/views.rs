@@ -2,7 +2,7 @@
 //! timestamps in RFC 3339 and weights as `{"blue": 90, "green": 10}`.
 
 use serde_json::{Value, json};
-use shared::domain::{DeploymentRecord, LedgerEntry, StepRecord, TrafficSplit};
+use shared::domain::{Approval, DeploymentRecord, LedgerEntry, StepRecord, TrafficSplit};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -35,6 +35,20 @@ pub fn summary(r: &DeploymentRecord) -> Value {
         "finished_at": r.finished_at.map(ts),
         "duration_seconds": r.duration_seconds,
         "reason": r.reason,
+        "approval": r.approval.as_ref().map(approval),
+    })
+}
+
+/// An approval as callers see it: never the task token.
+pub fn approval(a: &Approval) -> Value {
+    json!({
+        "required": true,
+        "state": a.state.as_str(),
+        "requested_at": ts(a.requested_at),
+        "timeout_seconds": a.timeout_seconds,
+        "decided_by": a.decided_by,
+        "decided_at": a.decided_at.map(ts),
+        "comment": a.comment,
     })
 }
 

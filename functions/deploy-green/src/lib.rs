@@ -175,8 +175,13 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
         }
     };
     let target = active.other();
-    let previous_version = running_version(deps, state, active).await?;
-    let replaced_version = running_version(deps, state, target).await?;
+    // An image pinned by digest carries no version: the environment's record knows it.
+    let previous_version = running_version(deps, state, active)
+        .await?
+        .or_else(|| env.as_ref().and_then(|e| e.active_version.clone()));
+    let replaced_version = running_version(deps, state, target)
+        .await?
+        .or_else(|| env.as_ref().and_then(|e| e.standby_version.clone()));
 
     let record = DeploymentRecord {
         id: state.deployment_id.clone(),

@@ -42,6 +42,8 @@ pub struct Push {
     pub digest: String,
     /// `<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`.
     pub image: ImageRef,
+    /// The event's time: when the image was pushed (lead time for changes starts here).
+    pub pushed_at: Option<time::OffsetDateTime>,
 }
 
 /// What an ECR image action asks of the controller.
@@ -139,11 +141,15 @@ pub fn parse(input: Value) -> Result<ImageAction, PhaseError> {
         "{account}.dkr.ecr.{region}.{domain}/{}:{tag}",
         d.repository_name
     ))?;
+    let pushed_at = event
+        .time
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok());
     Ok(ImageAction::Push(Push {
         repository: d.repository_name,
         tag,
         digest,
         image,
+        pushed_at,
     }))
 }
 
@@ -270,6 +276,8 @@ async fn run(deps: &Deps, push: Push) -> Result<Summary, PhaseError> {
             image: push.image.clone(),
             image_digest: Some(push.digest.clone()),
             deployer: format!("ecr-push:{}:{}", push.repository, push.tag),
+            gates: None,
+            image_pushed_at: push.pushed_at,
         };
         environments.push(start_in(deps, &req, valid_deployment_id(&id)).await?);
     }
@@ -397,6 +405,8 @@ mod tests {
                     "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:{t}"
                 ))
                 .unwrap(),
+                // the event's time: when the image was pushed
+                pushed_at: Some(time::macros::datetime!(2025-01-03 10:00:00 UTC)),
             }))
         };
         assert_eq!(parse(push("1.3.0")), pushed("1.3.0"));

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod cloudwatch;
 pub mod dynamodb;
+pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod registry;

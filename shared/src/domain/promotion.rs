@@ -604,3 +604,287 @@ pub fn refusal(results: &[GateResult]) -> Option<String> {
             .join("; ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Phase;
+    use time::macros::datetime;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn upstream(status: Phase, digest: Option<&str>) -> DeploymentRecord {
+        let mut r = crate::fakes::sample::record(Phase::DeployingGreen);
+        r.environment = "tst".into();
+        r.image_digest = digest.map(str::to_string);
+        r.finish(status, datetime!(2025-01-03 10:12:00 UTC), None);
+        r
+    }
+
+    fn ev(kind: EvidenceKind, minute: u8, digest: Option<&str>) -> Evidence {
+        Evidence {
+            id: format!("e-{minute}"),
+            service: "checkout".into(),
+            version: "1.3.0".into(),
+            environment: "tst".into(),
+            kind,
+            passed: Some(156),
+            total: Some(156),
+            p99_ms: Some(87.0),
+            controls_passed: Some(23),
+            controls_total: Some(23),
+            link: None,
+            image_digest: digest.map(str::to_string),
+            recorded_by: "ci".into(),
+            recorded_at: datetime!(2025-01-03 11:00:00 UTC)
+                + time::Duration::minutes(i64::from(minute)),
+        }
+    }
+
+    fn complete(counts: &[(&str, u32)]) -> ScanSummary {
+        ScanSummary {
+            status: "COMPLETE".into(),
+            severity_counts: counts.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        }
+    }
+
+    fn judged(
+        up: &[DeploymentRecord],
+        evidence: &[Evidence],
+        scan: Option<&ScanSummary>,
+        policy: &PromotionPolicy,
+    ) -> Vec<(Gate, bool, String)> {
+        gates(&GateInputs {
+            version: "1.3.0",
+            from: "tst",
+            upstream: up,
+            evidence,
+            scan,
+            quarantine: None,
+            policy,
+        })
+        .into_iter()
+        .map(|g| (g.gate, g.passed, g.detail))
+        .collect()
+    }
+
+    fn all_kinds(digest: Option<&str>) -> Vec<Evidence> {
+        [
+            EvidenceKind::Integration,
+            EvidenceKind::Performance,
+            EvidenceKind::Compliance,
+        ]
+        .into_iter()
+        .map(|k| ev(k, 0, digest))
+        .collect()
+    }
+
+    #[test]
+    fn everything_in_order_passes_with_its_numbers() {
+        let up = [upstream(Phase::Succeeded, Some(D1))];
+        let got = judged(
+            &up,
+            &all_kinds(Some(D1)),
+            Some(&complete(&[("HIGH", 1)])),
+            &PromotionPolicy::default(),
+        );
+        let details: Vec<&str> = got.iter().map(|(_, _, d)| d.as_str()).collect();
+        assert!(got.iter().all(|(_, ok, _)| *ok), "{got:?}");
+        assert_eq!(
+            details,
+            [
+                "v1.3.0 (sha256:111111111111) SUCCEEDED in TST (deployment checkout-dev-1-3-0-0001)",
+                "156/156 passed",
+                "P99 87ms < 100ms",
+                "23/23 controls passed",
+                "0 CRITICAL (1 HIGH)",
+                "never rolled back",
+            ]
+        );
+        assert_eq!(
+            refusal(&gates(&GateInputs {
+                version: "1.3.0",
+                from: "tst",
+                upstream: &up,
+                evidence: &all_kinds(None),
+                scan: Some(&complete(&[])),
+                quarantine: None,
+                policy: &PromotionPolicy::default(),
+            })),
+            None
+        );
+    }
+
+    #[test]
+    fn evidence_for_another_image_does_not_count_and_the_latest_result_wins() {
+        let up = [upstream(Phase::Succeeded, Some(D1))];
+        // results for D2 (another build of the same tag) are ignored
+        let got = judged(
+            &up,
+            &all_kinds(Some(D2)),
+            Some(&complete(&[])),
+            &PromotionPolicy::default(),
+        );
+        assert_eq!(got.iter().filter(|(_, ok, _)| !ok).count(), 3, "{got:?}");
+        // a later failing run overrides an earlier pass, and the reverse
+        let mut evidence = all_kinds(None);
+        let mut later = ev(EvidenceKind::Integration, 5, None);
+        later.passed = Some(150);
+        evidence.push(later);
+        let got = judged(
+            &up,
+            &evidence,
+            Some(&complete(&[])),
+            &PromotionPolicy::default(),
+        );
+        assert_eq!(
+            got[1],
+            (Gate::IntegrationTests, false, "150/156 passed".into())
+        );
+        let mut fixed = ev(EvidenceKind::Integration, 9, None);
+        fixed.passed = Some(156);
+        evidence.push(fixed);
+        let got = judged(
+            &up,
+            &evidence,
+            Some(&complete(&[])),
+            &PromotionPolicy::default(),
+        );
+        assert!(got[1].1);
+    }
+
+    #[test]
+    fn the_upstream_gate_needs_a_success_with_a_digest() {
+        let policy = PromotionPolicy::default();
+        let none = judged(
+            &[upstream(Phase::RolledBack, Some(D1))],
+            &all_kinds(None),
+            None,
+            &policy,
+        );
+        assert!(!none[0].1);
+        assert!(
+            none[0]
+                .2
+                .contains("has not succeeded in TST; the latest there is ROLLED_BACK"),
+            "{}",
+            none[0].2
+        );
+        assert_eq!(
+            none[4],
+            (
+                Gate::ImageScan,
+                false,
+                "no image digest to look up scan findings for".into()
+            )
+        );
+        let tag_only = judged(
+            &[upstream(Phase::Succeeded, None)],
+            &all_kinds(None),
+            None,
+            &policy,
+        );
+        assert!(!tag_only[0].1);
+        assert!(
+            tag_only[0].2.contains("without a recorded image digest"),
+            "{}",
+            tag_only[0].2
+        );
+    }
+
+    #[test]
+    fn scans_block_when_missing_unfinished_or_with_blocking_findings() {
+        let up = [upstream(Phase::Succeeded, Some(D1))];
+        let ev = all_kinds(None);
+        let default = PromotionPolicy::default();
+        let scan_gate = |scan: Option<&ScanSummary>, policy: &PromotionPolicy| {
+            judged(&up, &ev, scan, policy).remove(4)
+        };
+        assert!(!scan_gate(None, &default).1);
+        let running = ScanSummary {
+            status: "IN_PROGRESS".into(),
+            severity_counts: BTreeMap::new(),
+        };
+        assert_eq!(
+            scan_gate(Some(&running), &default),
+            (
+                Gate::ImageScan,
+                false,
+                "scan is IN_PROGRESS, not COMPLETE".into()
+            )
+        );
+        assert_eq!(
+            scan_gate(Some(&complete(&[("CRITICAL", 2), ("MEDIUM", 4)])), &default),
+            (
+                Gate::ImageScan,
+                false,
+                "2 CRITICAL findings (4 MEDIUM)".into()
+            )
+        );
+        let strict = PromotionPolicy {
+            blocking_severities: vec!["CRITICAL".into(), "HIGH".into()],
+            ..default.clone()
+        };
+        assert!(!scan_gate(Some(&complete(&[("HIGH", 1)])), &strict).1);
+        assert!(scan_gate(Some(&complete(&[("LOW", 9)])), &strict).1);
+    }
+
+    #[test]
+    fn performance_is_judged_against_the_services_limit() {
+        let up = [upstream(Phase::Succeeded, Some(D1))];
+        let tight = PromotionPolicy {
+            p99_limit_ms: 80.0,
+            ..PromotionPolicy::default()
+        };
+        let got = judged(&up, &all_kinds(None), Some(&complete(&[])), &tight);
+        assert_eq!(
+            got[2],
+            (
+                Gate::Performance,
+                false,
+                "P99 87ms is not under 80ms".into()
+            )
+        );
+    }
+
+    #[test]
+    fn evidence_must_carry_the_numbers_its_kind_needs() {
+        let mut e = ev(EvidenceKind::Performance, 0, None);
+        e.p99_ms = None;
+        assert!(e.validate().is_err());
+        e.p99_ms = Some(f64::NAN);
+        assert!(e.validate().is_err());
+        let mut c = ev(EvidenceKind::Compliance, 0, None);
+        c.controls_total = Some(0);
+        c.controls_passed = Some(0);
+        assert!(c.validate().is_err());
+        let mut i = ev(EvidenceKind::Integration, 0, Some("sha256:XYZ"));
+        assert!(i.validate().is_err());
+        i.image_digest = None;
+        assert_eq!(i.validate(), Ok(()));
+    }
+
+    #[test]
+    fn production_needs_approval_by_default() {
+        assert!(ApprovalPolicy::default_for("prd").required);
+        assert!(ApprovalPolicy::default_for("Production").required);
+        assert!(!ApprovalPolicy::default_for("tst").required);
+        assert!(
+            ApprovalPolicy {
+                required: true,
+                timeout_seconds: 0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            PromotionPolicy {
+                blocking_severities: vec!["SEVERE".into()],
+                ..PromotionPolicy::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! Promotion: evidence CI records per version and environment, a version's quarantine and its
+//! clearing, the gated promotion of one image from an environment to the next, and the approval
+//! (or rejection) of a deployment that waits for a person before any traffic moves.
+
+use crate::http::{ApiError, Reply};
+use crate::views::{self, ts};
+use crate::{ApiDeps, Call, requests};
+use serde_json::{Value, json};
+use shared::domain::promotion::{GateInputs, gates, promoted_deployment, refusal};
+use shared::domain::{
+    ApprovalDecision, ApprovalState, DeploymentRecord, Evidence, ImageRef, Quarantine,
+};
+use shared::error::AdapterError;
+use shared::start::StartRequest;
+
+fn evidence_view(e: &Evidence) -> Value {
+    json!({
+        "id": e.id,
+        "service": e.service,
+        "version": e.version,
+        "environment": e.environment,
+        "kind": e.kind,
+        "passed": e.passed,
+        "total": e.total,
+        "p99_ms": e.p99_ms,
+        "controls_passed": e.controls_passed,
+        "controls_total": e.controls_total,
+        "link": e.link,
+        "image_digest": e.image_digest,
+        "recorded_by": e.recorded_by,
+        "recorded_at": ts(e.recorded_at),
+    })
+}
+
+fn quarantine_view(q: &Quarantine) -> Value {
+    json!({
+        "reason": q.reason,
+        "deployment_id": q.deployment_id,
+        "environment": q.environment,
+        "since": ts(q.since),
+        "cleared": q.cleared,
+        "cleared_by": q.cleared_by,
+        "cleared_at": q.cleared_at.map(ts),
+        "clear_reason": q.clear_reason,
+    })
+}
+
+async fn known_service(
+    deps: &ApiDeps,
+    service: &str,
+) -> Result<shared::registry::ServiceConfig, ApiError> {
+    deps.registry.service(service).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "service {service:?} is not in the registry: register it with PUT /services/{service}"
+        ))
+    })
+}
+
+/// `POST /versions/{version}/evidence`: append-only; a retried request is recorded once.
+pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let version = requests::version(call.param(0))?;
+    let body = requests::evidence(call.body())?;
+    known_service(deps, &body.service).await?;
+    let now = deps.clock.now();
+    let id = match (&call.idempotency_key, &call.request_id) {
+        (Some(key), _) if shared::start::valid_deployment_id(key) => key.clone(),
+        (Some(key), _) => {
+            return Err(ApiError::invalid(format!(
+                "Idempotency-Key {key:?} must be 1-80 of [A-Za-z0-9_-]"
+            )));
+        }
+        (None, Some(r)) if !r.is_empty() => format!(
+            "{}-{}",
+            now.unix_timestamp_nanos() / 1_000_000,
+            requests::fingerprint(r)
+        ),
+        (None, _) => format!("{}", now.unix_timestamp_nanos() / 1_000_000),
+    };
+    let evidence = Evidence {
+        id,
+        service: body.service,
+        version: version.to_string(),
+        environment: body.environment,
+        kind: body.kind,
+        passed: body.passed,
+        total: body.total,
+        p99_ms: body.p99_ms,
+        controls_passed: body.controls_passed,
+        controls_total: body.controls_total,
+        link: body.link,
+        image_digest: body.image_digest,
+        recorded_by: call.caller.clone(),
+        recorded_at: now,
+    };
+    evidence
+        .validate()
+        .map_err(|e| ApiError::invalid(format!("{} evidence: {e}", evidence.kind.as_str())))?;
+    deps.store.add_evidence(&evidence).await?;
+    tracing::info!(service = %evidence.service, version = %evidence.version, environment = %evidence.environment, kind = evidence.kind.as_str(), "evidence recorded");
+    Ok(Reply {
+        status: 201,
+        body: json!({"evidence": evidence_view(&evidence)}),
+        location: Some(format!(
+            "{}/versions/{}?service={}",
+            call.base, evidence.version, evidence.service
+        )),
+    })
+}
+
+/// `GET /versions/{version}?service=…`: the evidence and the quarantine of one version.
+pub async fn get_version(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let version = requests::version(call.param(0))?.to_string();
+    let service = requests::version_query(&call.query)?;
+    known_service(deps, &service).await?;
+    let evidence = deps.store.evidence(&service, &version).await?;
+    let quarantine = deps.store.quarantine(&service, &version).await?;
+    Ok(Reply::ok(json!({
+        "service": service,
+        "version": version,
+        "quarantine": quarantine.as_ref().map(quarantine_view),
+        "evidence": evidence.iter().map(evidence_view).collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /versions/{version}/quarantine/clear`: who cleared it and why are kept.
+pub async fn clear_quarantine(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let version = requests::version(call.param(0))?.to_string();
+    let body = requests::clear_quarantine(call.body())?;
+    let q = deps
+        .store
+        .clear_quarantine(
+            &body.service,
+            &version,
+            &call.caller,
+            deps.clock.now(),
+            body.reason.trim(),
+        )
+        .await
+        .map_err(|e| match e {
+            AdapterError::NotFound(m) => ApiError::not_found(m),
+            other => other.into(),
+        })?;
+    tracing::warn!(service = %body.service, %version, cleared_by = %call.caller, reason = %body.reason, "quarantine cleared");
+    Ok(Reply::ok(json!({"quarantine": quarantine_view(&q)})))
+}
+
+/// The image to deploy downstream: the upstream image pinned by its digest.
+fn pinned(record: &DeploymentRecord, digest: &str) -> Result<ImageRef, ApiError> {
+    let upstream = ImageRef::parse(&record.image).map_err(|e| {
+        ApiError::internal(format!(
+            "deployment {} stored an invalid image: {e}",
+            record.id
+        ))
+    })?;
+    ImageRef::parse(&format!("{}@{digest}", upstream.repository()))
+        .map_err(|e| ApiError::internal(format!("pinning {} to {digest}: {e}", record.image)))
+}
+
+/// `POST /promotions`: checks every gate; all pass → a deployment of the same image in `to`
+/// (waiting for approval there if the environment needs it), else 412 with the checklist.
+pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let body = requests::promote(call.body())?;
+    let version = body.version.to_string();
+    let service = known_service(deps, &body.service).await?;
+    let target = deps
+        .registry
+        .environment_config(&body.service, &body.to)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{}/{} is not in the registry: register it with PUT /services/{}/environments/{}",
+                body.service, body.to, body.service, body.to
+            ))
+        })?;
+
+    let upstream = deps
+        .store
+        .deployments_of_version(&body.service, &version, &body.from)
+        .await?;
+    let promoted = promoted_deployment(&upstream).cloned();
+    let digest = promoted.as_ref().and_then(|r| r.image_digest.clone());
+    let evidence = deps.store.evidence(&body.service, &version).await?;
+    let scan = match &digest {
+        Some(d) => match deps.images.scan(&service.repository, d).await {
+            Ok(s) => s,
+            // The image is gone from the repository: nothing to vouch for it.
+            Err(AdapterError::NotFound(m)) => {
+                tracing::warn!(%m, "image not found in the registry");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let quarantine = deps.store.quarantine(&body.service, &version).await?;
+    let checklist = gates(&GateInputs {
+        version: &version,
+        from: &body.from,
+        upstream: &upstream,
+        evidence: &evidence,
+        scan: scan.as_ref(),
+        quarantine: quarantine.as_ref(),
+        policy: &service.promotion,
+    });
+    let checklist_view = serde_json::to_value(&checklist)
+        .map_err(|e| ApiError::internal(format!("gate checklist: {e}")))?;
+    let promotion = json!({
+        "service": body.service,
+        "version": version,
+        "from": body.from,
+        "to": body.to,
+        "image": promoted.as_ref().map(|r| r.image.clone()),
+        "image_digest": digest,
+        "gates": checklist_view,
+    });
+    if let Some(why) = refusal(&checklist) {
+        tracing::info!(service = %body.service, %version, from = %body.from, to = %body.to, %why, "promotion refused");
+        return Err(ApiError::promotion_refused(format!(
+            "v{version} cannot be promoted from {} to {}: {why}",
+            body.from.to_uppercase(),
+            body.to.to_uppercase()
+        ))
+        .with("gates", promotion["gates"].clone()));
+    }
+    let (Some(record), Some(digest)) = (promoted, digest) else {
+        return Err(ApiError::internal(
+            "the gates passed without an upstream image; refusing to promote",
+        ));
+    };
+    let image = pinned(&record, &digest)?;
+    let pushed_at = match record.image_pushed_at {
+        Some(t) => Some(t),
+        None => deps
+            .images
+            .pushed_at(&service.repository, &digest)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "push time unknown; lead time will not count this release");
+                None
+            }),
+    };
+    let start = requests::StartBody {
+        service: body.service.clone(),
+        environment: body.to.clone(),
+        version: body.version.clone(),
+        image: image.clone(),
+        image_digest: Some(digest.clone()),
+    };
+    let id = requests::new_deployment_id(
+        call.idempotency_key.as_deref(),
+        call.request_id.as_deref(),
+        &start,
+        deps.clock.now(),
+    )?;
+    let started = shared::start::start(
+        &deps.start_deps(),
+        &StartRequest {
+            deployment_id: id,
+            service: start.service,
+            environment: start.environment,
+            version: start.version,
+            image,
+            image_digest: Some(digest),
+            deployer: call.caller.clone(),
+            gates: Some(checklist),
+            image_pushed_at: pushed_at,
+        },
+    )
+    .await?;
+    let awaiting_approval = target.approval_policy().required;
+    tracing::info!(service = %body.service, %version, from = %body.from, to = %body.to, deployment_id = %started.deployment_id, awaiting_approval, "promotion started");
+    let status_url = format!("{}/deployments/{}", call.base, started.deployment_id);
+    Ok(Reply {
+        status: 202,
+        body: json!({
+            "deployment_id": started.deployment_id,
+            "execution_arn": started.execution_arn,
+            "status_url": status_url,
+            "awaiting_approval": awaiting_approval,
+            "promotion": promotion,
+        }),
+        location: Some(status_url),
+    })
+}
+
+async fn awaiting(deps: &ApiDeps, call: &Call) -> Result<DeploymentRecord, ApiError> {
+    let id = requests::deployment_id(call.param(0))?;
+    let r = deps.store.deployment(&id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "deployment {id} not found; list deployments with GET /deployments?environment=<environment>"
+        ))
+    })?;
+    if r.approval.is_none() {
+        return Err(ApiError::conflict(format!(
+            "deployment {id} is {} and does not wait for approval ({} needs none)",
+            r.phase, r.environment
+        )));
+    }
+    Ok(r)
+}
+
+async fn decide(
+    deps: &ApiDeps,
+    r: &DeploymentRecord,
+    decision: &ApprovalDecision,
+) -> Result<DeploymentRecord, ApiError> {
+    deps.store
+        .decide_approval(&r.id, decision)
+        .await
+        .map_err(|e| match e {
+            AdapterError::ConditionFailed(m) => ApiError::conflict(format!(
+                "{m}; only a deployment waiting for approval can be approved or rejected"
+            )),
+            other => other.into(),
+        })
+}
+
+fn token(r: &DeploymentRecord) -> Result<&str, ApiError> {
+    r.approval
+        .as_ref()
+        .and_then(|a| a.task_token.as_deref())
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "deployment {} waits for approval without a task token; roll it back",
+                r.id
+            ))
+        })
+}
+
+fn resumed(e: AdapterError, id: &str) -> ApiError {
+    match e {
+        AdapterError::ConditionFailed(m) => ApiError::conflict(format!(
+            "deployment {id}'s execution is no longer waiting ({m}); it may have timed out: check GET /deployments/{id}"
+        )),
+        other => other.into(),
+    }
+}
+
+fn decided(r: &DeploymentRecord, state: ApprovalState, reason: Option<&str>) -> Reply {
+    let a = r.approval.as_ref();
+    let mut body = json!({
+        "deployment_id": r.id,
+        "decision": state.as_str(),
+        "by": a.and_then(|a| a.decided_by.clone()),
+        "at": a.and_then(|a| a.decided_at).map(ts),
+        "deployment": views::summary(r),
+    });
+    if let Some(why) = reason {
+        body["reason"] = json!(why);
+    }
+    Reply::ok(body)
+}
+
+/// `POST /deployments/{id}/approve`: records who approved, then resumes the execution. The
+/// person who started a deployment cannot approve it.
+pub async fn approve(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let body = requests::approve(call.body())?;
+    let r = awaiting(deps, call).await?;
+    if r.deployer == call.caller {
+        return Err(ApiError::forbidden(format!(
+            "{} started deployment {}; a different person must approve it",
+            call.caller, r.id
+        )));
+    }
+    let decision = ApprovalDecision {
+        state: ApprovalState::Approved,
+        by: call.caller.clone(),
+        at: deps.clock.now(),
+        comment: body.comment,
+    };
+    let r = decide(deps, &r, &decision).await?;
+    if r.phase == shared::domain::Phase::AwaitingApproval {
+        let output = json!({"approved_by": call.caller});
+        deps.executions
+            .resume(token(&r)?, &output)
+            .await
+            .map_err(|e| resumed(e, &r.id))?;
+    }
+    tracing::warn!(deployment_id = %r.id, approved_by = %call.caller, "deployment approved");
+    Ok(decided(&r, ApprovalState::Approved, None))
+}
+
+/// `POST /deployments/{id}/reject`: records who rejected and why; the execution ends as
+/// NOT_DEPLOYED with that reason, green never having received traffic.
+pub async fn reject(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let body = requests::reject(call.body())?;
+    let reason = body.reason.trim().to_string();
+    let r = awaiting(deps, call).await?;
+    let decision = ApprovalDecision {
+        state: ApprovalState::Rejected,
+        by: call.caller.clone(),
+        at: deps.clock.now(),
+        comment: Some(reason.clone()),
+    };
+    let r = decide(deps, &r, &decision).await?;
+    if r.phase == shared::domain::Phase::AwaitingApproval {
+        deps.executions
+            .fail_task(
+                token(&r)?,
+                "BlueGreen.ApprovalRejected",
+                &format!("rejected by {}: {reason}", call.caller),
+            )
+            .await
+            .map_err(|e| resumed(e, &r.id))?;
+    }
+    tracing::warn!(deployment_id = %r.id, rejected_by = %call.caller, %reason, "deployment rejected");
+    Ok(decided(&r, ApprovalState::Rejected, Some(&reason)))
+}
