@@ -399,14 +399,24 @@ fn follow(ctx: &mut Ctx, api: &dyn Transport, first: Value) -> Result<(), CliErr
         loop {
             let lines: Vec<String> = render::deployment(&ctx.paint, &d)
                 .iter()
-                .flat_map(|l| l.lines().map(str::to_string).collect::<Vec<_>>())
+                .flat_map(|l| l.split('\n').map(str::to_string).collect::<Vec<_>>())
                 .collect();
+            // A blank line separates sections: printed only before a line that is new.
+            let mut gap = false;
             for l in lines {
-                let blank_again = l.is_empty() && printed.last().is_some_and(String::is_empty);
-                if (l.is_empty() && !blank_again) || !printed.contains(&l) {
+                if l.is_empty() {
+                    gap = true;
+                    continue;
+                }
+                if !printed.contains(&l) {
+                    if gap && printed.last().is_some_and(|p| !p.is_empty()) {
+                        ctx.line("")?;
+                        printed.push(String::new());
+                    }
                     ctx.line(&l)?;
                     printed.push(l);
                 }
+                gap = false;
             }
             if s(&d["status"]) != "IN_PROGRESS" {
                 break d;

@@ -214,3 +214,54 @@ pub fn live(
     ctx.lines(&lines)?;
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    #[test]
+    fn bars_fill_with_time_waited_and_finish_with_the_verdict() {
+        let d = json!({
+            "status": "IN_PROGRESS", "phase": "SHIFTING_TRAFFIC", "target_color": "green",
+            "started_at": "2025-01-03T10:00:00Z",
+            "readiness": {"healthy_targets": 3, "registered_targets": 3},
+            "steps": [
+                {"step_index": 0, "shifted_at": "2025-01-03T10:01:00Z"},
+                {"step_index": 1, "shifted_at": "2025-01-03T10:03:00Z"}
+            ],
+            "ledger": [{"kind": "step", "step_index": 0, "verdict": "pass", "error_rate_percent": 0.01}]
+        });
+        let plan = Plan::from_config(
+            &json!({"steps": [10, 25, 100], "timings": {"step_wait_seconds": 120}}),
+        );
+        let bars = bars(&d, &plan, datetime!(2025-01-03 10:03:30 UTC));
+        let view: Vec<(&str, u64, u64, &str, bool)> = bars
+            .iter()
+            .map(|b| (b.label.as_str(), b.pos, b.len, b.message.as_str(), b.done))
+            .collect();
+        assert_eq!(
+            view,
+            vec![
+                ("Deploy", 900, 900, "3/3 targets healthy", true),
+                (
+                    "[10%]",
+                    120,
+                    120,
+                    "Blue: 90% | Green: 10%  ✓ Error rate: 0.01%",
+                    true
+                ),
+                (
+                    "[25%]",
+                    30,
+                    120,
+                    "Blue: 75% | Green: 25%  waiting to evaluate",
+                    false
+                ),
+                ("[100%]", 0, 120, "Blue: 0% | Green: 100%  pending", false),
+                ("Verify", 0, 600, "0 checks", false),
+            ]
+        );
+    }
+}

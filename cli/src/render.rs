@@ -100,6 +100,18 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Vec<String> {
     lines
 }
 
+/// The name in an IAM identity: `alice` for `arn:aws:iam::1:user/alice`, `Role/session` for
+/// an assumed role; anything else as it is.
+pub fn who(deployer: &str) -> String {
+    match deployer.split_once(":user/") {
+        Some((_, name)) => name.rsplit('/').next().unwrap_or(name).to_string(),
+        None => deployer
+            .split_once(":assumed-role/")
+            .map_or(deployer, |(_, rest)| rest)
+            .to_string(),
+    }
+}
+
 /// At most `n` characters, with `…` when cut.
 pub fn clip(text: &str, n: usize) -> String {
     if text.chars().count() <= n {
@@ -123,6 +135,13 @@ fn colors_now(d: &Value) -> Option<(Color, Option<String>, Option<String>)> {
     let previous = opt_s(&d["previous_version"]).map(str::to_string);
     Some(if s(&d["status"]) == "SUCCEEDED" {
         (target, version, previous)
+    } else if s(&d["phase"]) == "AWAITING_APPROVAL" {
+        // Nothing is deployed before the approval: the standby still runs what it ran.
+        (
+            active,
+            previous,
+            opt_s(&d["replaced_version"]).map(str::to_string),
+        )
     } else {
         (active, previous, version)
     })
@@ -175,7 +194,8 @@ pub fn deployment(p: &Paint, d: &Value) -> Vec<String> {
     out.push(String::new());
     let target = color(&d["target_color"]).map_or("target", Color::title);
     let is_rollback = s(&d["strategy"]) == "rollback";
-    if !is_rollback {
+    let awaiting = s(&d["phase"]) == "AWAITING_APPROVAL";
+    if !is_rollback && !awaiting {
         out.push(format!(
             "Phase 1: Deploying v{} to {target} target group...",
             s(&d["version"])
@@ -243,7 +263,9 @@ pub fn deployment(p: &Paint, d: &Value) -> Vec<String> {
         out.push("Phase 3: Verification...".into());
         out.extend(verification(p, &checks));
     }
-    out.push(String::new());
+    if out.last().is_some_and(|l| !l.is_empty()) {
+        out.push(String::new());
+    }
     out.extend(ending(p, d));
     out
 }
@@ -391,7 +413,7 @@ pub fn accepted(p: &Paint, a: &Value, service: &str, version: &str, env: &str) -
             env_title(env)
         ),
         format!("  Execution: {}", s(&a["execution_arn"])),
-        format!("  Follow it:  bluegreen status {id} --follow"),
+        format!("  Follow:    bluegreen status {id} --follow"),
     ]
 }
 
@@ -457,7 +479,7 @@ pub fn gates(p: &Paint, gates: &Value) -> Vec<String> {
             p.fail()
         };
         lines.push(format!(
-            "  {mark} {:<20} {}",
+            "  {mark} {:<22}{}",
             format!("{}:", gate_label(s(&g["gate"]))),
             s(&g["detail"])
         ));
@@ -531,8 +553,8 @@ pub fn history(p: &Paint, env: &str, deployments: &[Value]) -> Vec<String> {
                 status(p, &d["status"]),
                 took(&d["duration_seconds"]),
                 strategy(&d["strategy"]),
-                s(&d["deployer"]).to_string(),
-                clip(opt_s(&d["reason"]).unwrap_or("–"), 60),
+                who(s(&d["deployer"])),
+                clip(opt_s(&d["reason"]).unwrap_or("–"), 48),
                 when(&d["started_at"]),
             ]
         })

@@ -325,6 +325,24 @@ mod tests {
     }
 
     #[test]
+    fn a_local_stack_that_is_not_running_is_unreachable() {
+        // Port 1 (tcpmux) is not served on a development machine: the connection is refused.
+        let local = LocalInvoke {
+            router: "http://127.0.0.1:1".into(),
+            caller: DEFAULT_LOCAL_CALLER.into(),
+        };
+        let e = local.send(&Request::get("/metrics"));
+        assert!(
+            matches!(e, Err(TransportError::Unreachable { .. })),
+            "{e:?}"
+        );
+        let advice = e
+            .err()
+            .map(|e| crate::app::transport_error(&local, e).message);
+        assert!(advice.is_some_and(|m| m.ends_with("start the local stack: make stack-up")));
+    }
+
+    #[test]
     fn in_memory_replays_the_last_answer_and_records_requests() {
         let api = InMemory::new();
         api.on("GET /x", 200, json!(1)).on("GET /x", 200, json!(2));
