@@ -291,7 +291,15 @@ impl Ctx<'_> {
                 return self.refused(&req, &r);
             }
         }
-        let latest = self.latest(api, target, service)?;
+        let latest = self.latest(api, target, service).map_err(|e| {
+            if as_env {
+                e
+            } else {
+                CliError::refused(format!(
+                    "there is no deployment {target:?}, and no environment of that name with deployments: check the id (bluegreen history --env <env>)"
+                ))
+            }
+        })?;
         let req = Request::get(format!("/deployments/{}", s(&latest["deployment_id"])));
         self.fetch(api, &req)
     }
@@ -355,8 +363,29 @@ pub fn deploy(ctx: &mut Ctx, a: &Deploy) -> Result<(), CliError> {
     ctx.human(&lines)?;
     ctx.human(&[String::new()])?;
     let id = s(&accepted["deployment_id"]).to_string();
-    let first = ctx.fetch(&*api, &Request::get(format!("/deployments/{id}")))?;
+    let first = recorded(ctx, &*api, &id)?;
     follow(ctx, &*api, first)
+}
+
+/// How long a started deployment may take to appear: its record is written by the execution's
+/// first phase, a moment after the API accepted it.
+const RECORD_WAIT: Duration = Duration::from_secs(60);
+
+/// The deployment, once its record exists.
+fn recorded(ctx: &mut Ctx, api: &dyn Transport, id: &str) -> Result<Value, CliError> {
+    let get = Request::get(format!("/deployments/{id}"));
+    let mut waited = Duration::ZERO;
+    loop {
+        let r = ctx.call(api, &get)?;
+        if is_success(r.status) {
+            return Ok(r.body);
+        }
+        if r.status != 404 || waited >= RECORD_WAIT {
+            return ctx.refused(&get, &r);
+        }
+        (ctx.sleep)(ctx.settings.interval);
+        waited += ctx.settings.interval;
+    }
 }
 
 pub fn status(
@@ -463,9 +492,17 @@ pub fn rollback(
     }
     let api = ctx.session.api();
     let path = format!("/environments/{environment}/rollback");
-    if let Ok(latest) = ctx.latest(&*api, environment, Some(service)) {
-        let req = Request::get(format!("/deployments/{}", s(&latest["deployment_id"])));
-        let d = ctx.fetch(&*api, &req)?;
+    // The current state is shown when it can be read; the rollback itself does not need it, so
+    // a failure here prints nothing (not even with --output json) and the preview decides.
+    let json = std::mem::replace(&mut ctx.json, false);
+    let state = ctx
+        .latest(&*api, environment, Some(service))
+        .and_then(|latest| {
+            let req = Request::get(format!("/deployments/{}", s(&latest["deployment_id"])));
+            ctx.fetch(&*api, &req)
+        });
+    ctx.json = json;
+    if let Ok(d) = state {
         ctx.human(&render::current_state(&d))?;
     }
     // Without "confirm" the API changes nothing and says what the rollback would do.

@@ -24,7 +24,8 @@ pub struct Global {
     #[arg(long, global = true, env = "BLUEGREEN_ENDPOINT")]
     pub endpoint: Option<String>,
     /// Use the local stack (make stack-up): the api function invoked through its router.
-    #[arg(long, global = true, env = "BLUEGREEN_LOCAL")]
+    /// BLUEGREEN_LOCAL takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, global = true, env = "BLUEGREEN_LOCAL", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
     pub local: bool,
     /// The CloudFormation stack whose ApiUrl output is the endpoint (not looked up: see README).
     #[arg(long, global = true, env = "BLUEGREEN_STACK")]

@@ -225,6 +225,62 @@ fn follow_prints_new_lines_until_the_end_and_fails_on_rollback() {
 }
 
 #[test]
+fn an_id_that_is_neither_a_deployment_nor_an_environment_says_so() {
+    let api = InMemory::new();
+    api.on(
+        "GET /deployments",
+        200,
+        json!({"environment": "x", "deployments": [], "next_cursor": null}),
+    );
+    let r = run(api, &["status", "checkout-prd-typo"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.error
+            .is_some_and(|e| e.contains("there is no deployment \"checkout-prd-typo\""))
+    );
+    let r = run(history_api_empty(), &["troubleshoot", "prd"]);
+    assert!(
+        r.error
+            .is_some_and(|e| e == "no deployments recorded in PRD")
+    );
+}
+
+fn history_api_empty() -> InMemory {
+    let api = InMemory::new();
+    api.on(
+        "GET /deployments",
+        200,
+        json!({"environment": "prd", "deployments": [], "next_cursor": null}),
+    );
+    api
+}
+
+#[test]
+fn rollback_with_json_prints_one_document_even_when_the_state_cannot_be_read() {
+    let api = InMemory::new();
+    api.on(
+        "GET /deployments",
+        503,
+        json!({"error": "Throttled", "message": "slow down"}),
+    );
+    api.on(
+        "POST /environments/prd/rollback",
+        400,
+        json!({"error": "ConfirmationRequired", "message": "Rollback will shift all traffic to Blue (v1.2.0)."}),
+    )
+    .on("POST /environments/prd/rollback", 200, fixture("environment-rollback"));
+    let r = run(
+        api,
+        &["rollback", "prd", "-s", "checkout", "--yes", "-o", "json"],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.error);
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.out).ok(),
+        Some(fixture("environment-rollback"))
+    );
+}
+
+#[test]
 fn follow_with_json_prints_only_the_final_deployment() {
     let api = InMemory::new();
     let get = format!("GET /deployments/{ID}");
@@ -272,6 +328,42 @@ fn deploy_posts_the_release_and_builds_the_image_from_the_registry() {
         )
     );
     insta::assert_snapshot!(r.out);
+}
+
+#[test]
+fn deploy_follow_waits_for_the_record_the_execution_writes() {
+    // GIVEN an API that accepted the deployment but has not recorded it yet
+    let api = InMemory::new();
+    api.on("POST /deployments", 202, fixture("accepted"));
+    let get = format!("GET /deployments/{ID}");
+    api.on(
+        &get,
+        404,
+        json!({"error": "NotFound", "message": "deployment not found"}),
+    )
+    .on(&get, 200, fixture("deployment-succeeded"));
+    // WHEN following it
+    let r = run(
+        api,
+        &[
+            "deploy",
+            "1.3.0",
+            "-s",
+            "checkout",
+            "-e",
+            "prd",
+            "--image",
+            "r/c:1.3.0",
+            "--follow",
+        ],
+    );
+    // THEN the 404 is waited out and the deployment followed to its end
+    assert_eq!(r.code, 0, "{:?}", r.error);
+    assert_eq!(
+        r.lines(),
+        vec!["POST /deployments".to_string(), get.clone(), get]
+    );
+    assert!(r.out.contains("✓ Deployment successful! (12m 45s)"));
 }
 
 #[test]
