@@ -834,6 +834,23 @@ fn metrics_show_environments_dora_and_recent() {
 }
 
 #[test]
+fn metrics_for_an_environment_fall_back_on_an_api_without_the_parameter() {
+    let api = InMemory::new();
+    api.on(
+        "GET /metrics",
+        400,
+        json!({"error": "InvalidRequest", "message": "unknown query parameter \"environment\"; this route accepts days"}),
+    )
+    .on("GET /metrics", 200, fixture("metrics"));
+    let r = run(api, &["metrics", "--env", "prd", "-o", "json"]);
+    assert_eq!(r.code, 0, "{:?}", r.error);
+    assert_eq!(
+        r.lines(),
+        vec!["GET /metrics?days=7&environment=prd", "GET /metrics?days=7"]
+    );
+}
+
+#[test]
 fn troubleshoot_renders_health_ecs_links_and_next_steps() {
     let id = "checkout-prd-1-1-4-1733824800000";
     let api = InMemory::new();
