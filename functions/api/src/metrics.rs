@@ -1,17 +1,17 @@
-//! Deployment metrics of the last N days per environment, and the recent deployments with
-//! their failure reasons. The math is `shared::domain::metrics`; this reads the records.
+//! Deployment metrics of the last N days per environment, DORA's four keys for the production
+//! environment, and the recent deployments with their failure reasons. The math is `shared::domain::metrics`; this reads the records.
 
 use crate::http::{ApiError, Reply};
 use crate::views::{self, ts};
 use crate::{ApiDeps, Call, requests};
 use serde_json::json;
-use shared::domain::metrics::{environment_metrics, recent};
+use shared::domain::metrics::{dora, environment_metrics, production_environment, recent};
 
 /// The recent-deployments list is at most this long.
 pub const RECENT: usize = 20;
 
 pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let days = requests::metrics_days(&call.query)?;
+    let (days, environment) = requests::metrics_query(&call.query)?;
     let to = deps.clock.now();
     let from = to - time::Duration::days(i64::from(days));
     let records = deps.store.deployments_between(from, to).await?;
@@ -20,6 +20,11 @@ pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         "from": ts(from),
         "to": ts(to),
         "environments": environment_metrics(&records),
+        "dora": dora(
+            &records,
+            &environment.unwrap_or_else(|| production_environment(&records)),
+            days
+        ),
         "recent": recent(&records, RECENT).into_iter().map(views::summary).collect::<Vec<_>>(),
     })))
 }

@@ -326,10 +326,13 @@ pub fn history(query: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
     })
 }
 
-/// `GET /metrics?days=7`.
-pub fn metrics_days(query: &[(String, String)]) -> Result<u32, ApiError> {
-    known_params(query, &["days"])?;
-    bounded(query, "days", 1..=90, 7)
+/// `GET /metrics?days=7[&environment=prd]`: the period, and the environment DORA measures.
+pub fn metrics_query(query: &[(String, String)]) -> Result<(u32, Option<String>), ApiError> {
+    known_params(query, &["days", "environment"])?;
+    let environment = param(query, "environment")
+        .map(|e| name("environment", e))
+        .transpose()?;
+    Ok((bounded(query, "days", 1..=90, 7)?, environment))
 }
 
 /// A version in a path: semantic versioning, as releases are named.
@@ -629,11 +632,15 @@ mod tests {
         ] {
             assert!(history(&bad).is_err_and(|e| e.status == 400), "{bad:?}");
         }
-        assert_eq!(metrics_days(&q(&[])), Ok(7));
-        assert_eq!(metrics_days(&q(&[("days", "90")])), Ok(90));
+        assert_eq!(metrics_query(&q(&[])), Ok((7, None)));
+        assert_eq!(
+            metrics_query(&q(&[("days", "90"), ("environment", "prd")])),
+            Ok((90, Some("prd".to_string())))
+        );
         for bad in ["0", "91", "-1", "7.5"] {
-            assert!(metrics_days(&q(&[("days", bad)])).is_err(), "{bad}");
+            assert!(metrics_query(&q(&[("days", bad)])).is_err(), "{bad}");
         }
+        assert!(metrics_query(&q(&[("environment", "p r d")])).is_err());
     }
 
     fn assert_4xx_json(e: &ApiError) {
@@ -717,7 +724,7 @@ mod tests {
                 0..4)
         ) {
             if let Err(e) = history(&pairs) { assert_4xx_json(&e); }
-            if let Err(e) = metrics_days(&pairs) { assert_4xx_json(&e); }
+            if let Err(e) = metrics_query(&pairs) { assert_4xx_json(&e); }
         }
 
         /// A valid body with one field replaced by a value of the wrong type is refused.

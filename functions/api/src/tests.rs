@@ -908,11 +908,23 @@ async fn metrics_summarise_each_environment_and_list_recent_failures() {
         r.body["environments"],
         json!([
             {"environment": "dev", "deployments": 2, "succeeded": 1, "failed": 1, "rolled_back": 0,
-             "in_progress": 0, "mttr_seconds": 600, "success_rate_percent": 50.0},
+             "in_progress": 0, "not_deployed": 0, "average_duration_seconds": 300,
+             "mttr_seconds": 600, "success_rate_percent": 50.0},
             {"environment": "prd", "deployments": 1, "succeeded": 1, "failed": 0, "rolled_back": 0,
-             "in_progress": 0, "mttr_seconds": null, "success_rate_percent": 100.0},
+             "in_progress": 0, "not_deployed": 0, "average_duration_seconds": 300,
+             "mttr_seconds": null, "success_rate_percent": 100.0},
         ])
     );
+    // DORA for prd: one release in 7 days, no push time known, nothing failed
+    assert_eq!(
+        r.body["dora"],
+        json!({"environment": "prd", "deployments": 1, "deployment_frequency_per_day": 1.0 / 7.0,
+               "lead_time_seconds": null, "change_failure_rate_percent": 0.0,
+               "time_to_restore_seconds": null})
+    );
+    let dev = send(&d, ev("GET", "/metrics").query(&[("days", "7"), ("environment", "dev")])).await;
+    assert_eq!(dev.body["dora"]["change_failure_rate_percent"], json!(50.0));
+    assert_eq!(dev.body["dora"]["time_to_restore_seconds"], json!(600));
     let recent: Vec<(&str, &str)> = r.body["recent"]
         .as_array()
         .unwrap()
