@@ -95,6 +95,15 @@ impl FakeTargetHealth {
                 registered,
                 healthy,
                 problems,
+                targets: (0..registered)
+                    .map(|i| crate::ports::TargetState {
+                        id: format!("10.0.0.{i}"),
+                        port: Some(8080),
+                        state: if i < healthy { "healthy" } else { "unhealthy" }.into(),
+                        reason: (i >= healthy).then(|| "Target.FailedHealthChecks".into()),
+                        description: (i >= healthy).then(|| "Health checks failed".into()),
+                    })
+                    .collect(),
             },
         );
     }
@@ -186,6 +195,8 @@ pub struct FakeCompute {
     pub deploys: Mutex<Vec<(String, String)>>,
     /// service name -> readiness returned (ready with desired 2 when absent)
     pub readiness: Mutex<HashMap<String, Readiness>>,
+    /// service name -> its stopped tasks
+    pub stopped: Mutex<HashMap<String, Vec<crate::ports::StoppedTask>>>,
 }
 
 impl FakeCompute {
@@ -240,6 +251,21 @@ impl ComputePlatform for FakeCompute {
                 desired: 2,
                 reasons: vec![],
             }))
+    }
+    async fn diagnose(
+        &self,
+        svc: &ServiceRef,
+    ) -> Result<crate::ports::ServiceDiagnosis, AdapterError> {
+        let r = self.readiness(svc, "").await?;
+        Ok(crate::ports::ServiceDiagnosis {
+            running: r.running,
+            desired: r.desired,
+            stopped_tasks: lock(&self.stopped)
+                .get(&svc.service)
+                .cloned()
+                .unwrap_or_default(),
+            events: r.reasons.iter().map(|m| (None, m.clone())).collect(),
+        })
     }
 }
 

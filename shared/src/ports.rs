@@ -36,6 +36,19 @@ pub struct TargetHealthReport {
     pub healthy: u32,
     /// One line per unhealthy target: id, state, reason and description.
     pub problems: Vec<String>,
+    /// Every registered target, healthy or not (for troubleshooting).
+    pub targets: Vec<TargetState>,
+}
+
+/// One registered target as the load balancer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetState {
+    pub id: String,
+    pub port: Option<i32>,
+    /// `healthy`, `unhealthy`, `initial`, `draining`, …
+    pub state: String,
+    pub reason: Option<String>,
+    pub description: Option<String>,
 }
 
 #[async_trait]
@@ -74,6 +87,25 @@ pub struct ServiceRef {
     pub container: Option<String>,
 }
 
+/// A stopped task: why it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedTask {
+    pub task_arn: String,
+    pub stopped_reason: String,
+    pub stopped_at: Option<OffsetDateTime>,
+}
+
+/// What a service looks like when someone asks why a deployment went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceDiagnosis {
+    pub running: u32,
+    pub desired: u32,
+    /// The most recently stopped tasks, newest first.
+    pub stopped_tasks: Vec<StoppedTask>,
+    /// The service's latest events, newest first.
+    pub events: Vec<(Option<OffsetDateTime>, String)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Readiness {
     pub ready: bool,
@@ -93,6 +125,8 @@ pub trait ComputePlatform: Send + Sync {
     async fn deploy_image(&self, svc: &ServiceRef, image: &str) -> Result<String, AdapterError>;
     /// Whether the revision's rollout is complete.
     async fn readiness(&self, svc: &ServiceRef, revision: &str) -> Result<Readiness, AdapterError>;
+    /// Task counts, recently stopped tasks with their reasons, and the latest service events.
+    async fn diagnose(&self, svc: &ServiceRef) -> Result<ServiceDiagnosis, AdapterError>;
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,7 @@ mod promotions;
 pub mod requests;
 pub mod routes;
 mod services;
+mod troubleshoot;
 mod views;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -145,6 +146,7 @@ async fn dispatch(
         Route::Promote => promotions::promote(deps, &call).await,
         Route::Approve => promotions::approve(deps, &call).await,
         Route::Reject => promotions::reject(deps, &call).await,
+        Route::Troubleshoot => troubleshoot::get(deps, &call).await,
     }
 }
 

@@ -19,6 +19,7 @@ pub enum Route {
     Promote,
     Approve,
     Reject,
+    Troubleshoot,
 }
 
 /// (method, path template, route). `{name}` matches one non-empty segment.
@@ -63,6 +64,7 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/promotions", Route::Promote),
     ("POST", "/deployments/{id}/approve", Route::Approve),
     ("POST", "/deployments/{id}/reject", Route::Reject),
+    ("GET", "/deployments/{id}/troubleshoot", Route::Troubleshoot),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +159,11 @@ mod tests {
             ),
             ("GET", "/", Matched::NotFound),
             ("GET", "/deployments/d-1/steps", Matched::NotFound),
+            (
+                "GET",
+                "/deployments/d-1/troubleshoot",
+                Matched::Found(Route::Troubleshoot, vec!["d-1".into()]),
+            ),
             ("GET", "/environments/prd", Matched::NotFound),
         ];
         for (method, path, expected) in cases {

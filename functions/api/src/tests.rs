@@ -922,7 +922,11 @@ async fn metrics_summarise_each_environment_and_list_recent_failures() {
                "lead_time_seconds": null, "change_failure_rate_percent": 0.0,
                "time_to_restore_seconds": null})
     );
-    let dev = send(&d, ev("GET", "/metrics").query(&[("days", "7"), ("environment", "dev")])).await;
+    let dev = send(
+        &d,
+        ev("GET", "/metrics").query(&[("days", "7"), ("environment", "dev")]),
+    )
+    .await;
     assert_eq!(dev.body["dora"]["change_failure_rate_percent"], json!(50.0));
     assert_eq!(dev.body["dora"]["time_to_restore_seconds"], json!(600));
     let recent: Vec<(&str, &str)> = r.body["recent"]
@@ -1625,4 +1629,118 @@ mod promotion {
         );
         assert!(w.executions.resumed.lock().unwrap().is_empty());
     }
+}
+
+// ---------------------------------------------------------------- GET /deployments/{id}/troubleshoot
+
+#[tokio::test]
+async fn troubleshoot_shows_why_green_failed_and_what_to_do_next() {
+    let (w, d) = world().await;
+    let mut r = sample::record(Phase::DeployingGreen);
+    r.finish(
+        Phase::Failed,
+        datetime!(2025-01-03 10:15:00 UTC),
+        Some("health check timeout: Green did not become healthy within 900s".into()),
+    );
+    w.store.records.lock().unwrap().insert(r.id.clone(), r);
+    w.targets.set(&sample::tg(sample::GREEN_TG), 3, 1);
+    w.compute.stopped.lock().unwrap().insert(
+        "checkout-green".into(),
+        vec![shared::ports::StoppedTask {
+            task_arn: "arn:aws:ecs:us-east-1:123456789012:task/checkout-dev/0f1e".into(),
+            stopped_reason: "Essential container in task exited".into(),
+            stopped_at: None,
+        }],
+    );
+    let res = send(
+        &d,
+        ev(
+            "GET",
+            &format!("/deployments/{}/troubleshoot", sample::DEPLOYMENT_ID),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let b = &res.body;
+    assert_eq!(
+        b["failure_reason"],
+        "health check timeout: Green did not become healthy within 900s"
+    );
+    assert_eq!(
+        b["target_health"][0]["color"], "green",
+        "the new color first"
+    );
+    assert_eq!(
+        (
+            b["target_health"][0]["healthy"].as_u64(),
+            b["target_health"][0]["registered"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    assert_eq!(
+        b["target_health"][0]["targets"][2]["reason"],
+        "Target.FailedHealthChecks"
+    );
+    assert_eq!(b["ecs"][0]["service"], "checkout-green");
+    assert_eq!(
+        b["ecs"][0]["stopped_tasks"][0]["stopped_reason"],
+        "Essential container in task exited"
+    );
+    assert!(
+        b["links"]["execution"]
+            .as_str()
+            .unwrap()
+            .contains("region=us-east-1")
+    );
+    let steps: Vec<&str> = b["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        steps[0].contains("Essential container in task exited"),
+        "{steps:?}"
+    );
+    assert!(
+        steps[1].contains("10.0.0.1 Target.FailedHealthChecks"),
+        "{steps:?}"
+    );
+    assert!(steps[2].contains("Blue keeps serving v1.2.0"), "{steps:?}");
+    assert!(w.router.writes().is_empty(), "read-only");
+}
+
+#[tokio::test]
+async fn troubleshoot_answers_even_when_a_part_cannot_be_read() {
+    let (w, d) = world().await;
+    let mut r = sample::record(Phase::DeployingGreen);
+    r.environment = "gone".into();
+    w.store.records.lock().unwrap().insert(r.id.clone(), r);
+    let res = send(
+        &d,
+        ev(
+            "GET",
+            &format!("/deployments/{}/troubleshoot", sample::DEPLOYMENT_ID),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        res.body["ecs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no longer in the registry")
+    );
+    assert!(
+        res.body["next_steps"][0]
+            .as_str()
+            .unwrap()
+            .contains("bluegreen status")
+    );
+    assert_eq!(
+        send(&d, ev("GET", "/deployments/nope/troubleshoot"))
+            .await
+            .status,
+        404
+    );
 }

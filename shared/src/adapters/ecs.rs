@@ -3,11 +3,12 @@
 
 use super::map_sdk_error;
 use crate::error::AdapterError;
-use crate::ports::{ComputePlatform, Readiness, ServiceRef};
+use crate::ports::{ComputePlatform, Readiness, ServiceDiagnosis, ServiceRef, StoppedTask};
 use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentRolloutState, Service, Tag, TaskDefinition, TaskDefinitionField,
+    ContainerDefinition, DeploymentRolloutState, DesiredStatus, Service, Tag, TaskDefinition,
+    TaskDefinitionField,
 };
 
 const SERVICE_NOT_FOUND: &[&str] = &["ClusterNotFoundException", "ServiceNotFoundException"];
@@ -305,6 +306,66 @@ impl ComputePlatform for EcsPlatform {
             reasons,
         })
     }
+
+    async fn diagnose(&self, svc: &ServiceRef) -> Result<ServiceDiagnosis, AdapterError> {
+        let service = self.service(svc).await?;
+        let count = |n: i32| u32::try_from(n).unwrap_or(0);
+        let events = service
+            .events()
+            .iter()
+            .take(DIAGNOSIS_EVENTS)
+            .filter_map(|e| Some((e.created_at().and_then(to_time), e.message()?.to_string())))
+            .collect();
+        let stopped = self
+            .client
+            .list_tasks()
+            .cluster(&svc.cluster)
+            .service_name(&svc.service)
+            .desired_status(DesiredStatus::Stopped)
+            .max_results(DIAGNOSIS_TASKS)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("ListTasks", e, SERVICE_NOT_FOUND))?;
+        let arns = stopped.task_arns().to_vec();
+        let mut stopped_tasks = Vec::new();
+        if !arns.is_empty() {
+            let tasks = self
+                .client
+                .describe_tasks()
+                .cluster(&svc.cluster)
+                .set_tasks(Some(arns))
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("DescribeTasks", e, SERVICE_NOT_FOUND))?;
+            stopped_tasks = tasks
+                .tasks()
+                .iter()
+                .map(|t| StoppedTask {
+                    task_arn: t.task_arn().unwrap_or("unknown task").to_string(),
+                    stopped_reason: t
+                        .stopped_reason()
+                        .unwrap_or("no reason recorded")
+                        .to_string(),
+                    stopped_at: t.stopped_at().and_then(to_time),
+                })
+                .collect();
+            stopped_tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at));
+        }
+        Ok(ServiceDiagnosis {
+            running: count(service.running_count),
+            desired: count(service.desired_count),
+            stopped_tasks,
+            events,
+        })
+    }
+}
+
+/// How many of the latest service events and stopped tasks a diagnosis carries.
+const DIAGNOSIS_EVENTS: usize = 5;
+const DIAGNOSIS_TASKS: i32 = 5;
+
+fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()
 }
 
 #[cfg(test)]
@@ -718,5 +779,80 @@ mod tests {
         });
         let err = platform(&[&rule]).current_image(&svc(None)).await;
         assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn diagnose_reads_counts_events_and_why_recent_tasks_stopped() {
+        use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+        use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+        use aws_sdk_ecs::types::{Service, Task};
+        use aws_smithy_types::DateTime;
+        let services = mock!(Client::describe_services).then_output(|| {
+            DescribeServicesOutput::builder()
+                .services(
+                    Service::builder()
+                        .service_name(SERVICE)
+                        .running_count(1)
+                        .desired_count(3)
+                        .events(
+                            ServiceEvent::builder()
+                                .created_at(DateTime::from_secs(1_735_898_460))
+                                .message("(service checkout-dev-green) (task 0f1e) failed ELB health checks")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let list = mock!(Client::list_tasks)
+            .match_requests(|r| {
+                r.cluster() == Some(CLUSTER)
+                    && r.service_name() == Some(SERVICE)
+                    && r.desired_status() == Some(&DesiredStatus::Stopped)
+            })
+            .then_output(|| {
+                ListTasksOutput::builder()
+                    .task_arns("arn:task/0f1e")
+                    .task_arns("arn:task/0a0b")
+                    .build()
+            });
+        let describe = mock!(Client::describe_tasks)
+            .match_requests(|r| r.tasks().len() == 2)
+            .then_output(|| {
+                DescribeTasksOutput::builder()
+                    .tasks(
+                        Task::builder()
+                            .task_arn("arn:task/0a0b")
+                            .stopped_reason("Scaling activity initiated by deployment")
+                            .stopped_at(DateTime::from_secs(1_735_898_000))
+                            .build(),
+                    )
+                    .tasks(
+                        Task::builder()
+                            .task_arn("arn:task/0f1e")
+                            .stopped_reason("Essential container in task exited")
+                            .stopped_at(DateTime::from_secs(1_735_898_400))
+                            .build(),
+                    )
+                    .build()
+            });
+        let d = platform(&[&services, &list, &describe])
+            .diagnose(&svc(None))
+            .await
+            .unwrap();
+        assert_eq!((d.running, d.desired), (1, 3));
+        assert_eq!(
+            d.stopped_tasks
+                .iter()
+                .map(|t| t.stopped_reason.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "Essential container in task exited",
+                "Scaling activity initiated by deployment"
+            ],
+            "newest first"
+        );
+        assert_eq!(d.events.len(), 1);
+        assert!(d.events[0].1.contains("failed ELB health checks"));
     }
 }

@@ -4,7 +4,7 @@
 use super::map_sdk_error;
 use crate::domain::{LoadBalancerTarget, TargetGroupArn, TrafficSplit};
 use crate::error::AdapterError;
-use crate::ports::{ForwardTarget, TargetHealth, TargetHealthReport, TrafficRouter};
+use crate::ports::{ForwardTarget, TargetHealth, TargetHealthReport, TargetState, TrafficRouter};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -265,6 +265,19 @@ impl TargetHealth for AlbRouter {
             report.registered += 1;
             let health = d.target_health();
             let state = health.and_then(|h| h.state());
+            report.targets.push(TargetState {
+                id: d
+                    .target()
+                    .and_then(|t| t.id())
+                    .unwrap_or("unknown target")
+                    .to_string(),
+                port: d.target().and_then(|t| t.port()),
+                state: state.map_or("unknown", |s| s.as_str()).to_string(),
+                reason: health
+                    .and_then(|h| h.reason())
+                    .map(|r| r.as_str().to_string()),
+                description: health.and_then(|h| h.description()).map(str::to_string),
+            });
             if state == Some(&TargetHealthStateEnum::Healthy) {
                 report.healthy += 1;
                 continue;
@@ -677,6 +690,29 @@ mod tests {
                     "10.0.1.5:8080 unhealthy (Target.FailedHealthChecks: Health checks failed)"
                         .into(),
                     "10.0.1.6:8080 initial (Elb.RegistrationInProgress)".into(),
+                ],
+                targets: vec![
+                    TargetState {
+                        id: "10.0.1.4".into(),
+                        port: Some(8080),
+                        state: "healthy".into(),
+                        reason: None,
+                        description: None,
+                    },
+                    TargetState {
+                        id: "10.0.1.5".into(),
+                        port: Some(8080),
+                        state: "unhealthy".into(),
+                        reason: Some("Target.FailedHealthChecks".into()),
+                        description: Some("Health checks failed".into()),
+                    },
+                    TargetState {
+                        id: "10.0.1.6".into(),
+                        port: Some(8080),
+                        state: "initial".into(),
+                        reason: Some("Elb.RegistrationInProgress".into()),
+                        description: None,
+                    },
                 ],
             }
         );

@@ -1,0 +1,245 @@
+//! Troubleshooting one deployment: both colors' target health with reasons, the ECS services'
+//! counts, recently stopped tasks and events, the failure reason, where the logs and metrics are,
+//! and what to do next. Read-only. Each part that cannot be read says why instead of failing
+//! the whole answer: troubleshooting is most needed when something is broken.
+
+use crate::http::{ApiError, Reply};
+use crate::views::{self, ts};
+use crate::{ApiDeps, Call, requests};
+use serde_json::{Value, json};
+use shared::domain::{Color, DeploymentRecord, DeploymentStatus, Phase};
+use shared::ports::{ServiceRef, TargetHealthReport};
+
+fn region_of(arn: &str) -> &str {
+    arn.split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("us-east-1")
+}
+
+/// The prefix the stack gave every function: this function's name without `api`.
+fn function_prefix() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .and_then(|n| n.strip_suffix("api").map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn health_view(color: Color, tg: &str, report: Result<TargetHealthReport, String>) -> Value {
+    match report {
+        Ok(r) => json!({
+            "color": color,
+            "target_group_arn": tg,
+            "healthy": r.healthy,
+            "registered": r.registered,
+            "targets": r.targets.iter().map(|t| json!({
+                "id": t.id, "port": t.port, "state": t.state,
+                "reason": t.reason, "description": t.description,
+            })).collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({"color": color, "target_group_arn": tg, "error": e}),
+    }
+}
+
+async fn target_health(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
+    let targets = deps.access.targets(r.role_arn.as_deref()).await;
+    let mut out = vec![];
+    // the new color first: that is where deployments go wrong
+    for color in [r.target_color, r.active_color] {
+        let tg = r.traffic.target_group(color);
+        let report = match &targets {
+            Ok(t) => t.target_health(tg).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(health_view(color, tg.as_str(), report));
+    }
+    out
+}
+
+async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
+    // The compute wiring is in the registry (the record keeps only the traffic wiring).
+    let config = match deps
+        .registry
+        .environment_config(&r.service, &r.environment)
+        .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return vec![json!({"error": format!(
+                "{}/{} is no longer in the registry", r.service, r.environment
+            )})];
+        }
+        Err(e) => return vec![json!({"error": e.to_string()})],
+    };
+    let compute = match deps.access.compute(r.role_arn.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return vec![json!({"error": e.to_string()})],
+    };
+    let shared::contracts::ComputeConfig::Ecs {
+        cluster, container, ..
+    } = &config.compute;
+    let mut out = vec![];
+    for color in [r.target_color, r.active_color] {
+        let svc = ServiceRef {
+            cluster: cluster.clone(),
+            service: config.compute.service(color).to_string(),
+            container: container.clone(),
+        };
+        let mut view = json!({"color": color, "cluster": svc.cluster, "service": svc.service});
+        match compute.diagnose(&svc).await {
+            Ok(d) => {
+                view["running"] = json!(d.running);
+                view["desired"] = json!(d.desired);
+                view["stopped_tasks"] = d
+                    .stopped_tasks
+                    .iter()
+                    .map(|t| {
+                        json!({"task_arn": t.task_arn, "stopped_reason": t.stopped_reason,
+                               "stopped_at": t.stopped_at.map(ts)})
+                    })
+                    .collect();
+                view["events"] = d
+                    .events
+                    .iter()
+                    .map(|(at, m)| json!({"at": at.map(ts), "message": m}))
+                    .collect();
+            }
+            Err(e) => view["error"] = json!(e.to_string()),
+        }
+        out.push(view);
+    }
+    out
+}
+
+/// What a person should do next, from what is known.
+fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<String> {
+    let mut steps = vec![];
+    let new = r.target_color.title();
+    let unhealthy: Vec<String> = health
+        .first()
+        .and_then(|h| h["targets"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|t| t["state"] != "healthy")
+        .filter_map(|t| {
+            t["reason"]
+                .as_str()
+                .map(|reason| format!("{} {}", t["id"].as_str().unwrap_or("?"), reason))
+        })
+        .collect();
+    let stopped = ecs
+        .first()
+        .and_then(|s| s["stopped_tasks"].as_array())
+        .and_then(|t| t.first())
+        .and_then(|t| t["stopped_reason"].as_str());
+    match r.status {
+        DeploymentStatus::InProgress if r.phase == Phase::AwaitingApproval => steps.push(format!(
+            "{new} is ready with no traffic and waits for approval: bluegreen approve {id} (or reject {id} --reason …)",
+            id = r.id
+        )),
+        DeploymentStatus::InProgress => {
+            steps.push(format!("Follow it: bluegreen status {} --follow", r.id));
+            steps.push(format!(
+                "Stop it and restore {}: bluegreen rollback {} --service {}",
+                r.active_color.title(),
+                r.environment,
+                r.service
+            ));
+        }
+        DeploymentStatus::Succeeded => steps.push(format!(
+            "Nothing to fix: {} serves v{}; {} keeps v{} for instant rollback (bluegreen rollback {} --service {})",
+            r.target_color.title(),
+            r.version,
+            r.active_color.title(),
+            r.previous_version.as_deref().unwrap_or("?"),
+            r.environment,
+            r.service
+        )),
+        DeploymentStatus::NotDeployed => steps.push(format!(
+            "Nothing changed for users. Promote v{} again when it is ready to be approved.",
+            r.version
+        )),
+        DeploymentStatus::Failed | DeploymentStatus::RolledBack => {
+            if let Some(why) = stopped {
+                steps.push(format!(
+                    "Read the stopped task's container logs: the task stopped with \"{why}\""
+                ));
+            }
+            if !unhealthy.is_empty() {
+                steps.push(format!(
+                    "Check {new}'s health check (path, port, expected codes): {}",
+                    unhealthy.join(", ")
+                ));
+            }
+            if r.status == DeploymentStatus::RolledBack {
+                steps.push(format!(
+                    "Read the numbers behind the rollback: bluegreen status {}",
+                    r.id
+                ));
+                steps.push(format!(
+                    "v{} is quarantined; fix and release a new version, or clear it with a reason (POST /versions/{}/quarantine/clear)",
+                    r.version, r.version
+                ));
+            } else {
+                steps.push(format!(
+                    "Fix and release a new version; {} keeps serving v{}",
+                    r.active_color.title(),
+                    r.previous_version.as_deref().unwrap_or("the previous version")
+                ));
+            }
+        }
+    }
+    steps
+}
+
+/// `GET /deployments/{id}/troubleshoot`.
+pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
+    let id = requests::deployment_id(call.param(0))?;
+    let r = deps.store.deployment(&id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "deployment {id} not found; list deployments with GET /deployments?environment=<environment>"
+        ))
+    })?;
+    let health = target_health(deps, &r).await;
+    let ecs = services(deps, &r).await;
+    let region = region_of(if r.execution_arn.is_empty() {
+        r.traffic.blue_target_group_arn.as_str()
+    } else {
+        &r.execution_arn
+    })
+    .to_string();
+    let prefix = function_prefix();
+    let logs: Vec<String> = [
+        "deploy-green",
+        "shift-traffic",
+        "evaluate",
+        "finalize",
+        "rollback",
+    ]
+    .iter()
+    .map(|f| format!("/aws/lambda/{prefix}{f}"))
+    .collect();
+    let execution = (!r.execution_arn.is_empty()).then(|| {
+        format!(
+            "https://console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{}",
+            r.execution_arn
+        )
+    });
+    let failure_reason = match r.status {
+        DeploymentStatus::Succeeded => None,
+        _ => r.reason.clone(),
+    };
+    let next = next_steps(&r, &health, &ecs);
+    Ok(Reply::ok(json!({
+        "deployment": views::summary(&r),
+        "failure_reason": failure_reason,
+        "target_health": health,
+        "ecs": ecs,
+        "links": {
+            "execution": execution,
+            "logs": logs,
+            "metrics": format!("https://console.aws.amazon.com/cloudwatch/home?region={region}#metricsV2:graph=~();namespace=AWS/ApplicationELB"),
+        },
+        "next_steps": next,
+    })))
+}
