@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod config;
 pub mod contracts;
 pub mod domain;
+pub mod emf;
 pub mod error;
 pub mod ports;
 pub mod registry;

@@ -53,6 +53,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
             updated_at: now,
         };
         deps.store.finish(&record, &env).await?;
+        shared::emf::emit(&record);
         tracing::info!(
             active = %record.target_color,
             version = %record.version,
