@@ -604,9 +604,10 @@ fn the_alarms_the_reference_pipeline_names_notify_the_topic() {
     // the metric names the EMF module writes are the ones the alarms read
     let text = read("template.yaml");
     for metric in [
-        "DeploymentsFailed",
-        "DeploymentsRolledBack",
-        "DeploymentDuration",
+        shared::emf::SUCCEEDED,
+        shared::emf::FAILED,
+        shared::emf::ROLLED_BACK,
+        shared::emf::DURATION,
     ] {
         assert!(text.contains(metric), "{metric}");
     }
