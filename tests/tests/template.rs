@@ -10,19 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-/// Function crates issue 4 adds (the template already deploys them). Once a crate exists the
-/// test below fails, asking for its name to be removed here.
-const PENDING_FUNCTIONS: &[&str] = &["request-approval"];
-
-/// API routes issue 4 adds to the handler and its openapi.json; same expiry as above.
-const PENDING_ROUTES: &[(&str, &str)] = &[
-    ("POST", "/deployments/{id}/approve"),
-    ("POST", "/deployments/{id}/reject"),
-    ("POST", "/promotions"),
-    ("POST", "/versions/{version}/evidence"),
-    ("DELETE", "/versions/{version}/quarantine"),
-];
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -434,16 +421,7 @@ fn every_function_crate_is_built_and_deployed() {
         .unwrap_or_else(|e| panic!("{e}"))
         .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
         .collect();
-    for pending in PENDING_FUNCTIONS {
-        assert!(
-            !crates.contains(*pending),
-            "functions/{pending} exists now: remove it from PENDING_FUNCTIONS"
-        );
-    }
-    let expected: BTreeSet<String> = crates
-        .into_iter()
-        .chain(PENDING_FUNCTIONS.iter().map(|s| s.to_string()))
-        .collect();
+    let expected: BTreeSet<String> = crates.into_iter().collect();
     assert_eq!(binaries, expected);
 }
 
@@ -538,16 +516,7 @@ fn the_api_routes_are_the_handlers_routes() {
                 .map(move |m| format!("{} {path}", m.to_uppercase()))
         })
         .collect();
-    for (method, path) in PENDING_ROUTES {
-        assert!(
-            !documented.contains(&format!("{method} {path}")),
-            "{method} {path} is in openapi.json now: remove it from PENDING_ROUTES"
-        );
-    }
-    let expected: BTreeSet<String> = documented
-        .into_iter()
-        .chain(PENDING_ROUTES.iter().map(|(m, p)| format!("{m} {p}")))
-        .collect();
+    let expected: BTreeSet<String> = documented.into_iter().collect();
     let deployed: BTreeSet<String> = api_routes(&template())
         .into_iter()
         .map(|(route, _, _)| route)
