@@ -81,6 +81,15 @@ impl Environment {
     }
 }
 
+/// An image pushed to the local ECR.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushedImage {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub image: String,
+}
+
 /// How a deployment's execution ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionEnd {
@@ -196,6 +205,17 @@ impl LocalStack {
             .current_dir(&self.root);
         let v = run_json(&mut cmd)?;
         Ok(serde_json::from_value(v)?)
+    }
+
+    /// Pushes `service:tag` to ECR and scans it (as CI's push and ECR's scan on push would);
+    /// returns the pushed image with its digest.
+    pub fn push_image(&self, service: &str, tag: &str) -> Result<PushedImage> {
+        let mut cmd = Command::new(python(&self.root));
+        cmd.arg(self.root.join("local-stack/provision.py"))
+            .args(["image", "--service", service, "--tag", tag])
+            .env("BLUEGREEN_LOCAL_ENDPOINT", &self.endpoint)
+            .current_dir(&self.root);
+        Ok(serde_json::from_value(run_json(&mut cmd)?)?)
     }
 
     /// POSTs a scenario control to the router (`/_local/...`).
@@ -373,6 +393,18 @@ impl LocalStack {
 
     /// Registers `env` (and its service) through the API, with `timings` in seconds.
     pub fn register(&self, env: &Environment, timings: Value, caller: &str) -> Result<()> {
+        self.register_with(env, timings, json!({}), caller)
+    }
+
+    /// As [`Self::register`], with more fields of the environment's configuration (`extra`,
+    /// e.g. `{"approval": {"required": true, "timeout_seconds": 60}}`).
+    pub fn register_with(
+        &self,
+        env: &Environment,
+        timings: Value,
+        extra: Value,
+        caller: &str,
+    ) -> Result<()> {
         let service = self.api(
             "PUT",
             &format!("/services/{}", env.service),
@@ -402,6 +434,10 @@ impl LocalStack {
             "alarms": env.alarm_names,
             "timings": timings,
         });
+        let mut config = config;
+        if let (Some(c), Some(x)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(x.clone());
+        }
         let put = self.api(
             "PUT",
             &format!("/services/{}/environments/{}", env.service, env.environment),
@@ -473,7 +509,11 @@ pub fn ecr_push_event(repository: &str, tag: &str, digest: &str) -> Value {
         "detail-type": "ECR Image Action",
         "source": "aws.ecr",
         "account": "123456789012",
-        "time": "2025-01-03T10:00:00Z",
+        // now: the push time is where lead time for changes starts
+        "time": time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
         "region": "us-east-1",
         "resources": [],
         "detail": {

@@ -258,8 +258,13 @@ pub struct Progress {
 pub struct CaughtError {
     #[serde(rename = "Error")]
     pub error: String,
-    #[serde(rename = "Cause", default)]
+    /// Absent or null when the failure carried none (SendTaskFailure without a cause).
+    #[serde(rename = "Cause", default, deserialize_with = "null_as_empty")]
     pub cause: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl CaughtError {

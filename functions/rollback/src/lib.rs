@@ -36,11 +36,30 @@ fn outcome(phase: Phase) -> NextAction {
     }
 }
 
-/// An approval wait that ran out: the approval is marked TIMED_OUT, and that is the reason.
-async fn approval_timed_out(
+/// Why a deployment waiting for approval ends: the rejection recorded with it (who and why),
+/// or a timeout, which this marks on the approval. `None` when it was not waiting.
+async fn approval_outcome(
     deps: &Deps,
     state: &ExecutionState,
 ) -> Result<Option<String>, PhaseError> {
+    let Some(record) = deps.store.deployment(&state.deployment_id).await? else {
+        return Ok(None);
+    };
+    if record.phase != Phase::AwaitingApproval {
+        return Ok(None);
+    }
+    let never = format!("{} never received traffic", record.target_color.title());
+    if let Some(a) = record
+        .approval
+        .as_ref()
+        .filter(|a| a.state == ApprovalState::Rejected)
+    {
+        return Ok(Some(format!(
+            "rejected by {}: {}",
+            a.decided_by.as_deref().unwrap_or("unknown"),
+            a.comment.as_deref().unwrap_or("no reason given")
+        )));
+    }
     let timed_out = state
         .error
         .as_ref()
@@ -48,12 +67,6 @@ async fn approval_timed_out(
     let Some(timeout) = state.request.approval_timeout_seconds.filter(|_| timed_out) else {
         return Ok(None);
     };
-    let Some(record) = deps.store.deployment(&state.deployment_id).await? else {
-        return Ok(None);
-    };
-    if record.phase != Phase::AwaitingApproval {
-        return Ok(None);
-    }
     let decision = ApprovalDecision {
         state: ApprovalState::TimedOut,
         by: "timeout".to_string(),
@@ -70,14 +83,13 @@ async fn approval_timed_out(
         Err(e) => return Err(e.into()),
     }
     Ok(Some(format!(
-        "approval timed out after {}; {} never received traffic",
-        shared::report::duration(timeout),
-        record.target_color.title()
+        "approval timed out after {}; {never}",
+        shared::report::duration(timeout)
     )))
 }
 
 async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, PhaseError> {
-    let reason = match approval_timed_out(deps, &state).await? {
+    let reason = match approval_outcome(deps, &state).await? {
         Some(why) => why,
         None => state
             .error
@@ -199,10 +211,20 @@ mod tests {
     #[tokio::test]
     async fn a_rejection_ends_not_deployed_with_the_rejection_as_reason() {
         let (w, mut input) = awaiting_approval().await;
-        input["error"] = serde_json::json!({
-            "Error": "BlueGreen.ApprovalRejected",
-            "Cause": "rejected by arn:aws:iam::123456789012:user/carol: error budget spent"
-        });
+        w.store
+            .decide_approval(
+                sample::DEPLOYMENT_ID,
+                &ApprovalDecision {
+                    state: ApprovalState::Rejected,
+                    by: "arn:aws:iam::123456789012:user/carol".into(),
+                    at: time::macros::datetime!(2025-01-03 10:06:00 UTC),
+                    comment: Some("error budget spent".into()),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // the reason comes from the record, whatever the failure carried (here: no cause)
+        input["error"] = serde_json::json!({"Error": "BlueGreen.ApprovalRejected", "Cause": null});
         let out = handle(&deps(&w), input)
             .await
             .unwrap_or_else(|e| panic!("{e}"));

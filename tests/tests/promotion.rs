@@ -1,0 +1,254 @@
+//! End to end on the local stack: a version pushed to ECR deploys to DEV, is promoted to PRD
+//! through the gates (refused while evidence is missing), and waits for approval with green
+//! ready and no traffic; approval lets traffic move, rejection and timeout end NOT_DEPLOYED
+//! with blue still serving everything. The real handlers, state machine (with its task token
+//! and timeout) and SDK clients. Each test uses its own service, so they run in parallel.
+
+use local_stack::{ApiResponse, Environment, LocalStack, ecr_push_event};
+use serde_json::{Value, json};
+use shared::domain::{ApprovalState, Color, DeploymentStatus, Phase, TrafficSplit};
+use shared::ports::DeploymentStore;
+use std::time::Duration;
+
+const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+const CAROL: &str = "arn:aws:iam::123456789012:user/carol";
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn timings() -> Value {
+    json!({"step_wait_seconds": 1, "verification_seconds": 2, "verification_interval_seconds": 1,
+           "health_poll_seconds": 1, "health_timeout_seconds": 6})
+}
+
+fn ok<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e:#}"))
+}
+
+fn api(s: &LocalStack, method: &str, path: &str, body: Value, caller: &str) -> ApiResponse {
+    ok(
+        &format!("{method} {path}"),
+        s.api(method, path, Some(&body), caller),
+    )
+}
+
+struct Promoted {
+    prd: Environment,
+    deployment_id: String,
+    execution_arn: String,
+}
+
+/// v1.3.0 pushed, deployed to DEV by the push, refused for PRD without evidence, then promoted
+/// once CI recorded it; returns when the PRD deployment waits for approval.
+async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -> Promoted {
+    let dev = ok("dev", s.environment(service, "dev", "1.2.0"));
+    let prd = ok("prd", s.environment(service, "prd", "1.2.0"));
+    ok("register dev", s.register(&dev, timings(), ALICE));
+    ok(
+        "register prd",
+        s.register_with(
+            &prd,
+            timings(),
+            json!({"approval": {"required": true, "timeout_seconds": approval_timeout}}),
+            ALICE,
+        ),
+    );
+    let image = ok("push", s.push_image(service, "1.3.0"));
+    let pushed = ok(
+        "ecr push",
+        s.invoke(
+            "ecr-push-trigger",
+            &ecr_push_event(service, "1.3.0", &image.digest),
+        ),
+    );
+    let dev_arn = pushed.payload["environments"][0]["execution_arn"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the push started nothing: {}", pushed.payload))
+        .to_string();
+    let end = ok("dev", s.wait(&dev_arn, TIMEOUT).await);
+    assert_eq!(end.status, "SUCCEEDED", "dev: {end:?}");
+
+    let promote = json!({"service": service, "version": "1.3.0", "from": "dev", "to": "prd"});
+    let refused = api(s, "POST", "/promotions", promote.clone(), ALICE);
+    assert_eq!(refused.status, 412, "{}", refused.body);
+    let failed: Vec<&str> = refused.body["gates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["passed"] == false)
+        .filter_map(|g| g["gate"].as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["integration_tests", "performance", "compliance"],
+        "{}",
+        refused.body
+    );
+
+    for evidence in [
+        json!({"service": service, "environment": "dev", "kind": "integration", "passed": 156, "total": 156}),
+        json!({"service": service, "environment": "dev", "kind": "performance", "p99_ms": 87.0}),
+        json!({"service": service, "environment": "dev", "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+    ] {
+        let r = api(s, "POST", "/versions/1.3.0/evidence", evidence, ALICE);
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let accepted = api(s, "POST", "/promotions", promote, ALICE);
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    assert_eq!(accepted.body["awaiting_approval"], true);
+    let scan = accepted.body["promotion"]["gates"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["gate"] == "image_scan"))
+        .map(|g| g["detail"].clone());
+    assert_eq!(
+        scan,
+        Some(json!("0 CRITICAL (1 HIGH)")),
+        "moto's scan finds one HIGH"
+    );
+    let deployment_id = accepted.body["deployment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let execution_arn = accepted.body["execution_arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // green is deployed and healthy, the execution waits, no traffic has moved
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let r = s.store.deployment(&deployment_id).await.ok().flatten();
+        if r.as_ref()
+            .is_some_and(|r| r.phase == Phase::AwaitingApproval)
+        {
+            break;
+        }
+        assert!(!r.as_ref().is_some_and(|r| r.phase.is_terminal()), "{r:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never waited for approval"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        ok("split", s.split(&prd).await),
+        TrafficSplit::all_on(Color::Blue)
+    );
+    Promoted {
+        prd,
+        deployment_id,
+        execution_arn,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_promotion_deploys_the_same_image_to_prd() {
+    let s = ok("stack", LocalStack::start().await);
+    let p = promoted_to_prd(&s, "pay-approve", 300).await;
+    let own = api(
+        &s,
+        "POST",
+        &format!("/deployments/{}/approve", p.deployment_id),
+        json!({}),
+        ALICE,
+    );
+    assert_eq!(own.status, 403, "the deployer cannot approve: {}", own.body);
+
+    let approved = api(
+        &s,
+        "POST",
+        &format!("/deployments/{}/approve", p.deployment_id),
+        json!({"comment": "CHG-1234"}),
+        CAROL,
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    let end = ok("wait", s.wait(&p.execution_arn, TIMEOUT).await);
+    assert_eq!(end.status, "SUCCEEDED", "{end:?}");
+    let r = ok("record", s.store.deployment(&p.deployment_id).await)
+        .unwrap_or_else(|| panic!("no record"));
+    assert_eq!(r.status, DeploymentStatus::Succeeded);
+    let a = r.approval.unwrap_or_else(|| panic!("no approval recorded"));
+    assert_eq!(
+        (a.state, a.decided_by.as_deref()),
+        (ApprovalState::Approved, Some(CAROL))
+    );
+    assert!(
+        r.image.contains("@sha256:"),
+        "pinned by digest: {}",
+        r.image
+    );
+    assert_eq!(r.gates.map(|g| g.iter().all(|g| g.passed)), Some(true));
+    assert_eq!(
+        ok("split", s.split(&p.prd).await),
+        TrafficSplit::all_on(Color::Green)
+    );
+    assert!(
+        r.image_pushed_at.is_some(),
+        "the push time travels with the release"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_promotion_ends_not_deployed_with_blue_untouched() {
+    let s = ok("stack", LocalStack::start().await);
+    let p = promoted_to_prd(&s, "pay-reject", 300).await;
+    let rejected = api(
+        &s,
+        "POST",
+        &format!("/deployments/{}/reject", p.deployment_id),
+        json!({"reason": "error budget spent"}),
+        CAROL,
+    );
+    assert_eq!(rejected.status, 200, "{}", rejected.body);
+    let end = ok("wait", s.wait(&p.execution_arn, TIMEOUT).await);
+    assert_eq!(
+        (end.status.as_str(), end.error.as_deref()),
+        ("FAILED", Some("BlueGreen.NotDeployed")),
+        "{end:?}"
+    );
+    let r = ok("record", s.store.deployment(&p.deployment_id).await)
+        .unwrap_or_else(|| panic!("no record"));
+    assert_eq!(r.status, DeploymentStatus::NotDeployed);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some(format!("rejected by {CAROL}: error budget spent").as_str())
+    );
+    assert_eq!(
+        ok("split", s.split(&p.prd).await),
+        TrafficSplit::all_on(Color::Blue)
+    );
+    let env = ok("env", s.store.environment("pay-reject", "prd").await)
+        .unwrap_or_else(|| panic!("no environment state"));
+    assert_eq!(env.active_deployment, None, "the lock is released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_that_times_out_ends_not_deployed() {
+    let s = ok("stack", LocalStack::start().await);
+    let p = promoted_to_prd(&s, "pay-timeout", 3).await;
+    let end = ok("wait", s.wait(&p.execution_arn, TIMEOUT).await);
+    assert_eq!(
+        (end.status.as_str(), end.error.as_deref()),
+        ("FAILED", Some("BlueGreen.NotDeployed")),
+        "{end:?}"
+    );
+    let r = ok("record", s.store.deployment(&p.deployment_id).await)
+        .unwrap_or_else(|| panic!("no record"));
+    assert_eq!(r.status, DeploymentStatus::NotDeployed);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("approval timed out after 3s; Green never received traffic")
+    );
+    assert_eq!(r.approval.map(|a| a.state), Some(ApprovalState::TimedOut));
+    assert_eq!(
+        ok("split", s.split(&p.prd).await),
+        TrafficSplit::all_on(Color::Blue)
+    );
+    // a late approval is refused: nothing is waiting any more
+    let late = api(
+        &s,
+        "POST",
+        &format!("/deployments/{}/approve", p.deployment_id),
+        json!({}),
+        CAROL,
+    );
+    assert_eq!(late.status, 409, "{}", late.body);
+}
