@@ -621,6 +621,7 @@ pub fn metrics(p: &Paint, m: &Value) -> Vec<String> {
                 e["succeeded"].to_string(),
                 e["failed"].to_string(),
                 e["rolled_back"].to_string(),
+                e["not_deployed"].as_u64().unwrap_or(0).to_string(),
                 opt_num(&e["success_rate_percent"], |v| v.as_f64().map(percent)),
                 opt_num(&e["mttr_seconds"], |v| v.as_u64().map(duration)),
                 opt_num(&e["average_duration_seconds"], |v| {
@@ -636,6 +637,7 @@ pub fn metrics(p: &Paint, m: &Value) -> Vec<String> {
             "Succeeded",
             "Failed",
             "Rolled back",
+            "Not deployed",
             "Success rate",
             "MTTR",
             "Avg duration",

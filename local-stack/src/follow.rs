@@ -12,6 +12,7 @@ use std::time::Duration;
 struct Printed {
     header: bool,
     phase1: bool,
+    approval: Option<shared::domain::ApprovalState>,
     phase2: bool,
     phase3: bool,
     ledger: usize,
@@ -119,6 +120,14 @@ fn render(
         }
         out("");
         p.phase1 = true;
+    }
+    if p.phase1
+        && let Some(a) = &r.approval
+        && p.approval != Some(a.state)
+    {
+        out(&report::approval(a));
+        out("");
+        p.approval = Some(a.state);
     }
     for e in ledger.iter().skip(p.ledger) {
         match e.kind {

@@ -2,8 +2,9 @@
 //! ledger entries, shared by the demo and the CLI.
 
 use crate::domain::{
-    CheckOutcome, Color, DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind,
-    LedgerEntry, Outcome, ReadinessSummary, StepRecord, TrafficSplit,
+    Approval, ApprovalState, CheckOutcome, Color, DeploymentRecord, DeploymentStatus,
+    EnvironmentState, EvaluationKind, LedgerEntry, Outcome, ReadinessSummary, StepRecord,
+    TrafficSplit,
 };
 
 pub const OK: &str = "✓";
@@ -125,6 +126,32 @@ pub fn phase1(r: &DeploymentRecord, ready: &ReadinessSummary) -> Vec<String> {
             ready.healthy_targets, ready.registered_targets
         ),
     ]
+}
+
+/// The approval step as it stands: waiting, or decided by whom.
+pub fn approval(a: &Approval) -> String {
+    let who = a
+        .decided_by
+        .as_deref()
+        .map(|b| b.rsplit('/').next().unwrap_or(b))
+        .unwrap_or("unknown");
+    let note = a
+        .comment
+        .as_deref()
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default();
+    match a.state {
+        ApprovalState::Pending => format!(
+            "  ⏳ Waiting for approval (times out after {}); no traffic has moved",
+            duration(a.timeout_seconds)
+        ),
+        ApprovalState::Approved => format!("  {OK} Approved by {who}{note}"),
+        ApprovalState::Rejected => format!("  {FAIL} Rejected by {who}{note}"),
+        ApprovalState::TimedOut => format!(
+            "  {FAIL} Approval timed out after {}",
+            duration(a.timeout_seconds)
+        ),
+    }
 }
 
 fn error_rate(e: &LedgerEntry) -> String {
@@ -448,5 +475,29 @@ mod tests {
                 "  Green (Active):   v1.3.0  ← 100% traffic",
             ]
         );
+    }
+
+    #[test]
+    fn the_approval_step_reads_as_waiting_then_decided() {
+        let mut a = Approval {
+            state: ApprovalState::Pending,
+            requested_at: datetime!(2025-01-03 10:05:00 UTC),
+            timeout_seconds: 3600,
+            task_token: Some("secret-token".into()),
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+        };
+        assert_eq!(
+            approval(&a),
+            "  ⏳ Waiting for approval (times out after 1h 00m); no traffic has moved"
+        );
+        a.state = ApprovalState::Approved;
+        a.decided_by = Some("arn:aws:iam::123456789012:user/carol".into());
+        a.comment = Some("CHG-1234".into());
+        assert_eq!(approval(&a), "  ✓ Approved by carol: CHG-1234");
+        a.state = ApprovalState::TimedOut;
+        assert_eq!(approval(&a), "  ✗ Approval timed out after 1h 00m");
+        assert!(!approval(&a).contains("secret-token"));
     }
 }

@@ -1,8 +1,10 @@
 //! `make demo`: Blue/Green deployments on the local stack, printed as an operator reads them.
 //! (a) v1.2.0 active, deploy v1.3.0: succeeds. (b) deploy v1.3.1 whose green answers 8 % 5xx
 //! from the 25 % step: rolled back automatically. (c) a release started through the API, an
-//! alarm fires during the shift: traffic is restored by the alarm itself, at once. Exits
-//! non-zero if any ends otherwise.
+//! alarm fires during the shift: traffic is restored by the alarm itself, at once. (d) one image
+//! promoted DEV → TST → PRD through the gates: refused while TST's evidence is missing, then
+//! accepted, approved by a second person, deployed; then the `bluegreen` CLI prints history and
+//! metrics. Exits non-zero if any ends otherwise.
 
 use anyhow::{Result, bail};
 use local_stack::{LocalStack, alarm_event, deployment_name, follow::follow};
@@ -187,6 +189,10 @@ async fn main() -> Result<()> {
         ));
     }
 
+    if let Err(e) = promotion(&stack, &mut failures).await {
+        failures.push(format!("scenario D: {e:#}"));
+    }
+
     println!();
     if failures.is_empty() {
         println!("Demo finished: every deployment ended as its scenario expects.");
@@ -194,4 +200,203 @@ async fn main() -> Result<()> {
     } else {
         bail!("demo failed:\n  {}", failures.join("\n  "))
     }
+}
+
+const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+const CAROL: &str = "arn:aws:iam::123456789012:user/carol";
+
+/// Runs the `bluegreen` CLI against the local stack as `caller`, printing what it prints;
+/// returns its exit code.
+fn cli(stack: &LocalStack, caller: &str, args: &[&str]) -> Result<i32> {
+    let bin = stack.root.join("target/debug/bluegreen");
+    println!("$ bluegreen {}", args.join(" "));
+    let out = std::process::Command::new(&bin)
+        .args(["--local", "--caller", caller])
+        .args(args)
+        .env("BLUEGREEN_ROUTER_URL", &stack.endpoint)
+        .env("NO_COLOR", "1")
+        .output()
+        .map_err(|e| anyhow::anyhow!("{}: {e} (make build builds it)", bin.display()))?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    println!();
+    Ok(out.status.code().unwrap_or(-1))
+}
+
+fn evidence(stack: &LocalStack, service: &str, env: &str) -> Result<()> {
+    for body in [
+        json!({"service": service, "environment": env, "kind": "integration", "passed": 156, "total": 156,
+               "link": "https://github.com/example/storefront/actions/runs/1"}),
+        json!({"service": service, "environment": env, "kind": "performance", "p99_ms": 87.0}),
+        json!({"service": service, "environment": env, "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+    ] {
+        let r = stack.api("POST", "/versions/1.3.0/evidence", Some(&body), ALICE)?;
+        if r.status != 201 {
+            bail!("recording evidence: {} {}", r.status, r.body);
+        }
+    }
+    println!(
+        "  CI recorded {} evidence for v1.3.0: integration 156/156, P99 87ms, compliance 23/23\n",
+        env.to_uppercase()
+    );
+    Ok(())
+}
+
+async fn follow_deployment(
+    stack: &LocalStack,
+    env: &local_stack::Environment,
+    id: &str,
+    arn: &str,
+) -> Result<local_stack::follow::Followed> {
+    follow(
+        stack,
+        env,
+        id,
+        arn,
+        VERIFICATION_SECONDS,
+        Duration::from_secs(180),
+        &mut print,
+    )
+    .await
+}
+
+fn started(r: &local_stack::ApiResponse) -> Result<(String, String)> {
+    let field = |k: &str| r.body[k].as_str().unwrap_or_default().to_string();
+    if r.status != 202 {
+        bail!("expected 202, got {} {}", r.status, r.body);
+    }
+    Ok((field("deployment_id"), field("execution_arn")))
+}
+
+/// (d) one image through DEV, TST and PRD.
+async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()> {
+    let service = "storefront";
+    banner("Scenario D: promote storefront v1.3.0 DEV → TST → PRD through the gates");
+    let mut envs = Vec::new();
+    for name in ["dev", "tst", "prd"] {
+        let env = stack.environment(service, name, "1.2.0")?;
+        stack.traffic_profile(&env.green_target_group_arn, 0.0001, 45.0, 0)?;
+        // PRD waits for a person's approval (production does by default; 10 minutes here)
+        let extra = if name == "prd" {
+            json!({"approval": {"required": true, "timeout_seconds": 600}})
+        } else {
+            json!({})
+        };
+        stack.register_with(&env, timings(), extra, ALICE)?;
+        envs.push(env);
+    }
+    let [dev, tst, prd] = [&envs[0], &envs[1], &envs[2]];
+
+    let image = stack.push_image(service, "1.3.0")?;
+    println!("CI pushed {} ({})\n", image.image, &image.digest[..19]);
+    let pushed = stack.invoke(
+        "ecr-push-trigger",
+        &local_stack::ecr_push_event(service, "1.3.0", &image.digest),
+    )?;
+    let dev_id = pushed.payload["environments"][0]["deployment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let dev_arn = pushed.payload["environments"][0]["execution_arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let d = follow_deployment(stack, dev, &dev_id, &dev_arn).await?;
+    if d.record.status != DeploymentStatus::Succeeded {
+        bail!("DEV ended {}", d.record.status.as_str());
+    }
+
+    evidence(stack, service, "dev")?;
+    let promote = |from: &str, to: &str| json!({"service": service, "version": "1.3.0", "from": from, "to": to});
+    banner("Promote v1.3.0 DEV → TST");
+    let r = stack.api("POST", "/promotions", Some(&promote("dev", "tst")), ALICE)?;
+    let (tst_id, tst_arn) = started(&r)?;
+    let t = follow_deployment(stack, tst, &tst_id, &tst_arn).await?;
+    if t.record.status != DeploymentStatus::Succeeded {
+        bail!("TST ended {}", t.record.status.as_str());
+    }
+
+    banner("Promote v1.3.0 TST → PRD (TST's test results are not in yet)");
+    let mfa = [
+        "--mfa-serial",
+        "arn:aws:iam::123456789012:mfa/alice",
+        "--mfa-code",
+        "123456",
+    ];
+    let mut args = vec![
+        "promote",
+        "1.3.0",
+        "--service",
+        service,
+        "--from",
+        "tst",
+        "--to",
+        "prd",
+    ];
+    args.extend(mfa);
+    let refused = cli(stack, ALICE, &args)?;
+    if refused != 1 {
+        failures.push(format!(
+            "scenario D expected the first PRD promotion to be refused (exit 1), got exit {refused}"
+        ));
+    }
+    evidence(stack, service, "tst")?;
+    let accepted = cli(stack, ALICE, &args)?;
+    if accepted != 0 {
+        bail!("the PRD promotion was refused with every gate recorded (exit {accepted})");
+    }
+    let prd_record = loop {
+        let history = stack.store.history("prd", 20, None).await?;
+        if let Some(r) = history.items.into_iter().find(|r| r.service == service) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // wait until green is ready and the execution waits for a person
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stack
+        .store
+        .deployment(&prd_record.id)
+        .await?
+        .map(|r| r.phase)
+        != Some(shared::domain::Phase::AwaitingApproval)
+    {
+        if Instant::now() > deadline {
+            bail!("PRD never waited for approval");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "  Green has v1.3.0 and healthy targets; PRD traffic is still 100% Blue: {}\n",
+        stack.split(prd).await?
+    );
+    let mut approve = vec![
+        "approve",
+        prd_record.id.as_str(),
+        "--comment",
+        "CHG-1234 approved",
+    ];
+    approve.extend(mfa);
+    let code = cli(stack, CAROL, &approve)?;
+    if code != 0 {
+        bail!("approval failed (exit {code})");
+    }
+    let p = follow_deployment(stack, prd, &prd_record.id, &prd_record.execution_arn).await?;
+    let split = stack.split(prd).await?;
+    if p.record.status != DeploymentStatus::Succeeded || split != TrafficSplit::all_on(Color::Green)
+    {
+        failures.push(format!(
+            "scenario D expected PRD SUCCEEDED with Green at 100%, got {} with {split}",
+            p.record.status.as_str()
+        ));
+    }
+
+    banner("History and metrics (the bluegreen CLI)");
+    cli(
+        stack,
+        ALICE,
+        &["history", "--env", "prd", "--service", service],
+    )?;
+    cli(stack, ALICE, &["metrics", "--days", "7"])?;
+    Ok(())
 }
