@@ -124,6 +124,10 @@ def provision_base(aws: Aws, definition_path: Path) -> dict:
     definition = definition_path.read_text()
     for key, fn in FUNCTIONS.items():
         definition = definition.replace("${" + key + "}", lambda_arn(fn))
+    # the topic the state machine tells "waiting for approval" (moto's Step Functions publishes
+    # to moto's SNS itself)
+    topic_arn = aws("sns").create_topic(Name="bluegreen-notifications")["TopicArn"]
+    definition = definition.replace("${NotificationTopicArn}", topic_arn)
     json.loads(definition)  # fail here, not in moto, on a broken definition
 
     sfn = aws("stepfunctions")

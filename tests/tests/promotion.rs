@@ -132,6 +132,24 @@ async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -
         ok("split", s.split(&prd).await),
         TrafficSplit::all_on(Color::Blue)
     );
+    // the notification topic was told that a person is needed
+    let history = ok(
+        "history",
+        s.sfn
+            .get_execution_history()
+            .execution_arn(&execution_arn)
+            .max_results(1000)
+            .send()
+            .await,
+    );
+    let published = history.events().iter().any(|e| {
+        e.task_succeeded_event_details()
+            .is_some_and(|d| d.resource_type() == "sns" && d.resource() == "publish")
+    });
+    assert!(
+        published,
+        "no SNS publish succeeded before the approval wait"
+    );
     Promoted {
         prd,
         deployment_id,
