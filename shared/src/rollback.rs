@@ -106,6 +106,9 @@ pub async fn roll_back(
     record.finish(final_phase, now, Some(reason.to_string()));
     let env = environment_after(deps, &record, active, now).await?;
     deps.store.finish(&record, &env).await?;
+    // Every way a rollback happens (the phase, an alarm, a person, an ended execution) comes
+    // through here once: one metrics line per rolled-back deployment.
+    crate::emf::emit(&record);
     tracing::warn!(%reason, restored = %active, status = record.status.as_str(), "deployment rolled back");
     Ok(match final_phase {
         Phase::RolledBack => RollbackOutcome::RolledBack(record),

@@ -292,8 +292,8 @@ async fn awaiting(deps: &ApiDeps, call: &Call) -> Result<DeploymentRecord, ApiEr
     })?;
     if r.approval.is_none() {
         return Err(ApiError::conflict(format!(
-            "deployment {id} is {} and does not wait for approval ({} needs none)",
-            r.phase, r.environment
+            "deployment {id} is {} and is not waiting for approval: approvals are taken once green is ready (phase AWAITING_APPROVAL), in environments that require them",
+            r.phase
         )));
     }
     Ok(r)

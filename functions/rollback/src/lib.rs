@@ -102,18 +102,10 @@ async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, Phase
         environment: &state.request.environment,
     };
     let next = match roll_back(&core(deps), &state.deployment_id, &reason, Some(owner)).await? {
-        RollbackOutcome::RolledBack(r) => {
-            shared::emf::emit(&r);
-            NextAction::RolledBack
-        }
-        RollbackOutcome::Failed(r) => {
-            shared::emf::emit(&r);
-            NextAction::Failed
-        }
-        RollbackOutcome::NotDeployed(r) => {
-            shared::emf::emit(&r);
-            NextAction::NotDeployed
-        }
+        // the shared rollback wrote the deployment's metrics line
+        RollbackOutcome::RolledBack(_) => NextAction::RolledBack,
+        RollbackOutcome::Failed(_) => NextAction::Failed,
+        RollbackOutcome::NotDeployed(_) => NextAction::NotDeployed,
         RollbackOutcome::NeverStarted => NextAction::Failed,
         RollbackOutcome::AlreadyFinished(r) => outcome(r.phase),
     };
