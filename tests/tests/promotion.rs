@@ -241,7 +241,8 @@ async fn a_rejected_promotion_ends_not_deployed_with_blue_untouched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_that_times_out_ends_not_deployed() {
     let s = ok("stack", LocalStack::start().await);
-    let p = promoted_to_prd(&s, "pay-timeout", 3).await;
+    // long enough that request-approval (a cold start locally) stores its token well before it
+    let p = promoted_to_prd(&s, "pay-timeout", 8).await;
     let end = ok("wait", s.wait(&p.execution_arn, TIMEOUT).await);
     assert_eq!(
         (end.status.as_str(), end.error.as_deref()),
@@ -253,7 +254,7 @@ async fn an_approval_that_times_out_ends_not_deployed() {
     assert_eq!(r.status, DeploymentStatus::NotDeployed);
     assert_eq!(
         r.reason.as_deref(),
-        Some("approval timed out after 3s; Green never received traffic")
+        Some("approval timed out after 8s; Green never received traffic")
     );
     assert_eq!(r.approval.map(|a| a.state), Some(ApprovalState::TimedOut));
     assert_eq!(
