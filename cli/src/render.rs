@@ -650,8 +650,13 @@ pub fn metrics(p: &Paint, m: &Value) -> Vec<String> {
         lines.push(format!("DORA ({}):", env_title(s(&dora["environment"]))));
         let freq = dora["deployment_frequency_per_day"].as_f64().unwrap_or(0.0);
         lines.push(format!(
-            "  Deployment frequency:   {freq:.2} per day ({} deployments)",
-            dora["deployments"]
+            "  Deployment frequency:   {freq:.2} per day ({} deployment{})",
+            dora["deployments"],
+            if dora["deployments"].as_u64() == Some(1) {
+                ""
+            } else {
+                "s"
+            }
         ));
         lines.push(format!(
             "  Lead time for changes:  {}",
