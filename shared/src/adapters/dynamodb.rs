@@ -272,31 +272,7 @@ impl DynamoStore {
 
     /// Every item of a deployment whose sort key starts with `prefix`, in key order.
     async fn children(&self, id: &str, prefix: &str) -> Result<Vec<Item>, AdapterError> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(deployment_pk(id)))
-                .expression_attribute_values(":prefix", s(prefix))
-                .scan_index_forward(true)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("Query", e, TABLE_NOT_FOUND))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(items)
+        self.query_prefix(deployment_pk(id), prefix, true).await
     }
 
     /// Appends one item; an item already there under the same key means this is a retry.

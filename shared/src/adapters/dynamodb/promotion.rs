@@ -72,7 +72,9 @@ fn attribute<T: serde::Serialize>(what: &str, v: &T) -> Result<AttributeValue, A
 }
 
 impl DynamoStore {
-    async fn query_prefix(
+    /// Every item of partition `pk` whose sort key starts with `prefix`, across pages, in key
+    /// order (`forward`) or reversed; consistent reads.
+    pub(super) async fn query_prefix(
         &self,
         pk: String,
         prefix: &str,
