@@ -546,4 +546,56 @@ mod tests {
         let err = executions(&[&stop]).stop(EXECUTION, "E", "c").await;
         assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
     }
+
+    #[tokio::test]
+    async fn task_answers_carry_the_token_and_a_closed_task_is_a_refused_condition() {
+        use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureOutput;
+        use aws_sdk_sfn::operation::send_task_success::{
+            SendTaskSuccessError, SendTaskSuccessOutput,
+        };
+        use aws_sdk_sfn::types::error::TaskTimedOut;
+        let ok = mock!(Client::send_task_success)
+            .match_requests(|r| {
+                r.task_token() == Some("tok-1") && r.output() == Some(r#"{"approved_by":"carol"}"#)
+            })
+            .then_output(|| SendTaskSuccessOutput::builder().build());
+        executions(&[&ok])
+            .resume("tok-1", &serde_json::json!({"approved_by": "carol"}))
+            .await
+            .unwrap();
+        assert_eq!(ok.num_calls(), 1);
+
+        let failed = mock!(Client::send_task_failure)
+            .match_requests(|r| {
+                r.task_token() == Some("tok-1")
+                    && r.error() == Some("BlueGreen.ApprovalRejected")
+                    && r.cause() == Some("rejected by carol: no")
+            })
+            .then_output(|| SendTaskFailureOutput::builder().build());
+        executions(&[&failed])
+            .fail_task(
+                "tok-1",
+                "BlueGreen.ApprovalRejected",
+                "rejected by carol: no",
+            )
+            .await
+            .unwrap();
+        assert_eq!(failed.num_calls(), 1);
+
+        let closed = mock!(Client::send_task_success).then_error(|| {
+            SendTaskSuccessError::TaskTimedOut(
+                TaskTimedOut::builder()
+                    .message("Task Timed Out")
+                    .meta(ErrorMetadata::builder().code("TaskTimedOut").build())
+                    .build(),
+            )
+        });
+        let err = executions(&[&closed])
+            .resume("tok-1", &serde_json::json!({}))
+            .await;
+        assert!(
+            matches!(err, Err(AdapterError::ConditionFailed(_))),
+            "{err:?}"
+        );
+    }
 }
