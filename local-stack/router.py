@@ -12,6 +12,20 @@ Routes (everything listens on 127.0.0.1 only):
   * /_local/...    scenario control endpoints (JSON)
   * anything else  proxied verbatim to moto.
 
+Benchmarks and chaos runs also use:
+  * /_local/stats   GET: calls per operation since the last reset, CloudWatch metrics requested,
+                    DynamoDB items read (ScannedCount) and returned (Count), and every Lambda
+                    invocation's duration; POST /_local/stats/reset clears them.
+  * /_local/faults  POST {"rate": 0.3, "seed": 7, "kinds": [...], "lambda_crash_rate": 0.1}:
+                    faults on the AWS calls the functions make (recognised by the app id
+                    `bluegreen-function` in their user agent; the harness and moto's interpreter
+                    are never hit). Kinds: throttle (HTTP 400 ThrottlingException), 5xx (HTTP 500
+                    InternalFailure), timeout (the call hangs 2 s, then the connection is dropped
+                    with no answer), succeed-then-fail (the call is carried out, then answered
+                    with HTTP 500). lambda_crash_rate: the function runs, then its result is
+                    replaced by an unhandled Runtime.ExitError, as when a process dies after its
+                    side effects. {"rate": 0} turns faults off.
+
 Usage: router.py [--port 4566] [--moto http://127.0.0.1:4567] [--lambda http://127.0.0.1:9000]
 (env: BLUEGREEN_ROUTER_PORT, BLUEGREEN_MOTO_URL, BLUEGREEN_LAMBDA_URL)
 """
@@ -21,10 +35,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
+import io
 import json
 import math
 import os
+import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -46,6 +63,8 @@ CW_CBOR_PATH = re.compile(r"^/service/GraniteServiceVersion20100801/operation/([
 CW_JSON_TARGET = "GraniteServiceVersion20100801."
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+FUNCTION_APP_ID = "app/bluegreen-function"
+FAULT_KINDS = ("throttle", "5xx", "timeout", "succeed-then-fail")
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
     "trailers", "transfer-encoding", "upgrade", "content-length",
@@ -132,6 +151,42 @@ class State:
         self.never_healthy: dict[tuple[str, str], list[str]] = {}  # -> target group ARNs
         self.ip_block = 0
         self._clients: dict[tuple[str, str], object] = {}
+        # benchmark counters and fault injection (see the module docstring)
+        self.stats_lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+        self.totals: dict[str, float] = {}
+        self.invocations: list[dict] = []
+        self.injected: dict[str, int] = {}
+        self.faults: dict | None = None
+
+    def count(self, op: str, **extra: float) -> None:
+        with self.stats_lock:
+            self.calls[op] = self.calls.get(op, 0) + 1
+            for k, v in extra.items():
+                self.totals[k] = self.totals.get(k, 0) + v
+
+    def stats(self) -> dict:
+        with self.stats_lock:
+            return {"calls": dict(sorted(self.calls.items())), "totals": dict(self.totals),
+                    "invocations": list(self.invocations), "faults": dict(self.injected)}
+
+    def reset_stats(self) -> None:
+        with self.stats_lock:
+            self.calls, self.totals, self.invocations, self.injected = {}, {}, [], {}
+
+    def draw_fault(self, lambda_call: bool = False) -> str | None:
+        """The fault to inject into this call, if any (seeded, so a run replays)."""
+        with self.stats_lock:
+            f = self.faults
+            if not f:
+                return None
+            if lambda_call:
+                kind = "lambda-crash" if f["rng"].random() < f["lambda_crash_rate"] else None
+            else:
+                kind = f["rng"].choice(f["kinds"]) if f["rng"].random() < f["rate"] else None
+            if kind:
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+            return kind
 
     def client(self, service: str, region: str = DEFAULT_REGION):
         key = (service, region)
@@ -145,6 +200,8 @@ class State:
             return self._clients[key]
 
     def reset(self) -> None:
+        with self.stats_lock:
+            self.faults = None
         with self.lock:
             self.rps = DEFAULT_RPS
             self.profiles.clear()
@@ -563,6 +620,53 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         path = urllib.parse.urlsplit(self.path).path
         target = self.headers.get("X-Amz-Target", "")
+        fault = None
+        if not path.startswith("/_local/") and not LAMBDA_INVOKE.match(path):
+            ua = self.headers.get("User-Agent", "") + " " + self.headers.get("x-amz-user-agent", "")
+            if FUNCTION_APP_ID in ua:
+                fault = self.state.draw_fault()
+        if fault in ("throttle", "5xx", "timeout"):
+            self.inject(fault, path, target)
+            self._log(0, f"FAULT {fault} {self._op_note(target, body)}", started)
+            return
+        real_wfile = self.wfile
+        if fault == "succeed-then-fail":
+            self.wfile = io.BytesIO()  # carry the call out, then throw its answer away
+        try:
+            self.route(path, target, body, started)
+        finally:
+            self.wfile = real_wfile
+        if fault == "succeed-then-fail":
+            self.inject("5xx", path, target)
+            self._log(500, f"FAULT succeed-then-fail {self._op_note(target, body)}", started)
+
+    def inject(self, kind: str, path: str, target: str) -> None:
+        """Answers an AWS call with an injected fault, in the protocol the caller speaks."""
+        if kind == "timeout":
+            time.sleep(2)
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        code, status = ("ThrottlingException", 400) if kind == "throttle" else ("InternalFailure", 500)
+        message = f"injected by the local router ({kind})"
+        if CW_CBOR_PATH.match(path):
+            self._send(status, cbor2.dumps({"__type": f"com.amazonaws.cloudwatch#{code}", "message": message}),
+                       {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
+                        "x-amzn-query-error": f"{code};{'Sender' if status < 500 else 'Receiver'}"})
+        elif target:
+            self._send(status, json.dumps({"__type": code, "message": message}).encode(),
+                       {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code})
+        else:
+            fault_type = "Sender" if status < 500 else "Receiver"
+            xml = (f"<ErrorResponse><Error><Type>{fault_type}</Type><Code>{code}</Code><Message>{message}</Message>"
+                   f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+            self._send(status, xml.encode(), {"Content-Type": "text/xml"})
+
+    def route(self, path: str, target: str, body: bytes, started: float) -> None:
+        self.extra: dict[str, float] = {}
         try:
             if path.startswith("/_local/"):
                 status, note = self.local(path, body), "control"
@@ -585,6 +689,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(500, {"__type": "InternalFailure", "message": f"local router: {exc}"})
             except OSError:
                 pass
+        ua = self.headers.get("User-Agent", "") + " " + self.headers.get("x-amz-user-agent", "")
+        if FUNCTION_APP_ID in ua:
+            self.state.count(note, **self.extra)
         self._log(status, note, started)
 
     def _op_note(self, target: str, body: bytes) -> str:
@@ -611,6 +718,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def proxy(self, body: bytes) -> int:
         status, headers, data = self.moto(body)
+        if status == 200 and self.headers.get("X-Amz-Target", "").startswith("DynamoDB_20120810."):
+            try:
+                out = json.loads(data or b"{}")
+                if "Count" in out:  # Query: items the table read (ScannedCount) vs returned (Count)
+                    self.extra = {"dynamodb_items_returned": out["Count"],
+                                  "dynamodb_items_scanned": out.get("ScannedCount", out["Count"])}
+            except ValueError:
+                pass
         self._send(status, data, headers)
         return status
 
@@ -637,8 +752,12 @@ class Handler(BaseHTTPRequestHandler):
             threading.Thread(target=self._call_lambda, args=(name, body), daemon=True).start()
             self._send(202, b"", {"X-Amz-Executed-Version": "$LATEST"})
             return 202
+        began = time.time()
         try:
             status, data = self._call_lambda(name, body)
+            with self.state.stats_lock:
+                self.state.invocations.append({"function": name, "ms": round((time.time() - began) * 1000, 1),
+                                               "status": status})
         except OSError as exc:
             self._send(500, json.dumps({"Type": "Service", "message": f"cargo lambda watch unreachable at {self.state.lambda_url}: {exc}"}).encode(),
                        {"Content-Type": "application/json", "x-amzn-ErrorType": "ServiceException"})
@@ -650,6 +769,12 @@ class Handler(BaseHTTPRequestHandler):
         headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
         if status >= 500:
             headers["X-Amz-Function-Error"] = "Unhandled"
+        elif "Boto" in self.headers.get("User-Agent", "") and self.state.draw_fault(lambda_call=True):
+            # The function ran (its side effects stand); its process "died" before answering.
+            log(f"FAULT lambda-crash {name}")
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            data = json.dumps({"errorType": "Runtime.ExitError",
+                               "errorMessage": "Runtime exited with error: signal: killed (injected by the local router)"}).encode()
         self._send(200, data, headers)
         return 200
 
@@ -677,6 +802,8 @@ class Handler(BaseHTTPRequestHandler):
         headers["x-amzn-RequestId"] = str(uuid.uuid4())
         try:
             params = (cbor2.loads(body) if cbor else json.loads(body)) if body else {}
+            if op == "GetMetricData":
+                self.extra = {"cloudwatch_metrics_requested": len(params.get("MetricDataQueries") or [])}
             out = self.cw.call(op, params, self.region())
             self._send(200, encode(out), headers)
             return 200
@@ -746,6 +873,22 @@ class Handler(BaseHTTPRequestHandler):
                                                   on=req.get("never_healthy", True))
                 self._json(200, {"cluster": short_name(req.get("cluster")), "service": short_name(req["service"]),
                                  "never_healthy": bool(req.get("never_healthy", True)), "target_group_arns": tgs})
+            elif path == "/_local/stats" and self.command == "GET":
+                self._json(200, s.stats())
+            elif path == "/_local/stats/reset" and self.command == "POST":
+                s.reset_stats()
+                self._json(200, s.stats())
+            elif path == "/_local/faults" and self.command == "POST":
+                rate, crash = float(req.get("rate", 0)), float(req.get("lambda_crash_rate", 0))
+                kinds = req.get("kinds") or list(FAULT_KINDS)
+                if not (0 <= rate <= 1 and 0 <= crash <= 1) or any(k not in FAULT_KINDS for k in kinds):
+                    self._json(400, {"error": f"rate and lambda_crash_rate in 0..1, kinds from {list(FAULT_KINDS)}"})
+                    return 400
+                with s.stats_lock:
+                    s.faults = None if rate == 0 and crash == 0 else {
+                        "rate": rate, "lambda_crash_rate": crash, "kinds": kinds,
+                        "rng": random.Random(req.get("seed", 0))}
+                self._json(200, {"rate": rate, "lambda_crash_rate": crash, "kinds": kinds, "seed": req.get("seed", 0)})
             elif path == "/_local/reset" and self.command == "POST":
                 s.reset()
                 self._json(200, self.snapshot())

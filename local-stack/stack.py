@@ -63,6 +63,8 @@ def venv_bin() -> Path:
 def function_env(router_url: str) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": router_url,
+        # marks the functions' own AWS calls, so the router's stats and faults apply to them only
+        "AWS_SDK_UA_APP_ID": "bluegreen-function",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",

@@ -96,7 +96,7 @@ impl SignedHttps {
             SystemTime::now(),
         )?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
             .map_err(|e| {
                 TransportError::Signing(format!("loading the system's root certificates: {e}"))
             })?

@@ -40,8 +40,12 @@ impl RealSession {
                 .map_err(|e| CliError::refused(format!("starting the async runtime: {e}")))?,
         );
         let region = region.or_else(|| region_of(&endpoint));
+        // The platform's store: an operator's network may intercept TLS, and the API may sit
+        // behind a custom domain; start-up time does not matter here.
+        let http = shared::adapters::http::https_client(shared::adapters::http::Roots::Native)
+            .map_err(CliError::refused)?;
         let sdk = runtime.block_on(async {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest());
+            let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
             if let Some(r) = &region {
                 loader = loader.region(aws_config::Region::new(r.clone()));
             }

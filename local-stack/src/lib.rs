@@ -161,7 +161,10 @@ impl LocalStack {
 
     async fn connect(root: PathBuf, state_machine_arn: String) -> Result<Self> {
         let endpoint = endpoint();
+        let http = shared::adapters::http::https_client(shared::adapters::http::Roots::Native)
+            .map_err(|e| anyhow!(e))?;
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
             .endpoint_url(&endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sfn::config::Credentials::new(

@@ -62,7 +62,11 @@ pub struct MetricsWindow {
     /// `app/<name>/<id>`.
     pub load_balancer: String,
     pub target: TargetGroupArn,
-    pub baseline: TargetGroupArn,
+    /// The active color, measured beside the target while it still carries traffic. `None`
+    /// once the target has all of it: the active color then serves nothing, its metrics would
+    /// be empty, and asking for them would only add to the bill (GetMetricData is priced per
+    /// metric). The baseline measured at the last split step is used instead.
+    pub baseline: Option<TargetGroupArn>,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
 }

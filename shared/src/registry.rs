@@ -95,7 +95,7 @@ impl ServiceConfig {
         if self.release_pattern.len() > 256 {
             return bad("release_pattern must be at most 256 characters".into());
         }
-        regex::Regex::new(&self.release_pattern).map_err(|e| {
+        regex_lite::Regex::new(&self.release_pattern).map_err(|e| {
             InvalidConfig(format!(
                 "release_pattern is not a valid regular expression: {e}"
             ))
@@ -108,7 +108,7 @@ impl ServiceConfig {
 
     /// The version a pushed tag releases, or why it does not.
     pub fn release_version(&self, tag: &str) -> Result<Version, TagRejected> {
-        let matches = regex::Regex::new(&self.release_pattern)
+        let matches = regex_lite::Regex::new(&self.release_pattern)
             .map(|re| re.is_match(tag))
             .unwrap_or(false);
         if !matches {

@@ -13,7 +13,7 @@ use std::future::Future;
 pub async fn init() -> Result<(Config, aws_config::SdkConfig), lambda_runtime::Error> {
     crate::telemetry::init();
     let config = Config::from_env()?;
-    let aws = crate::adapters::load_aws_config().await;
+    let aws = crate::adapters::load_aws_config().await?;
     Ok((config, aws))
 }
 

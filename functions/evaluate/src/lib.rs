@@ -51,7 +51,8 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         .color_metrics(&MetricsWindow {
             load_balancer: req.traffic.target()?.load_balancer_dimension(),
             target: req.traffic.target_group(target).clone(),
-            baseline: req.traffic.target_group(target.other()).clone(),
+            baseline: (progress.target_weight < 100)
+                .then(|| req.traffic.target_group(target.other()).clone()),
             start,
             end: now,
         })
@@ -224,6 +225,7 @@ mod tests {
             "app/bg-checkout-dev/50dc6c495c0c9188"
         );
         assert_eq!(windows[0].target, sample::tg(sample::GREEN_TG));
+        assert_eq!(windows[0].baseline, Some(sample::tg(sample::BLUE_TG)));
         assert_eq!((windows[0].end - windows[0].start).whole_seconds(), 2);
     }
 
@@ -306,6 +308,14 @@ mod tests {
             w.store.record(sample::DEPLOYMENT_ID).map(|r| r.phase),
             Some(Phase::Verifying)
         );
+        // At 100 % blue serves nothing: no window asks for its metrics.
+        let baselines: Vec<_> = w
+            .signals
+            .windows
+            .lock()
+            .map(|w| w.iter().map(|w| w.baseline.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(baselines, vec![None; 4]);
         let kinds: Vec<_> = w
             .store
             .ledger(sample::DEPLOYMENT_ID)

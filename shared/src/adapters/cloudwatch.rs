@@ -156,7 +156,9 @@ impl HealthSignals for CloudWatchSignals {
         w: &MetricsWindow,
     ) -> Result<(ColorMetrics, ColorMetrics), AdapterError> {
         let mut queries = Vec::with_capacity(6);
-        for (prefix, tg) in [(TARGET_PREFIX, &w.target), (BASELINE_PREFIX, &w.baseline)] {
+        let colors = std::iter::once((TARGET_PREFIX, &w.target))
+            .chain(w.baseline.as_ref().map(|b| (BASELINE_PREFIX, b)));
+        for (prefix, tg) in colors {
             for metric in [REQUESTS, ERRORS_5XX, P99] {
                 queries.push(query(prefix, metric, tg, &w.load_balancer));
             }
@@ -243,7 +245,7 @@ mod tests {
         MetricsWindow {
             load_balancer: LB.into(),
             target: TargetGroupArn::parse(GREEN).unwrap(),
-            baseline: TargetGroupArn::parse(BLUE).unwrap(),
+            baseline: Some(TargetGroupArn::parse(BLUE).unwrap()),
             start: datetime!(2025-01-03 10:00:00 UTC),
             end: datetime!(2025-01-03 10:05:00 UTC),
         }
@@ -339,6 +341,37 @@ mod tests {
                 row("b_p99", "TargetResponseTime", "p99", blue),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn without_a_baseline_only_the_target_is_asked_for() {
+        // GIVEN green carries all traffic (no baseline in the window)
+        let seen: Arc<Mutex<Vec<GetMetricDataInput>>> = Arc::default();
+        let sink = seen.clone();
+        let rule = mock!(Client::get_metric_data).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            GetMetricDataOutput::builder()
+                .metric_data_results(result("t_req", &[100.0]))
+                .build()
+        });
+        let s = signals(&[&rule]);
+        let w = MetricsWindow {
+            baseline: None,
+            ..window()
+        };
+
+        // WHEN
+        let (target, baseline) = s.color_metrics(&w).await.unwrap();
+
+        // THEN three queries, all on green; the baseline is empty
+        let ids: Vec<String> = seen.lock().unwrap()[0]
+            .metric_data_queries()
+            .iter()
+            .map(|q| q.id().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, ["t_req", "t_5xx", "t_p99"]);
+        assert_eq!(target.requests, 100);
+        assert_eq!(baseline, ColorMetrics::default());
     }
 
     #[tokio::test]

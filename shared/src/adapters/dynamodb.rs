@@ -137,7 +137,9 @@ pub(crate) fn from_item<T: DeserializeOwned>(what: &str, item: Item) -> Result<T
     })
 }
 
-fn deployment_item(record: &DeploymentRecord) -> Result<Item, AdapterError> {
+/// A deployment as stored: the record plus its key and both index keys. Public so the history
+/// benchmark seeds exactly the items the product writes.
+pub fn deployment_item(record: &DeploymentRecord) -> Result<Item, AdapterError> {
     let mut item = to_item(&format!("deployment {}", record.id), record)?;
     let when = format!("{}#{}", sort_time(record.started_at)?, record.id);
     item.extend(deployment_key(&record.id));

@@ -7,6 +7,7 @@ pub mod dynamodb;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
+pub mod http;
 pub mod registry;
 pub mod sfn;
 
@@ -66,7 +67,13 @@ where
     }
 }
 
-/// Loads the shared AWS configuration once at cold start.
-pub async fn load_aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// Loads the shared AWS configuration once at cold start, with the HTTPS client of
+/// [`http::https_client`] (trust store chosen by `BLUEGREEN_TLS_ROOTS`). No network call is
+/// made here: credentials and region come from the Lambda environment when first needed.
+pub async fn load_aws_config() -> Result<aws_config::SdkConfig, String> {
+    let roots = http::Roots::from_env_value(std::env::var(http::ROOTS_VARIABLE).ok().as_deref())?;
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http::https_client(roots)?)
+        .load()
+        .await)
 }

@@ -1,0 +1,1 @@
+//! Benchmarks for `make bench`; each binary under src/bin prints its figures as Markdown.
