@@ -146,7 +146,7 @@ async fn main() -> Result<()> {
     )?;
 
     // ---- cost of one default-shaped deployment --------------------------------------------
-    control(&stack, "/_local/stats/reset", json!({}))?;
+    control(&stack, "stats/reset", json!({}))?;
     let (arn, _) = run(&stack, &env, "1.3.0", timings(1, 10, 1)).await?;
     let states = transitions(&stack, &arn).await?;
     let s = stats(&stack)?;
@@ -295,6 +295,7 @@ async fn main() -> Result<()> {
             .sfn
             .start_execution()
             .state_machine_arn(pass.state_machine_arn())
+            .name(format!("pass-{i}"))
             .input("{}")
             .send()
             .await
@@ -309,7 +310,7 @@ async fn main() -> Result<()> {
             .await?;
         floor.push(started.elapsed());
 
-        control(&stack, "/_local/stats/reset", json!({}))?;
+        control(&stack, "stats/reset", json!({}))?;
         let (_, took) = run(&stack, &env, &format!("1.4.{i}"), timings(0, 0, 0)).await?;
         whole.push(took);
         let s = stats(&stack)?;
