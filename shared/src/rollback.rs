@@ -30,6 +30,7 @@ pub enum RollbackOutcome {
 }
 
 /// Who holds a lock when there is no record to say: the environment of a start request.
+#[derive(Debug, Clone, Copy)]
 pub struct LockOwner<'a> {
     pub service: &'a str,
     pub environment: &'a str,
@@ -115,6 +116,30 @@ pub async fn roll_back(
         Phase::NotDeployed => RollbackOutcome::NotDeployed(record),
         _ => RollbackOutcome::Failed(record),
     })
+}
+
+/// [`roll_back`], run again while it fails with a retryable error (throttling, 5xx or timeouts
+/// that outlasted the SDK's own retries), up to `attempts` runs in all. For the asynchronously
+/// invoked backstops, whose only other retries are Lambda's two: without this, three throttled
+/// calls in a row leave a deployment half rolled back and its environment locked until a
+/// person acts. Safe because `roll_back` is idempotent.
+pub async fn roll_back_retrying(
+    deps: &RollbackDeps,
+    id: &str,
+    reason: &str,
+    owner: Option<LockOwner<'_>>,
+    attempts: u32,
+) -> Result<RollbackOutcome, PhaseError> {
+    let mut tries = 1;
+    loop {
+        match roll_back(deps, id, reason, owner).await {
+            Err(PhaseError::Retryable(e)) if tries < attempts => {
+                tracing::warn!(attempt = tries, error = %e, "rollback interrupted; trying again");
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The environment after a rollback: the active color is unchanged; the standby color now runs
