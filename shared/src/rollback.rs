@@ -61,6 +61,20 @@ pub async fn restore(
     Ok(true)
 }
 
+/// Whether the deployment was waiting for approval when its rollback began: in that phase, or
+/// already ROLLING_BACK (a retried rollback) with an approval that never said yes, so no traffic
+/// can have moved. Without the second case a retry would end it FAILED instead of NOT_DEPLOYED.
+pub fn waiting_for_approval(record: &DeploymentRecord) -> bool {
+    match record.phase {
+        Phase::AwaitingApproval => true,
+        Phase::RollingBack => record
+            .approval
+            .as_ref()
+            .is_some_and(|a| a.state != crate::domain::ApprovalState::Approved),
+        _ => false,
+    }
+}
+
 pub async fn roll_back(
     deps: &RollbackDeps,
     id: &str,
@@ -86,7 +100,7 @@ pub async fn roll_back(
         return Ok(RollbackOutcome::AlreadyFinished(record));
     }
 
-    let was_awaiting_approval = record.phase == Phase::AwaitingApproval;
+    let was_awaiting_approval = waiting_for_approval(&record);
     let mut record = deps
         .store
         .transition(id, Phase::RollingBack, None, Some(reason))
