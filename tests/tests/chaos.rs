@@ -26,8 +26,11 @@
 //!   pages a person, modelled as redriving the event (faults still on) up to 10 times; the
 //!   summary counts how often that was needed. The invariants are checked after that.
 //! - Bounds: transient faults 10-50 % per SDK attempt and per Lambda invoke; crashes 0-3 % per
-//!   call and per invoke. Approval runs (NotifyApproval, AwaitApproval) are not modelled: an
-//!   ASL change that sends a non-approval run there fails loudly.
+//!   call and per invoke.
+//! - A third of the runs need approval: NotifyApproval (sns:publish, `States.Format`) fails
+//!   like an invoke; AwaitApproval invokes request-approval with `$$.Task.Token`, then the
+//!   person approves or rejects (the decision recorded, then the token sent back, as the API
+//!   does) or nobody decides (`States.Timeout` after `TimeoutSecondsPath`).
 
 use alarm_trigger::Deps as AlarmDeps;
 use execution_status::Deps as StatusDeps;
@@ -125,12 +128,12 @@ fn parameters(tpl: &Value, input: &Value, ctx: &Value) -> Result<Value, String> 
             for (k, v) in m {
                 if let Some(key) = k.strip_suffix(".$") {
                     let path = v.as_str().unwrap_or_else(|| panic!("{k}: not a string"));
-                    assert!(
-                        !path.starts_with("States."),
-                        "intrinsic function {path:?} is not modelled: extend the chaos interpreter"
-                    );
-                    let value = get_path(path, input, ctx)
-                        .ok_or_else(|| format!("{k}: path {path} not found in the input"))?;
+                    let value = if path.starts_with("States.") {
+                        intrinsic(path, input, ctx)?
+                    } else {
+                        get_path(path, input, ctx)
+                            .ok_or_else(|| format!("{k}: path {path} not found in the input"))?
+                    };
                     out.insert(key.to_string(), value);
                 } else {
                     out.insert(k.clone(), parameters(v, input, ctx)?);
@@ -145,6 +148,42 @@ fn parameters(tpl: &Value, input: &Value, ctx: &Value) -> Result<Value, String> 
             .map(Value::Array),
         other => Ok(other.clone()),
     }
+}
+
+/// The one intrinsic the definition uses: `States.Format('...{}...', $.a, ...)`.
+fn intrinsic(call: &str, input: &Value, ctx: &Value) -> Result<Value, String> {
+    let args = call
+        .strip_prefix("States.Format('")
+        .and_then(|a| a.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("intrinsic {call:?} is not modelled: extend the interpreter"));
+    let (template, rest) = args
+        .split_once('\'')
+        .unwrap_or_else(|| panic!("{call}: unterminated template"));
+    assert!(!template.contains('\\'), "{call}: escapes are not modelled");
+    let mut values = Vec::new();
+    for path in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let v = get_path(path, input, ctx).ok_or_else(|| format!("{call}: {path} not found"))?;
+        values.push(match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        });
+    }
+    let pieces: Vec<&str> = template.split("{}").collect();
+    if pieces.len() != values.len() + 1 {
+        return Err(format!(
+            "{call}: {} placeholders, {} arguments",
+            pieces.len() - 1,
+            values.len()
+        ));
+    }
+    let mut out = String::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        out.push_str(piece);
+        if let Some(v) = values.get(i) {
+            out.push_str(v);
+        }
+    }
+    Ok(Value::String(out))
 }
 
 fn only_keys(name: &str, state: &Value, allowed: &[&str]) {
@@ -275,6 +314,13 @@ enum Handler {
     Evaluate,
     Finalize,
     Rollback,
+    RequestApproval,
+}
+
+fn state_value(
+    r: Result<shared::contracts::ExecutionState, PhaseError>,
+) -> Result<Value, PhaseError> {
+    r.map(|s| serde_json::to_value(&s).unwrap_or_else(|e| panic!("{e}")))
 }
 
 impl Handler {
@@ -285,6 +331,7 @@ impl Handler {
             "${EvaluateFunctionArn}" => Handler::Evaluate,
             "${FinalizeFunctionArn}" => Handler::Finalize,
             "${RollbackFunctionArn}" => Handler::Rollback,
+            "${RequestApprovalFunctionArn}" => Handler::RequestApproval,
             other => panic!("function {other} is not modelled by the chaos interpreter"),
         }
     }
@@ -298,14 +345,24 @@ impl Handler {
         self,
         deps: &'a PhaseDeps,
         payload: Value,
-    ) -> Pin<Box<dyn Future<Output = Result<shared::contracts::ExecutionState, PhaseError>> + 'a>>
-    {
+    ) -> Pin<Box<dyn Future<Output = Result<Value, PhaseError>> + 'a>> {
         match self {
-            Handler::DeployGreen => Box::pin(deploy_green::handle(deps, payload)),
-            Handler::ShiftTraffic => Box::pin(shift_traffic::handle(deps, payload)),
-            Handler::Evaluate => Box::pin(evaluate::handle(deps, payload)),
-            Handler::Finalize => Box::pin(finalize::handle(deps, payload)),
-            Handler::Rollback => Box::pin(rollback::handle(deps, payload)),
+            Handler::DeployGreen => {
+                Box::pin(async move { state_value(deploy_green::handle(deps, payload).await) })
+            }
+            Handler::ShiftTraffic => {
+                Box::pin(async move { state_value(shift_traffic::handle(deps, payload).await) })
+            }
+            Handler::Evaluate => {
+                Box::pin(async move { state_value(evaluate::handle(deps, payload).await) })
+            }
+            Handler::Finalize => {
+                Box::pin(async move { state_value(finalize::handle(deps, payload).await) })
+            }
+            Handler::Rollback => {
+                Box::pin(async move { state_value(rollback::handle(deps, payload).await) })
+            }
+            Handler::RequestApproval => Box::pin(request_approval::handle(deps, payload)),
         }
     }
 }
@@ -342,7 +399,24 @@ struct Run {
     invoke_faults: BTreeMap<InvokeFault, u64>,
     transitions: u32,
     started: time::OffsetDateTime,
+    /// The execution input.
+    request: Value,
+    /// Whether the environment needs approval, and what the person does.
+    approval: Option<Decision>,
+    /// Task tokens handed out.
+    tokens: u32,
 }
+
+/// What the person asked for approval does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Approve,
+    Reject,
+    /// Nobody decides: the state's timeout ends the wait.
+    Ignore,
+}
+
+const APPROVAL_TIMEOUT: u64 = 600;
 
 struct Outcome {
     ended: Ended,
@@ -385,6 +459,17 @@ impl Run {
             response_lost: i[2],
             crash_after: rng.between(0.0, MAX_KILL_RATE),
         };
+        // A third of the runs need a person's approval before traffic moves.
+        let approval = match rng.below(9) {
+            0 => Some(Decision::Approve),
+            1 => Some(Decision::Reject),
+            2 => Some(Decision::Ignore),
+            _ => None,
+        };
+        let mut request = sample::request();
+        if approval.is_some() {
+            request["approval_timeout_seconds"] = json!(APPROVAL_TIMEOUT);
+        }
         let world = World::default().with_registry().await;
         let faults = Faults::new(rng.next_u64(), rates);
         let store: Arc<dyn DeploymentStore> = Arc::new(FaultyStore {
@@ -421,6 +506,9 @@ impl Run {
             invoke_faults: BTreeMap::new(),
             transitions: 0,
             started,
+            request,
+            approval,
+            tokens: 0,
         };
         run.arrange();
         run
@@ -638,7 +726,7 @@ impl Run {
             return Err(crashed("crashed after its work, before replying"));
         }
         match result {
-            Ok(state) => Ok(serde_json::to_value(&state).unwrap_or_else(|e| panic!("{e}"))),
+            Ok(v) => Ok(v),
             Err(e) => Err((
                 e.error_type().to_string(),
                 json!({"errorType": e.error_type(), "errorMessage": e.to_string()}).to_string(),
@@ -655,7 +743,7 @@ impl Run {
                 "Id": FakeExecutions::arn(sample::DEPLOYMENT_ID),
                 "StartTime": self.started.format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_else(|e| panic!("{e}")),
-                "Input": sample::request(),
+                "Input": self.request.clone(),
             },
             "StateMachine": {"Id": STATE_MACHINE_ARN, "Name": "blue-green"},
         });
@@ -664,7 +752,7 @@ impl Run {
             .as_str()
             .unwrap_or_else(|| panic!("no StartAt"))
             .to_string();
-        let mut input = sample::request();
+        let mut input = self.request.clone();
         loop {
             self.transitions += 1;
             if self.transitions > MAX_TRANSITIONS {
@@ -706,14 +794,11 @@ impl Run {
                             "OutputPath",
                             "ResultPath",
                             "TimeoutSeconds",
+                            "TimeoutSecondsPath",
                             "Retry",
                             "Catch",
                             "Next",
                         ],
-                    );
-                    assert_eq!(
-                        st["Resource"], "arn:aws:states:::lambda:invoke",
-                        "{name}: only lambda:invoke tasks are modelled (approval runs are not)"
                     );
                     match self.task(&name, &st, &input, &ctx) {
                         TaskEnd::Next(output, to) => {
@@ -788,24 +873,74 @@ impl Run {
     fn task(&mut self, name: &str, st: &Value, input: &Value, ctx: &Value) -> TaskEnd {
         let retriers: Vec<Value> = st["Retry"].as_array().cloned().unwrap_or_default();
         let mut retried = vec![0u64; retriers.len()];
-        let task_timeout = st["TimeoutSeconds"].as_u64().unwrap_or(99_999_999);
+        let task_timeout = match st["TimeoutSecondsPath"].as_str() {
+            Some(p) => match get_path(p, input, ctx).and_then(|v| v.as_u64()) {
+                Some(t) => t,
+                None => {
+                    return TaskEnd::Ended(
+                        self.runtime_error(name, format!("TimeoutSecondsPath {p} not a number")),
+                    );
+                }
+            },
+            None => st["TimeoutSeconds"].as_u64().unwrap_or(99_999_999),
+        };
+        let resource = st["Resource"].as_str().unwrap_or_default();
         loop {
-            let params = match parameters(&st["Parameters"], input, ctx) {
+            self.tokens += 1;
+            let mut ctx = ctx.clone();
+            ctx["Task"] = json!({"Token": format!("token-{}", self.tokens)});
+            let params = match parameters(&st["Parameters"], input, &ctx) {
                 Ok(p) => p,
                 Err(cause) => return TaskEnd::Ended(self.runtime_error(name, cause)),
             };
-            let h = Handler::of(params["FunctionName"].as_str().unwrap_or_default());
-            let result = self.invoke(h, params["Payload"].clone(), task_timeout);
+            let result = match resource {
+                "arn:aws:states:::lambda:invoke" => {
+                    let h = Handler::of(params["FunctionName"].as_str().unwrap_or_default());
+                    self.invoke(h, params["Payload"].clone(), task_timeout)
+                        .map(|payload| {
+                            json!({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200})
+                        })
+                }
+                "arn:aws:states:::lambda:invoke.waitForTaskToken" => {
+                    let h = Handler::of(params["FunctionName"].as_str().unwrap_or_default());
+                    let token = params["Payload"]["task_token"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    match self.invoke(h, params["Payload"].clone(), task_timeout) {
+                        // The invoke's own result is not the task's: the token's is.
+                        Ok(_) => self.person_decides(&token, task_timeout),
+                        Err(e) => Err(e),
+                    }
+                }
+                "arn:aws:states:::sns:publish" => {
+                    assert!(
+                        params["Message"].is_string() && params["TopicArn"].is_string(),
+                        "{name}: a publish needs a topic and a message"
+                    );
+                    let x = self.rng.unit();
+                    if x < self.invoke.service_exception + self.invoke.too_many_requests {
+                        Err((
+                            "SNS.InternalErrorException".into(),
+                            "SNS: internal error (500)".into(),
+                        ))
+                    } else {
+                        Ok(json!({"MessageId": format!("msg-{}", self.tokens)}))
+                    }
+                }
+                other => {
+                    panic!("{name}: resource {other} is not modelled by the chaos interpreter")
+                }
+            };
             if self.stopped() {
                 self.note(format!("{name}: the execution was stopped meanwhile"));
                 return TaskEnd::Ended(Ended::Aborted);
             }
             let (error, cause) = match result {
-                Ok(payload) => {
-                    let result = json!({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200});
+                Ok(result) => {
                     let with = set_path(st.get("ResultPath").unwrap_or(&json!("$")), input, result);
                     let output = match st["OutputPath"].as_str() {
-                        Some(p) => match get_path(p, &with, ctx) {
+                        Some(p) => match get_path(p, &with, &ctx) {
                             Some(v) => v,
                             None => {
                                 return TaskEnd::Ended(
@@ -867,6 +1002,61 @@ impl Run {
         }
     }
 
+    /// The task waits on `token` until the person decides through the API (approve: record
+    /// the decision, then SendTaskSuccess; reject: record it, then SendTaskFailure) or the
+    /// task's timeout ends the wait. A decision the store refuses, or a token that is no
+    /// longer the one waiting, leaves the task waiting: it times out.
+    fn person_decides(&mut self, token: &str, timeout: u64) -> Result<Value, (String, String)> {
+        use shared::domain::{ApprovalDecision, ApprovalState};
+        let decision = self.approval.unwrap_or(Decision::Ignore);
+        let state = match decision {
+            Decision::Approve => ApprovalState::Approved,
+            Decision::Reject => ApprovalState::Rejected,
+            Decision::Ignore => {
+                self.advance(timeout);
+                self.note(format!("nobody decided within {timeout} s"));
+                return Err(("States.Timeout".into(), String::new()));
+            }
+        };
+        let after = self.rng.below(timeout / 2);
+        self.advance(after);
+        let waiting = self
+            .world
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .and_then(|r| r.approval)
+            .and_then(|a| a.task_token)
+            .is_some_and(|t| t == token);
+        let decided = poll_once(
+            &self.faults,
+            std::pin::pin!(self.world.store.decide_approval(
+                sample::DEPLOYMENT_ID,
+                &ApprovalDecision {
+                    state,
+                    by: "bob@example.com".into(),
+                    at: self.now(),
+                    comment: (decision == Decision::Reject).then(|| "not today".to_string()),
+                },
+            )),
+        );
+        let decided =
+            matches!(decided, Polled::Done(Ok(ref r)) if r.phase == Phase::AwaitingApproval);
+        self.note(format!(
+            "the person: {decision:?} (recorded {decided}, token current {waiting})"
+        ));
+        if !(decided && waiting) {
+            self.advance(timeout);
+            return Err(("States.Timeout".into(), String::new()));
+        }
+        match decision {
+            Decision::Approve => Ok(json!({"approved_by": "bob@example.com"})),
+            _ => Err((
+                "BlueGreen.ApprovalRejected".into(),
+                "rejected by bob@example.com: not today".into(),
+            )),
+        }
+    }
+
     /// The execution-status Lambda, invoked asynchronously with the ended execution's event.
     fn backstop(&mut self, ended: &Ended) -> Option<(u32, bool)> {
         let status = match ended {
@@ -889,7 +1079,7 @@ impl Run {
                 "status": status,
                 "startDate": 1_735_898_400_000u64,
                 "stopDate": 1_735_898_580_000u64,
-                "input": sample::request().to_string(),
+                "input": self.request.to_string(),
                 "inputDetails": {"included": true},
                 "output": null,
                 "outputDetails": null,
@@ -1075,6 +1265,30 @@ impl Run {
             )),
             _ => {}
         }
+        // Approval: no traffic before a person said yes; a deployment that waited for an
+        // approval that never came ends NOT_DEPLOYED, however its rollback was retried.
+        if let Some(a) = r
+            .approval
+            .as_ref()
+            .filter(|a| a.state != shared::domain::ApprovalState::Approved)
+        {
+            if !steps.is_empty() || w.router.writes().iter().any(|s| s.green() > 0) {
+                v.push(format!(
+                    "traffic moved although the approval is {}",
+                    a.state.as_str()
+                ));
+            }
+            if r.phase.is_terminal() && r.phase != Phase::NotDeployed {
+                v.push(format!(
+                    "ended {} although it was waiting for approval ({})",
+                    r.phase,
+                    a.state.as_str()
+                ));
+            }
+        }
+        if self.approval.is_none() && r.approval.is_some() {
+            v.push("an approval was requested for an environment that needs none".into());
+        }
         let ledger = w.store.ledger(id).await.unwrap_or_default();
         for e in &ledger {
             if e.step_index as usize >= steps.len() {
@@ -1130,9 +1344,10 @@ impl Run {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "run seed {} | scenario {:?} | call faults {:.0}% (throttle {:.1}%, 5xx {:.1}%, timeout {:.1}%, reported-failure {:.1}%, kill {:.1}%) | invoke faults {:.0}%",
+            "run seed {} | scenario {:?} | approval {:?} | call faults {:.0}% (throttle {:.1}%, 5xx {:.1}%, timeout {:.1}%, reported-failure {:.1}%, kill {:.1}%) | invoke faults {:.0}%",
             self.seed,
             self.scenario,
+            self.approval,
             self.rates.total() * 100.0,
             self.rates.throttle * 100.0,
             self.rates.server_error * 100.0,
@@ -1227,6 +1442,7 @@ struct Summary {
     outcomes: BTreeMap<String, u64>,
     statuses: BTreeMap<String, u64>,
     scenarios: BTreeMap<(Scenario, String), u64>,
+    approvals: BTreeMap<(String, String), u64>,
     call_faults: BTreeMap<FaultKind, u64>,
     invoke_faults: BTreeMap<InvokeFault, u64>,
     calls: u64,
@@ -1252,7 +1468,12 @@ async fn one(seed: u64, sum: &mut Summary, verbose: bool) {
     sum.runs += 1;
     *sum.outcomes.entry(outcome.ended.label()).or_default() += 1;
     *sum.statuses.entry(status.clone()).or_default() += 1;
-    *sum.scenarios.entry((run.scenario, status)).or_default() += 1;
+    *sum.scenarios
+        .entry((run.scenario, status.clone()))
+        .or_default() += 1;
+    if let Some(d) = run.approval {
+        *sum.approvals.entry((format!("{d:?}"), status)).or_default() += 1;
+    }
     for (k, n) in run.faults.counts() {
         *sum.call_faults.entry(k).or_default() += n;
     }
@@ -1321,6 +1542,7 @@ async fn a_thousand_deployments_under_faults_end_whole() {
     println!("  executions ended: {:?}", sum.outcomes);
     println!("  records: {:?}", sum.statuses);
     println!("  by scenario: {:?}", sum.scenarios);
+    println!("  approval runs, by decision: {:?}", sum.approvals);
     println!(
         "  call faults injected: {:?}",
         sum.call_faults
