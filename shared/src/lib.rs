@@ -18,3 +18,5 @@ pub mod telemetry;
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+#[cfg(any(test, feature = "fakes"))]
+pub mod faults;

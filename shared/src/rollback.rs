@@ -30,6 +30,7 @@ pub enum RollbackOutcome {
 }
 
 /// Who holds a lock when there is no record to say: the environment of a start request.
+#[derive(Debug, Clone, Copy)]
 pub struct LockOwner<'a> {
     pub service: &'a str,
     pub environment: &'a str,
@@ -60,6 +61,20 @@ pub async fn restore(
     Ok(true)
 }
 
+/// Whether the deployment was waiting for approval when its rollback began: in that phase, or
+/// already ROLLING_BACK (a retried rollback) with an approval that never said yes, so no traffic
+/// can have moved. Without the second case a retry would end it FAILED instead of NOT_DEPLOYED.
+pub fn waiting_for_approval(record: &DeploymentRecord) -> bool {
+    match record.phase {
+        Phase::AwaitingApproval => true,
+        Phase::RollingBack => record
+            .approval
+            .as_ref()
+            .is_some_and(|a| a.state != crate::domain::ApprovalState::Approved),
+        _ => false,
+    }
+}
+
 pub async fn roll_back(
     deps: &RollbackDeps,
     id: &str,
@@ -85,7 +100,7 @@ pub async fn roll_back(
         return Ok(RollbackOutcome::AlreadyFinished(record));
     }
 
-    let was_awaiting_approval = record.phase == Phase::AwaitingApproval;
+    let was_awaiting_approval = waiting_for_approval(&record);
     let mut record = deps
         .store
         .transition(id, Phase::RollingBack, None, Some(reason))
@@ -115,6 +130,30 @@ pub async fn roll_back(
         Phase::NotDeployed => RollbackOutcome::NotDeployed(record),
         _ => RollbackOutcome::Failed(record),
     })
+}
+
+/// [`roll_back`], run again while it fails with a retryable error (throttling, 5xx or timeouts
+/// that outlasted the SDK's own retries), up to `attempts` runs in all. For the asynchronously
+/// invoked backstops, whose only other retries are Lambda's two: without this, three throttled
+/// calls in a row leave a deployment half rolled back and its environment locked until a
+/// person acts. Safe because `roll_back` is idempotent.
+pub async fn roll_back_retrying(
+    deps: &RollbackDeps,
+    id: &str,
+    reason: &str,
+    owner: Option<LockOwner<'_>>,
+    attempts: u32,
+) -> Result<RollbackOutcome, PhaseError> {
+    let mut tries = 1;
+    loop {
+        match roll_back(deps, id, reason, owner).await {
+            Err(PhaseError::Retryable(e)) if tries < attempts => {
+                tracing::warn!(attempt = tries, error = %e, "rollback interrupted; trying again");
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The environment after a rollback: the active color is unchanged; the standby color now runs

@@ -84,6 +84,19 @@ fn every_task_retries_lambda_errors_and_catches_to_rollback() {
                 .filter_map(|r| r["MaxAttempts"].as_u64())
                 .sum();
             assert!(attempts >= 10, "Rollback retries only {attempts} times");
+            // Throttling and 5xx get the longest budget: the chaos test found 10 attempts
+            // spent (RollbackFailed, traffic possibly split) at 50 % faults per call.
+            let transient = state["Retry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| strings(&r["ErrorEquals"]).contains(&"BlueGreen.Retryable".to_string()))
+                .and_then(|r| r["MaxAttempts"].as_u64())
+                .unwrap_or(0);
+            assert!(
+                transient >= 30,
+                "Rollback retries throttling only {transient} times"
+            );
             assert!(
                 retried.contains("States.ALL"),
                 "Rollback must retry every error"

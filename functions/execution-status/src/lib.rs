@@ -9,12 +9,16 @@ use shared::contracts::DeploymentRequest;
 use shared::domain::{DeploymentRecord, TrafficSplit};
 use shared::error::PhaseError;
 use shared::ports::{Clock, DeploymentStore, EnvironmentAccess};
-use shared::rollback::{LockOwner, RollbackDeps, RollbackOutcome, roll_back};
+use shared::rollback::{LockOwner, RollbackDeps, RollbackOutcome, roll_back_retrying};
 use std::sync::Arc;
 use tracing::Instrument;
 
 pub const SOURCE: &str = "aws.states";
 pub const DETAIL_TYPE: &str = "Step Functions Execution Status Change";
+/// Rollback runs per invocation before a retryable failure is returned. This function is the
+/// last automatic line of defence (Lambda retries it twice, then the event goes to the failed
+/// events queue), so it retries as its own caller cannot.
+pub const ROLLBACK_ATTEMPTS: u32 = 5;
 
 pub struct Deps {
     pub store: Arc<dyn DeploymentStore>,
@@ -224,7 +228,15 @@ async fn run(deps: &Deps, change: ExecutionChange) -> Result<Summary, PhaseError
         None => false,
     };
     Ok(
-        match roll_back(&deps.rollback(), &change.name, &reason, owner).await? {
+        match roll_back_retrying(
+            &deps.rollback(),
+            &change.name,
+            &reason,
+            owner,
+            ROLLBACK_ATTEMPTS,
+        )
+        .await?
+        {
             RollbackOutcome::RolledBack(r) => {
                 let restored = TrafficSplit::all_on(r.active_color);
                 Summary::RolledBack {
@@ -492,6 +504,26 @@ mod tests {
         w.store
             .env("checkout", "dev")
             .and_then(|e| e.active_deployment)
+    }
+
+    #[tokio::test]
+    async fn throttling_that_outlasts_the_sdk_retries_does_not_stop_the_backstop() {
+        use shared::error::AdapterError;
+        // GIVEN a deployment stopped at 50 % while the listener's API throttles (found by the
+        // chaos test: three throttled invocations left the record ROLLING_BACK and the lock held)
+        let w = shifted_to(50).await;
+        *w.router.fail_next_writes.lock().unwrap() =
+            vec![AdapterError::Transient("ThrottlingException".into()); 3];
+        // WHEN its ABORTED event arrives once
+        let out = handle(&deps(&w), event(DEPLOYMENT_ID, "ABORTED"))
+            .await
+            .unwrap();
+        // THEN that one invocation restored blue, finished the record and released the lock
+        assert_eq!(out["action"], "rolled_back");
+        assert_eq!(w.router.split(), TrafficSplit::all_on(Color::Blue));
+        let r = w.store.record(DEPLOYMENT_ID).unwrap();
+        assert_eq!(r.status, DeploymentStatus::RolledBack);
+        assert_eq!(lock_holder(&w), None);
     }
 
     #[tokio::test]

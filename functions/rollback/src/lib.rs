@@ -45,7 +45,7 @@ async fn approval_outcome(
     let Some(record) = deps.store.deployment(&state.deployment_id).await? else {
         return Ok(None);
     };
-    if record.phase != Phase::AwaitingApproval {
+    if !shared::rollback::waiting_for_approval(&record) {
         return Ok(None);
     }
     let never = format!("{} never received traffic", record.target_color.title());
@@ -158,6 +158,46 @@ mod tests {
         let mut input = sample::state_with(&sample::progress(None, 0));
         input["request"]["approval_timeout_seconds"] = serde_json::json!(3600);
         (w, input)
+    }
+
+    #[tokio::test]
+    async fn a_retried_rollback_of_a_timed_out_approval_still_ends_not_deployed() {
+        use shared::faults::{FaultRates, Faults, FaultyAccess};
+        // GIVEN a deployment whose approval timed out, and a first rollback that moved the
+        // record to ROLLING_BACK, then failed reaching the listener (throttled)
+        let (w, mut input) = awaiting_approval().await;
+        input["error"] = serde_json::json!({"Error": "States.Timeout", "Cause": ""});
+        let mut throttled = FaultRates::none();
+        throttled.throttle = 1.0;
+        let first = Deps {
+            store: w.store.clone(),
+            access: std::sync::Arc::new(FaultyAccess {
+                inner: w.access.clone(),
+                faults: Faults::new(1, throttled),
+            }),
+            clock: w.clock.clone(),
+        };
+        let e = handle(&first, input.clone()).await.err();
+        assert_eq!(e.map(|e| e.error_type()), Some("BlueGreen.Retryable"));
+        assert_eq!(
+            w.store.record(sample::DEPLOYMENT_ID).map(|r| r.phase),
+            Some(Phase::RollingBack)
+        );
+        // WHEN the state machine retries the rollback
+        let out = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // THEN it ends as the first attempt would have: not deployed, for the timeout
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::NotDeployed));
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(r.status, DeploymentStatus::NotDeployed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("approval timed out after 1h 00m; Green never received traffic")
+        );
     }
 
     #[tokio::test]
