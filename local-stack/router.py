@@ -20,7 +20,7 @@ Benchmarks and chaos runs also use:
                     faults on the AWS calls the functions make (recognised by the app id
                     `bluegreen-function` in their user agent; the harness and moto's interpreter
                     are never hit). Kinds: throttle (HTTP 400 ThrottlingException), 5xx (HTTP 500
-                    InternalFailure), timeout (the call hangs 2 s, then the connection is dropped
+                    InternalFailure), timeout (the call hangs 1 s, then the connection is dropped
                     with no answer), succeed-then-fail (the call is carried out, then answered
                     with HTTP 500). lambda_crash_rate: the function runs, then its result is
                     replaced by an unhandled Runtime.ExitError, as when a process dies after its
@@ -643,7 +643,7 @@ class Handler(BaseHTTPRequestHandler):
     def inject(self, kind: str, path: str, target: str) -> None:
         """Answers an AWS call with an injected fault, in the protocol the caller speaks."""
         if kind == "timeout":
-            time.sleep(2)
+            time.sleep(1)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)

@@ -230,6 +230,16 @@ impl LocalStack {
         Ok(resp.body_mut().read_json()?)
     }
 
+    /// The router's counters (calls per operation, items read and returned, invocations,
+    /// faults injected) since the last `control("stats/reset", ..)`.
+    pub fn stats(&self) -> Result<Value> {
+        let url = format!("{}/_local/stats", self.endpoint);
+        let mut resp = ureq::get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        Ok(resp.body_mut().read_json()?)
+    }
+
     /// Makes `tg` answer with this error rate and p99 once its weight reaches `from_weight`.
     pub fn traffic_profile(
         &self,
