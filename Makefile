@@ -13,7 +13,7 @@ GUARD_OS := $(if $(filter Darwin,$(shell uname -s)),macos,ubuntu)
 GUARD_ARCH := $(if $(filter arm64 aarch64,$(shell uname -m)),aarch64,x86_64)
 CFN_GUARD := node_modules/@cdklabs/cdk-validator-cfnguard/bin/$(GUARD_OS)/$(GUARD_ARCH)/cfn-guard
 
-.PHONY: demo test bench setup build lint template-checks compliance deny package unit e2e stack-up stack-down clean
+.PHONY: chaos demo test bench setup build lint template-checks compliance deny package unit e2e stack-up stack-down clean
 
 $(VENV)/.installed: requirements-dev.txt local-stack/requirements.txt
 	python3 -m venv $(VENV)
@@ -89,12 +89,34 @@ test: setup build lint
 	cargo test --workspace --no-fail-fast
 
 # Benchmarks print figures with a baseline measured in the same run; nothing here asserts speed.
+# Writes every table to bench/results.md as well; BENCHMARKS.md explains them.
 RUNS ?= 50
-bench: build
+STARTS ?= 25
+HISTORY ?= 100000
+FUNCTION_PACKAGES := -p deploy-green -p request-approval -p shift-traffic -p evaluate -p finalize \
+	-p rollback -p api -p ecr-push-trigger -p alarm-trigger -p execution-status
+bench: build package
+	cargo build --release --bins $(FUNCTION_PACKAGES) -p bare-function -p bench
 	@set -euo pipefail; \
 	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
 	$(STACK) up >/dev/null; \
-	cargo run --quiet -p local-stack --bin bench_rollback -- $(RUNS)
+	{ echo "# make bench, $$(date -u +%F), $$(nproc) cores, $$(uname -m)"; echo; \
+	  echo '## Package sizes (arm64, release, zipped)'; echo; echo '```'; \
+	  python3 .ci/package-sizes.py .aws-sam/build; echo '```'; echo; \
+	  target/release/coldstart --starts $(STARTS); echo; \
+	  cargo run --quiet -p bench --bin deployment; echo; \
+	  cargo run --quiet -p bench --bin history -- --deployments $(HISTORY); echo; \
+	  echo '## Rollback reaction'; echo; echo '```'; \
+	  cargo run --quiet -p local-stack --bin bench_rollback -- $(RUNS); echo '```'; \
+	} 2>&1 | grep -v '"_aws"' | tee bench/results.md
+
+# The larger chaos and fuzz runs (the CI sizes run in `make test`).
+chaos: build
+	CHAOS_RUNS=20000 cargo test --quiet -p integration-tests --test chaos -- --nocapture | grep -v '"_aws"'
+	@set -euo pipefail; \
+	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
+	$(STACK) up >/dev/null; \
+	CHAOS_LOCAL_RUNS=100 cargo test --quiet -p integration-tests --test chaos_local -- --nocapture | grep -v '"_aws"'
 
 stack-up: build
 	$(STACK) up

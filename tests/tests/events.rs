@@ -52,6 +52,14 @@ fn every_event_file_parses_as_what_its_name_says() {
                     .unwrap_or_else(|e| panic!("{name}: not a deployment request: {e}"));
                 req.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
             }
+            ("tasks", "request-approval.json") => {
+                // The AwaitApproval state's payload: the state and Step Functions' task token.
+                let token = value["task_token"].as_str().unwrap_or_default();
+                assert!(!token.is_empty(), "{name}: task_token");
+                let state = ExecutionState::from_value(value["state"].clone())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(state.request.approval_timeout_seconds.is_some(), "{name}");
+            }
             ("tasks", n) => {
                 let state =
                     ExecutionState::from_value(value).unwrap_or_else(|e| panic!("{name}: {e}"));
