@@ -13,7 +13,7 @@ GUARD_OS := $(if $(filter Darwin,$(shell uname -s)),macos,ubuntu)
 GUARD_ARCH := $(if $(filter arm64 aarch64,$(shell uname -m)),aarch64,x86_64)
 CFN_GUARD := node_modules/@cdklabs/cdk-validator-cfnguard/bin/$(GUARD_OS)/$(GUARD_ARCH)/cfn-guard
 
-.PHONY: chaos demo test bench setup build lint template-checks compliance deny package unit e2e stack-up stack-down clean
+.PHONY: chaos demo test bench setup build lint template-checks compliance deny package unit e2e stack-up stack-down clean fuzz fuzz-build
 
 $(VENV)/.installed: requirements-dev.txt local-stack/requirements.txt
 	python3 -m venv $(VENV)
@@ -80,13 +80,61 @@ package: setup
 unit: build
 	cargo test --workspace --exclude integration-tests
 
-# Every test: lint, unit and handler tests, the definition's invariants, and end to end on
-# the local stack (started here, stopped on exit).
-test: setup build lint
+# Every test: lint, a short fuzzing run of every parser (fuzz/README.md), unit and handler
+# tests, the definition's invariants, and end to end on the local stack (started here,
+# stopped on exit).
+test: setup build lint fuzz
 	@set -euo pipefail; \
 	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
 	$(STACK) up >/dev/null; \
 	cargo test --workspace --no-fail-fast
+
+# Fuzzing (fuzz/README.md): every event, task and API request parser, each target for
+# FUZZ_SECONDS (a longer run: `make fuzz FUZZ_SECONDS=600`; one target: FUZZ_TARGETS=api).
+# cargo-fuzz is installed into .tools/; it needs nightly flags, hence RUSTC_BOOTSTRAP=1. No
+# sanitizer: the product is safe Rust (unsafe_code = forbid), so ASan would only slow the build.
+# The corpus starts from events/ (copied in on each run) and grows in fuzz/corpus/; a crash is
+# saved under fuzz/artifacts/<target>/ and fails the run with the command that reproduces it.
+FUZZ_SECONDS ?= 10
+FUZZ_TARGETS ?= $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := .tools/bin/cargo-fuzz
+FUZZ := env -u CARGO_TARGET_DIR RUSTC_BOOTSTRAP=1 $(CURDIR)/$(CARGO_FUZZ) fuzz
+FUZZ_FLAGS := -s none --codegen-units 16 --target-dir fuzz/target
+
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root .tools
+
+fuzz-build: $(CARGO_FUZZ)
+	$(FUZZ) build $(FUZZ_FLAGS)
+
+fuzz: fuzz-build
+	@set -uo pipefail; shopt -s nullglob; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  case $$t in \
+	    execution_input) seeds="events/*.json events/tasks/*.json";; \
+	    task_*) seeds="events/tasks/*.json fuzz/seeds/$$t/*.json";; \
+	    api*) seeds="events/api/*.json";; \
+	    *) seeds="events/triggers/*.json";; \
+	  esac; \
+	  mkdir -p fuzz/corpus/$$t fuzz/artifacts/$$t; cp $$seeds fuzz/corpus/$$t/; \
+	  log=fuzz/artifacts/$$t.log; \
+	  if $(FUZZ) run $(FUZZ_FLAGS) $$t fuzz/corpus/$$t -- \
+	      -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	      -artifact_prefix=fuzz/artifacts/$$t/ >$$log 2>&1; then \
+	    runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	    printf 'fuzz %-22s ok: %s runs in %ss (%s execs/s), corpus %s files\n' $$t "$$runs" \
+	      $(FUZZ_SECONDS) "$$(( $${runs:-0} / $(FUZZ_SECONDS) ))" "$$(ls fuzz/corpus/$$t | wc -l)"; \
+	  else \
+	    tail -n 40 $$log; \
+	    artifact=$$(ls -t fuzz/artifacts/$$t/* 2>/dev/null | head -n 1); \
+	    echo "fuzz $$t FAILED; full log: $$log"; \
+	    echo "  artifact:  $$artifact"; \
+	    echo "  reproduce: RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) fuzz run $(FUZZ_FLAGS) $$t $$artifact"; \
+	    failed="$$failed $$t"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed"; exit 1; fi
 
 # Benchmarks print figures with a baseline measured in the same run; nothing here asserts speed.
 # Writes every table to bench/results.md as well; BENCHMARKS.md explains them.

@@ -361,4 +361,130 @@ mod tests {
             Some("d-1".into())
         );
     }
+
+    mod properties {
+        use super::*;
+        use crate::domain::{DeploymentStatus, Phase};
+        use proptest::prelude::*;
+        use std::collections::{BTreeMap, BTreeSet};
+
+        const ENVS: [&str; 2] = ["dev", "tst"];
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// A start of deployment `k` of an environment (API call or trigger delivery; any
+            /// of them may be a duplicate).
+            Start { k: u8, env: usize },
+            /// The deployment holding the environment ran and ended (record terminal, lock
+            /// released), as its execution does.
+            End { env: usize },
+        }
+
+        fn ops() -> impl Strategy<Value = Vec<Op>> {
+            prop::collection::vec(
+                prop_oneof![
+                    4 => (0u8..3, 0..ENVS.len()).prop_map(|(k, env)| Op::Start { k, env }),
+                    1 => (0..ENVS.len()).prop_map(|env| Op::End { env }),
+                ],
+                1..30,
+            )
+        }
+
+        fn id(k: u8, env: &str) -> String {
+            format!("checkout-{env}-{k}")
+        }
+
+        async fn end(w: &World, env: &str, holder: &str) {
+            let mut r = sample::record(Phase::RollingBack);
+            r.id = holder.into();
+            r.environment = env.into();
+            r.execution_arn = FakeExecutions::arn(holder);
+            assert!(matches!(
+                w.store.begin(&r).await.unwrap(),
+                crate::ports::BeginOutcome::Started
+            ));
+            r.phase = Phase::Failed;
+            r.status = DeploymentStatus::of(Phase::Failed);
+            let state = w.store.env("checkout", env).unwrap();
+            w.store.finish(&r, &state).await.unwrap();
+        }
+
+        async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
+            let w = world().await;
+            let mut tst = sample::World::environment_config();
+            tst.environment = "tst".into();
+            w.registry.put_environment(&tst).await.unwrap();
+            // The model: who holds each environment, which executions exist, which ended.
+            let mut holder: BTreeMap<&str, String> = BTreeMap::new();
+            let mut executions: BTreeSet<String> = BTreeSet::new();
+            let mut ended: BTreeSet<String> = BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Start { k, env } => {
+                        let env = ENVS[env];
+                        let id = id(k, env);
+                        let got = start(&w.deps, &req(&id, env)).await;
+                        match holder.get(env).filter(|h| **h != id) {
+                            Some(h) => prop_assert_eq!(
+                                got,
+                                Err(StartError::Locked {
+                                    service: "checkout".into(),
+                                    environment: env.into(),
+                                    by: h.clone(),
+                                })
+                            ),
+                            None => {
+                                let started =
+                                    got.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                                prop_assert_eq!(started.duplicate, executions.contains(&id));
+                                executions.insert(id.clone());
+                                if ended.contains(&id) {
+                                    holder.remove(env);
+                                } else {
+                                    holder.insert(env, id);
+                                }
+                            }
+                        }
+                    }
+                    Op::End { env } => {
+                        let env = ENVS[env];
+                        if let Some(h) = holder.remove(env) {
+                            end(&w, env, &h).await;
+                            ended.insert(h);
+                        }
+                    }
+                }
+                // One execution per deployment id, however often it was started; the lock is
+                // held by exactly the deployment the model says, in each environment.
+                let names = w.executions.started_names();
+                prop_assert_eq!(
+                    names.iter().cloned().collect::<BTreeSet<_>>(),
+                    executions.clone()
+                );
+                prop_assert_eq!(names.len(), executions.len());
+                for env in ENVS {
+                    let held = w
+                        .store
+                        .env("checkout", env)
+                        .and_then(|e| e.active_deployment);
+                    prop_assert_eq!(held.as_ref(), holder.get(env));
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// Any sequence of starts (duplicates included) and endings over two environments:
+            /// at most one deployment holds each environment; a start while another holds it
+            /// is refused naming the holder; a repeated start is a duplicate that starts
+            /// nothing; a redelivered start of an ended deployment leaves the environment free.
+            #[test]
+            fn arbitrary_start_sequences_keep_one_active_deployment_per_environment(ops in ops()) {
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                rt.block_on(check(ops))?;
+            }
+        }
+    }
 }

@@ -556,6 +556,45 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any interleaving of deliveries of a few pushes (each possibly redelivered): one
+        /// execution in all, for the first push; its redeliveries are duplicates; every other
+        /// push is refused as locked, naming it.
+        #[test]
+        fn redelivered_and_competing_pushes_start_at_most_one_execution(
+            deliveries in prop::collection::vec(0usize..3, 1..12),
+        ) {
+            const TAGS: [&str; 3] = ["1.3.0", "1.4.0", "2.0.0"];
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let w = world().await;
+                let d = w.start_deps();
+                let first = deliveries[0];
+                let id_of = |i: usize| {
+                    deployment_id("checkout", "dev", &Version::parse(TAGS[i]).unwrap(), DIGEST)
+                };
+                for (n, &i) in deliveries.iter().enumerate() {
+                    let out = handle(&d, push(TAGS[i])).await.unwrap();
+                    let env = &out["environments"][0];
+                    let expected = match (i == first, deliveries[..n].contains(&i)) {
+                        (true, false) => "started",
+                        (true, true) => "duplicate",
+                        (false, _) => "locked",
+                    };
+                    prop_assert_eq!(env["outcome"].as_str(), Some(expected), "{}", out);
+                    if expected == "locked" {
+                        let running = id_of(first);
+                        prop_assert_eq!(env["running"].as_str(), Some(running.as_str()));
+                    }
+                }
+                prop_assert_eq!(w.executions.started_names(), vec![id_of(first)]);
+                Ok(())
+            })?;
+        }
+    }
+
     fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),

@@ -327,4 +327,111 @@ mod tests {
         let err = handle(&deps(&w), input(Some(3))).await.err();
         assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Internal"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use shared::domain::Color;
+
+        fn plans() -> impl Strategy<Value = Vec<u32>> {
+            prop::collection::btree_set(1u32..100, 0..8).prop_map(|s| {
+                let mut v: Vec<u32> = s.into_iter().collect();
+                v.push(100);
+                v
+            })
+        }
+
+        fn fail(e: impl std::fmt::Display) -> TestCaseError {
+            TestCaseError::fail(e.to_string())
+        }
+
+        /// Walks a plan, each step called `repeats[i]` times with the same input (a Lambda
+        /// retry), the next step's input as a passing evaluation hands it back.
+        async fn walk(
+            steps: Vec<u32>,
+            repeats: Vec<u8>,
+            target: Color,
+        ) -> Result<(), TestCaseError> {
+            let w = World::default();
+            let active = target.other();
+            let mut record = sample::record(Phase::DeployingGreen);
+            record.active_color = active;
+            record.target_color = target;
+            w.store.begin(&record).await.map_err(fail)?;
+            *w.router.split.lock().unwrap_or_else(|p| p.into_inner()) =
+                TrafficSplit::all_on(active);
+            let mut progress = sample::progress(None, 0);
+            progress.active_color = active;
+            progress.target_color = target;
+            let mut input = sample::state_with(&progress);
+            input["request"]["steps"] = serde_json::json!(steps);
+            let d = deps(&w);
+            let mut calls = 0;
+            for (i, &weight) in steps.iter().enumerate() {
+                let first = handle(&d, input.clone()).await.map_err(fail)?;
+                calls += 1;
+                for _ in 1..repeats.get(i).copied().unwrap_or(1) {
+                    let again = handle(&d, input.clone()).await.map_err(fail)?;
+                    calls += 1;
+                    prop_assert_eq!(&again, &first, "a retry of step {} answered differently", i);
+                }
+                // Weights: one write per call, each in range, summing to 100, this step's
+                // weight on the target color.
+                let writes = w.router.writes();
+                prop_assert_eq!(writes.len(), calls);
+                for s in &writes {
+                    prop_assert_eq!(u32::from(s.blue()) + u32::from(s.green()), 100);
+                    prop_assert!(s.blue() <= 999 && s.green() <= 999);
+                }
+                prop_assert_eq!(
+                    writes.last().map(|s| s.weight_of(target)),
+                    Some(weight as u16)
+                );
+                // History: exactly one row per step so far, in order; retries add none and
+                // rewrite none.
+                let rows = w.store.steps(sample::DEPLOYMENT_ID).await.map_err(fail)?;
+                let got: Vec<(u32, u16)> = rows
+                    .iter()
+                    .map(|r| (r.step_index, r.split.weight_of(target)))
+                    .collect();
+                let want: Vec<(u32, u16)> = steps[..=i]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &s)| (j as u32, s as u16))
+                    .collect();
+                prop_assert_eq!(got, want);
+                input = serde_json::to_value(&first).map_err(fail)?;
+                input["progress"]["next"] = serde_json::json!("shift");
+            }
+            // Past the last step: an error, and nothing written.
+            let n = w.router.writes().len();
+            prop_assert!(handle(&d, input).await.is_err());
+            prop_assert_eq!(w.router.writes().len(), n);
+            prop_assert_eq!(
+                w.store
+                    .record(sample::DEPLOYMENT_ID)
+                    .map(|r| r.target_weight),
+                Some(100)
+            );
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Any plan, towards either color, with any step retried: every listener write is
+            /// integral weights summing to 100 with the plan's step on the target, a retry
+            /// answers the same and the step history holds exactly one row per step.
+            #[test]
+            fn any_plan_with_retries_writes_valid_splits_and_one_history_row_per_step(
+                steps in plans(),
+                repeats in prop::collection::vec(1u8..=3, 8),
+                to_blue in any::<bool>(),
+            ) {
+                let target = if to_blue { Color::Blue } else { Color::Green };
+                let rt = tokio::runtime::Builder::new_current_thread().build().map_err(fail)?;
+                rt.block_on(walk(steps, repeats, target))?;
+            }
+        }
+    }
 }

@@ -193,4 +193,65 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// How far along a deployment is; no legal move lowers it.
+        fn stage(p: Phase) -> u8 {
+            match p {
+                DeployingGreen => 0,
+                AwaitingApproval => 1,
+                ShiftingTraffic => 2,
+                Verifying => 3,
+                Succeeded => 4,
+                RollingBack => 5,
+                RolledBack | Failed | NotDeployed => 6,
+            }
+        }
+
+        proptest! {
+            /// Whatever moves are asked for, in any order: a refused move leaves the phase as
+            /// it was and names both ends; an accepted one is legal by `can_move_to` and by
+            /// `sources_of` (the store's write condition); phases never go back a stage;
+            /// terminal phases are absorbing; success is reached only through verification
+            /// after traffic moved, and the rollback endings only through rolling back.
+            #[test]
+            fn arbitrary_transition_sequences_never_leave_the_legal_graph(
+                start in 0..Phase::ALL.len(),
+                moves in prop::collection::vec(0..Phase::ALL.len(), 0..40),
+            ) {
+                let mut at = Phase::ALL[start];
+                let mut visited = vec![at];
+                for m in moves {
+                    let to = Phase::ALL[m];
+                    match at.next(to) {
+                        Ok(p) => {
+                            prop_assert_eq!(p, to);
+                            prop_assert!(!at.is_terminal(), "{} moved on to {}", at, to);
+                            prop_assert!(Phase::sources_of(to).contains(&at));
+                            prop_assert!(stage(to) >= stage(at), "{} went back to {}", at, to);
+                            match to {
+                                Succeeded => prop_assert_eq!(at, Verifying),
+                                RolledBack | Failed | NotDeployed => prop_assert_eq!(at, RollingBack),
+                                Verifying => prop_assert!(matches!(at, ShiftingTraffic | Verifying)),
+                                _ => {}
+                            }
+                            at = p;
+                            visited.push(at);
+                        }
+                        Err(e) => {
+                            prop_assert_eq!(e, InvalidTransition { from: at, to });
+                            prop_assert!(!at.can_move_to(to));
+                            prop_assert!(!Phase::sources_of(to).contains(&at));
+                        }
+                    }
+                }
+                if let Some(i) = visited.iter().position(|p| p.is_terminal()) {
+                    prop_assert!(visited[i..].iter().all(|p| *p == visited[i]), "{:?}", visited);
+                }
+            }
+        }
+    }
 }

@@ -333,4 +333,88 @@ mod tests {
         assert!(th.validate().is_err());
         assert_eq!(Thresholds::default().validate(), Ok(()));
     }
+
+    mod properties {
+        use super::*;
+        use crate::domain::{Color, TrafficSplit};
+        use proptest::prelude::*;
+
+        /// The plan's rules stated on their own: the first one a step list breaks, in order.
+        fn first_violation(steps: &[u32]) -> Option<InvalidPlan> {
+            if steps.is_empty() {
+                return Some(InvalidPlan::NoSteps);
+            }
+            if steps.len() > StepPlan::MAX_STEPS {
+                return Some(InvalidPlan::TooManySteps {
+                    max: StepPlan::MAX_STEPS,
+                    got: steps.len(),
+                });
+            }
+            for (i, &s) in steps.iter().enumerate() {
+                if !(1..=100).contains(&s) {
+                    return Some(InvalidPlan::StepOutOfRange(s));
+                }
+                if i > 0 && s <= steps[i - 1] {
+                    return Some(InvalidPlan::NotAscending {
+                        prev: steps[i - 1],
+                        next: s,
+                    });
+                }
+            }
+            steps
+                .last()
+                .filter(|&&l| l != 100)
+                .map(|&l| InvalidPlan::DoesNotEndAtHundred(l))
+        }
+
+        /// Arbitrary lists, and lists that are valid plans (then sometimes broken by one edit),
+        /// so both outcomes are exercised.
+        fn step_lists() -> impl Strategy<Value = Vec<u32>> {
+            let valid = prop::collection::btree_set(1u32..100, 0..22).prop_map(|s| {
+                let mut v: Vec<u32> = s.into_iter().collect();
+                v.push(100);
+                v
+            });
+            prop_oneof![
+                prop::collection::vec(prop_oneof![0u32..=101, any::<u32>()], 0..24),
+                valid.clone(),
+                (valid, any::<prop::sample::Index>(), 0u32..=101).prop_map(|(mut v, i, x)| {
+                    let i = i.index(v.len());
+                    v[i] = x;
+                    v
+                }),
+            ]
+        }
+
+        proptest! {
+            /// Any step list is either refused naming the first rule it breaks, or a plan that
+            /// is strictly ascending, in 1..=100, at most 20 steps and ends at 100; every step
+            /// of it is a split on either color whose weights are in range and sum to 100.
+            #[test]
+            fn any_step_list_is_a_valid_plan_or_its_first_named_violation(steps in step_lists()) {
+                let plan = StepPlan::new(&steps);
+                let expected = first_violation(&steps);
+                prop_assert_eq!(plan.as_ref().err(), expected.as_ref());
+                if let Ok(plan) = &plan {
+                    let s = plan.steps();
+                    prop_assert!(!s.is_empty() && s.len() <= StepPlan::MAX_STEPS);
+                    prop_assert!(s.windows(2).all(|w| w[0] < w[1]));
+                    prop_assert_eq!(s.last().copied(), Some(100));
+                    prop_assert!(s.iter().zip(&steps).all(|(&a, &b)| u32::from(a) == b));
+                    for &w in s {
+                        for color in [Color::Blue, Color::Green] {
+                            let split = TrafficSplit::with_percent_on(color, w)
+                                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                            prop_assert_eq!(split.weight_of(color), w);
+                            prop_assert_eq!(u32::from(split.blue()) + u32::from(split.green()), 100);
+                            prop_assert!(split.blue() <= 999 && split.green() <= 999);
+                        }
+                    }
+                }
+                // The execution input's `steps` goes through serde: the same rules hold there.
+                let json = serde_json::to_string(&steps).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(serde_json::from_str::<StepPlan>(&json).ok(), plan.ok());
+            }
+        }
+    }
 }

@@ -1,0 +1,3 @@
+//! The evaluate phase handler on the in-memory world, fed its task input (an execution state).
+#![no_main]
+bluegreen_fuzz::phase_target!(evaluate::handle, shifted = true, "evaluate");
