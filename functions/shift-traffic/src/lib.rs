@@ -422,6 +422,34 @@ mod tests {
             /// Any plan, towards either color, with any step retried: every listener write is
             /// integral weights summing to 100 with the plan's step on the target, a retry
             /// answers the same and the step history holds exactly one row per step.
+            /// Whatever the step and however many targets are registered: with none healthy on
+            /// the target color, no weight is written and no step recorded; the error names
+            /// the health check.
+            #[test]
+            fn never_shifts_to_a_target_group_without_healthy_targets(
+                step in 0usize..4,
+                registered in 0u32..20,
+            ) {
+                let rt = tokio::runtime::Builder::new_current_thread().build().map_err(fail)?;
+                rt.block_on(async {
+                    let w = World::default();
+                    w.store
+                        .begin(&sample::record(Phase::DeployingGreen))
+                        .await
+                        .map_err(fail)?;
+                    w.targets.set(&sample::tg(sample::GREEN_TG), registered, 0);
+                    let progress = sample::progress(step.checked_sub(1).map(|s| s as u32), 0);
+                    let err = handle(&deps(&w), sample::state_with(&progress)).await.err();
+                    prop_assert_eq!(
+                        err.map(|e| e.error_type()),
+                        Some("BlueGreen.HealthCheckFailed")
+                    );
+                    prop_assert!(w.router.writes().is_empty());
+                    prop_assert!(w.store.steps(sample::DEPLOYMENT_ID).await.map_err(fail)?.is_empty());
+                    Ok(())
+                })?;
+            }
+
             #[test]
             fn any_plan_with_retries_writes_valid_splits_and_one_history_row_per_step(
                 steps in plans(),
