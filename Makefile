@@ -71,8 +71,9 @@ deny: setup
 	fi
 
 # Release packages for Lambda: sam build (arm64, cargo-lambda with zig, no Docker), then every
-# function's size and a check that each bootstrap is an aarch64 executable. Not part of `test`:
-# a clean build took 30 min on two cores (9 s when nothing changed); CI runs it as its own job.
+# function's size, a check that each bootstrap is an aarch64 executable, and the size gate: a
+# package zipped past its budget in .ci/package-budgets.json fails. Not part of `test`: a clean
+# build takes 16-30 min on two cores (9 s when nothing changed); CI runs it as its own job.
 package: setup
 	sam build --beta-features --template template.yaml
 	python3 .ci/package-sizes.py .aws-sam/build
