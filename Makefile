@@ -154,7 +154,7 @@ bench: build package
 	  python3 .ci/package-sizes.py .aws-sam/build; echo '```'; echo; \
 	  target/release/coldstart --starts $(STARTS); echo; \
 	  cargo run --quiet -p bench --bin deployment; echo; \
-	  cargo run --quiet -p bench --bin history -- --deployments $(HISTORY); echo; \
+	  cargo run --quiet -p bench --bin history -- --deployments $(HISTORY) --repeat 5; echo; \
 	  echo '## Rollback reaction'; echo; echo '```'; \
 	  cargo run --quiet -p local-stack --bin bench_rollback -- $(RUNS); echo '```'; \
 	} 2>&1 | grep -v '"_aws"' | tee bench/results.md
