@@ -12,7 +12,7 @@
 //!
 //! Usage: deployment [--runs 5]
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 use local_stack::{LocalStack, deployment_name};
 use serde_json::{Value, json};
@@ -55,20 +55,6 @@ fn timings(step_wait: u64, verification: u64, interval: u64) -> Value {
     json!({"step_wait_seconds": step_wait, "verification_seconds": verification,
            "verification_interval_seconds": interval, "health_poll_seconds": 0,
            "health_timeout_seconds": 30})
-}
-
-fn control(stack: &LocalStack, path: &str, body: Value) -> Result<Value> {
-    stack.control(path, body)
-}
-
-fn stats(stack: &LocalStack) -> Result<Value> {
-    let url = format!("{}/_local/stats", stack.endpoint);
-    ureq::get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("GET {url}: not JSON"))
 }
 
 async fn transitions(stack: &LocalStack, arn: &str) -> Result<BTreeMap<String, u64>> {
@@ -146,10 +132,10 @@ async fn main() -> Result<()> {
     )?;
 
     // ---- cost of one default-shaped deployment --------------------------------------------
-    control(&stack, "stats/reset", json!({}))?;
+    stack.control("stats/reset", json!({}))?;
     let (arn, _) = run(&stack, &env, "1.3.0", timings(1, 10, 1)).await?;
     let states = transitions(&stack, &arn).await?;
-    let s = stats(&stack)?;
+    let s = stack.stats()?;
     let total_transitions: u64 = states.values().sum();
     let calls: BTreeMap<String, u64> = serde_json::from_value(s["calls"].clone())?;
     let invocations = s["invocations"].as_array().cloned().unwrap_or_default();
@@ -310,10 +296,10 @@ async fn main() -> Result<()> {
             .await?;
         floor.push(started.elapsed());
 
-        control(&stack, "stats/reset", json!({}))?;
+        stack.control("stats/reset", json!({}))?;
         let (_, took) = run(&stack, &env, &format!("1.4.{i}"), timings(0, 0, 0)).await?;
         whole.push(took);
-        let s = stats(&stack)?;
+        let s = stack.stats()?;
         let ms: f64 = s["invocations"]
             .as_array()
             .map(|v| v.iter().filter_map(|i| i["ms"].as_f64()).sum())

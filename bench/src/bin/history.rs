@@ -6,9 +6,10 @@
 //!
 //! Usage: history [--deployments 100000] [--repeat 20]
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use clap::Parser;
+use local_stack::LocalStack;
 use serde_json::Value;
 use shared::adapters::dynamodb::{DynamoStore, deployment_item};
 use shared::domain::{DeploymentRecord, DeploymentStatus, Phase};
@@ -53,23 +54,6 @@ fn record(i: usize, n: usize, now: OffsetDateTime) -> DeploymentRecord {
     r
 }
 
-fn stats(endpoint: &str) -> Result<Value> {
-    let url = format!("{endpoint}/_local/stats");
-    ureq::get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("GET {url}: not JSON"))
-}
-
-fn reset(endpoint: &str) -> Result<()> {
-    ureq::post(format!("{endpoint}/_local/stats/reset"))
-        .send_empty()
-        .context("resetting the router's stats")?;
-    Ok(())
-}
-
 fn percentile(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
     let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
@@ -81,12 +65,12 @@ fn percentile(v: &mut [Duration], p: f64) -> f64 {
 }
 
 /// Runs `read` `repeat` times; prints latency and the router's read/returned counts.
-async fn measure<F, Fut>(name: &str, endpoint: &str, repeat: usize, mut read: F) -> Result<()>
+async fn measure<F, Fut>(name: &str, stack: &LocalStack, repeat: usize, mut read: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<usize>>,
 {
-    reset(endpoint)?;
+    stack.control("stats/reset", serde_json::json!({}))?;
     let mut times = Vec::with_capacity(repeat);
     let mut returned_by_us = 0;
     for _ in 0..repeat {
@@ -94,7 +78,7 @@ where
         returned_by_us = read().await?;
         times.push(t.elapsed());
     }
-    let s = stats(endpoint)?;
+    let s = stack.stats()?;
     let scanned = s["totals"]["dynamodb_items_scanned"]
         .as_f64()
         .unwrap_or(0.0)
@@ -129,7 +113,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let endpoint = local_stack::endpoint();
     // Make sure the stack is up and the table exists.
-    local_stack::LocalStack::start().await?;
+    let stack = LocalStack::start().await?;
     let http = shared::adapters::http::https_client(shared::adapters::http::Roots::Native)
         .map_err(|e| anyhow!(e))?;
     // The functions' app id: the router counts (and reports items read for) these calls.
@@ -211,21 +195,21 @@ async fn main() -> Result<()> {
     let id = format!("hist-{:06}", n - 1);
     measure(
         "baseline: one deployment by id (GetItem)",
-        &endpoint,
+        &stack,
         repeat,
         || async { Ok(usize::from(store.deployment(&id).await?.is_some())) },
     )
     .await?;
     measure(
         "history: newest page of an environment (20)",
-        &endpoint,
+        &stack,
         repeat,
         || async { Ok(store.history("hist-prd", 20, None).await?.items.len()) },
     )
     .await?;
     measure(
         "history: 10th page of an environment (10 × 20)",
-        &endpoint,
+        &stack,
         repeat,
         || async {
             let mut cursor: Option<String> = None;
@@ -241,7 +225,7 @@ async fn main() -> Result<()> {
     .await?;
     measure(
         "metrics: last 7 days, every environment",
-        &endpoint,
+        &stack,
         repeat.min(5),
         || async {
             Ok(store
@@ -256,7 +240,7 @@ async fn main() -> Result<()> {
     .await?;
     measure(
         "metrics: last 30 days, every environment",
-        &endpoint,
+        &stack,
         repeat.min(5),
         || async {
             Ok(store
