@@ -161,11 +161,11 @@ bench: build package
 
 # The larger chaos and fuzz runs (the CI sizes run in `make test`).
 chaos: build
-	CHAOS_RUNS=20000 cargo test --quiet -p integration-tests --test chaos -- --nocapture | grep -v '"_aws"'
+	set -o pipefail; CHAOS_SEED=random CHAOS_RUNS=20000 cargo test --quiet -p integration-tests --test chaos -- --nocapture | grep -v '"_aws"'
 	@set -euo pipefail; \
 	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
 	$(STACK) up >/dev/null; \
-	CHAOS_LOCAL_RUNS=100 cargo test --quiet -p integration-tests --test chaos_local -- --nocapture | grep -v '"_aws"'
+	CHAOS_LOCAL_SEED=random CHAOS_LOCAL_RUNS=100 cargo test --quiet -p integration-tests --test chaos_local -- --nocapture | grep -v '"_aws"'
 
 stack-up: build
 	$(STACK) up

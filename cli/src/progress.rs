@@ -79,7 +79,7 @@ pub fn bars(d: &Value, plan: &Plan, now: OffsetDateTime) -> Vec<Bar> {
     let steps = d["steps"].as_array().cloned().unwrap_or_default();
     let ledger = d["ledger"].as_array().cloned().unwrap_or_default();
     let r = &d["readiness"];
-    let deployed = phase != "DEPLOYING_GREEN" && phase != "AWAITING_APPROVAL";
+    let deployed = !matches!(phase, "REQUESTED" | "DEPLOYING_GREEN" | "AWAITING_APPROVAL");
     let mut out = vec![Bar {
         label: "Deploy".into(),
         len: plan.health_timeout_seconds.max(1),

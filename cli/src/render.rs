@@ -218,6 +218,8 @@ pub fn deployment(p: &Paint, d: &Value) -> Vec<String> {
             ));
         } else if s(&d["phase"]) == "DEPLOYING_GREEN" {
             out.push("  … waiting for healthy targets".into());
+        } else if s(&d["phase"]) == "REQUESTED" {
+            out.push("  … starting: reading the listener and the alarms".into());
         }
     }
     let ledger = d["ledger"].as_array().cloned().unwrap_or_default();

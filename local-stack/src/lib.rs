@@ -96,6 +96,8 @@ pub struct ExecutionEnd {
     pub status: String,
     pub error: Option<String>,
     pub cause: Option<String>,
+    /// When the execution started, in milliseconds since the epoch.
+    pub start_ms: i64,
 }
 
 pub struct LocalStack {
@@ -240,6 +242,31 @@ impl LocalStack {
         Ok(resp.body_mut().read_json()?)
     }
 
+    /// The most invocations of `function` that were running at the same moment between the
+    /// epoch seconds `from` and `to`, from the router's record of each invocation's start and
+    /// end: evidence that concurrent calls really overlapped instead of queueing.
+    pub fn max_overlap(&self, function: &str, from: f64, to: f64) -> Result<usize> {
+        let stats = self.stats()?;
+        let mut edges: Vec<(f64, i32)> = Vec::new();
+        for i in stats["invocations"].as_array().into_iter().flatten() {
+            let (Some(start), Some(end)) = (i["start"].as_f64(), i["end"].as_f64()) else {
+                continue;
+            };
+            if i["function"] == function && start >= from && end <= to {
+                edges.push((start, 1));
+                edges.push((end, -1));
+            }
+        }
+        // an end before a start at the same instant: touching is not overlapping
+        edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let (mut now, mut most) = (0i32, 0i32);
+        for (_, d) in edges {
+            now += d;
+            most = most.max(now);
+        }
+        Ok(usize::try_from(most).unwrap_or(0))
+    }
+
     /// Makes `tg` answer with this error rate and p99 once its weight reaches `from_weight`.
     pub fn traffic_profile(
         &self,
@@ -308,6 +335,7 @@ impl LocalStack {
             status: d.status().as_str().to_string(),
             error: d.error().map(str::to_string),
             cause: d.cause().map(str::to_string),
+            start_ms: d.start_date().to_millis().unwrap_or(0),
         })
     }
 

@@ -2,7 +2,10 @@
 //! request) and the execution state each phase receives and returns.
 
 pub use crate::domain::TrafficConfig;
-use crate::domain::{Color, GateResult, ImageRef, StepPlan, Thresholds, Timings, Version};
+use crate::domain::{
+    Color, DeploymentRecord, DeploymentStatus, GateResult, ImageRef, Phase, STRATEGY_BLUE_GREEN,
+    StepPlan, Thresholds, Timings, Version,
+};
 use crate::error::PhaseError;
 use crate::ports::{ForwardTarget, ServiceRef};
 use serde::{Deserialize, Serialize};
@@ -203,6 +206,47 @@ impl DeploymentRequest {
             .map(str::to_string)
             .or_else(|| self.image_digest.clone())
     }
+
+    /// The record of execution `execution_arn` (deployment `id`) as soon as it has started:
+    /// who asked for what, in phase REQUESTED, colors not yet known. Every path that can be the
+    /// first to see an execution (the start request, its first phase, its rollback, the
+    /// execution-status trigger) writes this same record, so a started deployment is never
+    /// missing from history.
+    pub fn requested_record(
+        &self,
+        id: &str,
+        execution_arn: &str,
+        started_at: OffsetDateTime,
+    ) -> DeploymentRecord {
+        DeploymentRecord {
+            id: id.to_string(),
+            execution_arn: execution_arn.to_string(),
+            service: self.service.clone(),
+            environment: self.environment.clone(),
+            version: self.version.to_string(),
+            image: self.image.to_string(),
+            image_digest: self.digest(),
+            strategy: STRATEGY_BLUE_GREEN.to_string(),
+            deployer: self.deployer.clone(),
+            active_color: None,
+            target_color: None,
+            previous_version: None,
+            replaced_version: None,
+            phase: Phase::Requested,
+            status: DeploymentStatus::of(Phase::Requested),
+            target_weight: 0,
+            started_at,
+            finished_at: None,
+            duration_seconds: None,
+            reason: None,
+            readiness: None,
+            traffic: self.traffic.clone(),
+            role_arn: self.role_arn.clone(),
+            approval: None,
+            gates: self.gates.clone(),
+            image_pushed_at: self.image_pushed_at,
+        }
+    }
 }
 
 /// What the state machine does after a phase returns. The `Route` Choice state reads it.
@@ -254,7 +298,7 @@ pub struct Progress {
 }
 
 /// The error a Catch attaches at `$.error`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaughtError {
     #[serde(rename = "Error")]
     pub error: String,

@@ -305,23 +305,47 @@ impl DeploymentStore for FakeStore {
         Ok(self.env(service, environment))
     }
 
+    async fn record_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError> {
+        lock(&self.records)
+            .entry(record.id.clone())
+            .or_insert_with(|| record.clone());
+        Ok(())
+    }
+
+    async fn end_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError> {
+        let mut records = lock(&self.records);
+        match records.get(&record.id).map(|r| r.phase) {
+            None | Some(Phase::Requested) => {
+                records.insert(record.id.clone(), record.clone());
+                Ok(())
+            }
+            Some(p) if p == record.phase => Ok(()),
+            Some(p) => Err(AdapterError::ConditionFailed(format!(
+                "deployment {} is in phase {p}; cannot end it as never started",
+                record.id
+            ))),
+        }
+    }
+
     async fn begin(&self, record: &DeploymentRecord) -> Result<BeginOutcome, AdapterError> {
         let mut records = lock(&self.records);
         if let Some(existing) = records.get(&record.id) {
-            if existing.execution_arn == record.execution_arn {
+            if existing.execution_arn != record.execution_arn {
+                return Err(AdapterError::ConditionFailed(format!(
+                    "deployment {} exists",
+                    record.id
+                )));
+            }
+            if existing.phase != Phase::Requested {
                 return Ok(BeginOutcome::AlreadyStarted(Box::new(existing.clone())));
             }
-            return Err(AdapterError::ConditionFailed(format!(
-                "deployment {} exists",
-                record.id
-            )));
         }
         let mut envs = lock(&self.envs);
         let key = (record.service.clone(), record.environment.clone());
         let env = envs.entry(key).or_insert_with(|| EnvironmentState {
             service: record.service.clone(),
             environment: record.environment.clone(),
-            active_color: Some(record.active_color),
+            active_color: record.active_color,
             active_version: None,
             standby_version: None,
             active_deployment: None,
@@ -993,8 +1017,8 @@ pub mod sample {
             image_digest: None,
             strategy: crate::domain::STRATEGY_BLUE_GREEN.into(),
             deployer: "alice@example.com".into(),
-            active_color: Color::Blue,
-            target_color: Color::Green,
+            active_color: Some(Color::Blue),
+            target_color: Some(Color::Green),
             previous_version: Some("1.2.0".into()),
             replaced_version: Some("1.2.0".into()),
             phase,

@@ -530,6 +530,18 @@ impl DeploymentStore for FaultyStore {
             })
             .await
     }
+    async fn record_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError> {
+        self.faults
+            .call("DynamoDB.record_request", || {
+                self.inner.record_request(record)
+            })
+            .await
+    }
+    async fn end_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError> {
+        self.faults
+            .call("DynamoDB.end_request", || self.inner.end_request(record))
+            .await
+    }
     async fn begin(&self, record: &DeploymentRecord) -> Result<BeginOutcome, AdapterError> {
         self.faults
             .call("DynamoDB.begin", || self.inner.begin(record))

@@ -166,7 +166,17 @@ pub trait DeploymentStore: Send + Sync {
         service: &str,
         environment: &str,
     ) -> Result<Option<EnvironmentState>, AdapterError>;
-    /// Creates the deployment record and takes the environment's lock, all or nothing.
+    /// Records a started execution (a record in phase REQUESTED, see
+    /// [`crate::contracts::DeploymentRequest::requested_record`]) unless its deployment already
+    /// has a record, in any phase: the first writer wins and every later one changes nothing.
+    async fn record_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError>;
+    /// Ends a deployment that never got past REQUESTED: writes the terminal `record` if the
+    /// stored one is absent or still REQUESTED. A repeat of the same ending is a no-op; a
+    /// deployment that moved on meanwhile is `ConditionFailed` naming its phase. Neither the
+    /// environment nor its lock is touched (the caller releases a lock it holds).
+    async fn end_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError>;
+    /// Creates the deployment record (or completes the REQUESTED one of the same execution)
+    /// and takes the environment's lock, all or nothing.
     async fn begin(&self, record: &DeploymentRecord) -> Result<BeginOutcome, AdapterError>;
     async fn deployment(&self, id: &str) -> Result<Option<DeploymentRecord>, AdapterError>;
     /// Moves the deployment to `to` only if its stored phase allows it (a condition on the

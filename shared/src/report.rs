@@ -100,12 +100,15 @@ pub fn colors(
 
 pub fn current_state(r: &DeploymentRecord) -> Vec<String> {
     let mut lines = vec!["Current state:".to_string()];
-    lines.extend(colors(
-        r.active_color,
-        r.previous_version.as_deref(),
-        r.replaced_version.as_deref(),
-        TrafficSplit::all_on(r.active_color),
-    ));
+    match r.active_color {
+        Some(active) => lines.extend(colors(
+            active,
+            r.previous_version.as_deref(),
+            r.replaced_version.as_deref(),
+            TrafficSplit::all_on(active),
+        )),
+        None => lines.push("  (not read from the listener yet)".to_string()),
+    }
     lines
 }
 
@@ -114,7 +117,7 @@ pub fn phase1(r: &DeploymentRecord, ready: &ReadinessSummary) -> Vec<String> {
         format!(
             "Phase 1: Deploying v{} to {} target group...",
             r.version,
-            r.target_color.title()
+            r.target_title()
         ),
         format!("  {OK} Image: {}", r.image),
         format!(
@@ -271,7 +274,7 @@ pub fn outcome(
     let took = r.duration_seconds.map(duration).unwrap_or_default();
     let (active, active_version, standby_version) = match env {
         Some(e) => (
-            e.active_color.unwrap_or(r.active_color),
+            e.active_color.or(r.active_color),
             e.active_version.clone(),
             e.standby_version.clone(),
         ),
@@ -294,7 +297,7 @@ pub fn outcome(
         DeploymentStatus::Failed => vec![
             format!(
                 "{FAIL} Deployment failed; no traffic was sent to {} ({took})",
-                r.target_color.title()
+                r.target_title()
             ),
             format!(
                 "  Reason: {}",
@@ -304,7 +307,7 @@ pub fn outcome(
         DeploymentStatus::NotDeployed => vec![
             format!(
                 "{FAIL} Not deployed; {} never received traffic ({took})",
-                r.target_color.title()
+                r.target_title()
             ),
             format!(
                 "  Reason: {}",
@@ -313,12 +316,14 @@ pub fn outcome(
         ],
         DeploymentStatus::InProgress => vec![format!("Deployment in progress: {}", r.phase)],
     };
-    lines.extend(colors(
-        active,
-        active_version.as_deref(),
-        standby_version.as_deref(),
-        split,
-    ));
+    if let Some(active) = active {
+        lines.extend(colors(
+            active,
+            active_version.as_deref(),
+            standby_version.as_deref(),
+            split,
+        ));
+    }
     if r.status == DeploymentStatus::Succeeded
         && let Some(l) = lines.iter_mut().find(|l| l.contains("(Standby)"))
     {

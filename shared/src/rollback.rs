@@ -25,16 +25,16 @@ pub enum RollbackOutcome {
     NotDeployed(DeploymentRecord),
     /// The deployment had already ended (traffic re-verified unless it succeeded).
     AlreadyFinished(DeploymentRecord),
-    /// No record: the deployment never started. Its lock, if any, was released.
-    NeverStarted,
+    /// It never got past REQUESTED (no colors read, nothing deployed): its lock, if it held
+    /// one, is released and the record ends FAILED with "never got past deploying green: ...".
+    NeverStarted(DeploymentRecord),
+    /// No record, and the caller had no request to write one from (e.g. an execution-status
+    /// event without its input). A lock can only be released by the caller that knows it.
+    NotRecorded,
 }
 
-/// Who holds a lock when there is no record to say: the environment of a start request.
-#[derive(Debug, Clone, Copy)]
-pub struct LockOwner<'a> {
-    pub service: &'a str,
-    pub environment: &'a str,
-}
+/// The prefix of the reason of a deployment that ended before its first phase got through.
+pub const NEVER_STARTED: &str = "never got past deploying green";
 
 fn forward(record: &DeploymentRecord) -> Result<ForwardTarget, PhaseError> {
     Ok(ForwardTarget {
@@ -75,30 +75,92 @@ pub fn waiting_for_approval(record: &DeploymentRecord) -> bool {
     }
 }
 
+/// Rolls deployment `id` back for `reason`. `requested` is the record the caller can write when
+/// none exists yet (built from the execution's request): with it, an execution that ends before
+/// its first phase recorded anything still ends in history.
 pub async fn roll_back(
     deps: &RollbackDeps,
     id: &str,
     reason: &str,
-    owner: Option<LockOwner<'_>>,
+    requested: Option<&DeploymentRecord>,
 ) -> Result<RollbackOutcome, PhaseError> {
-    let Some(record) = deps.store.deployment(id).await? else {
-        if let Some(o) = owner {
-            deps.store
-                .release_lock(o.service, o.environment, id)
-                .await?;
+    // Twice at most: a REQUESTED deployment whose first phase begins while this ends it is
+    // rolled back as a begun one.
+    for _ in 0..2 {
+        let record = match deps.store.deployment(id).await? {
+            Some(r) => r,
+            None => match requested {
+                Some(r) => r.clone(),
+                None => {
+                    tracing::warn!(%reason, "nothing to roll back: the deployment has no record");
+                    return Ok(RollbackOutcome::NotRecorded);
+                }
+            },
+        };
+        if record.phase == Phase::Requested {
+            match end_unstarted(deps, record, reason).await? {
+                Some(ended) => return Ok(RollbackOutcome::NeverStarted(ended)),
+                None => continue,
+            }
         }
-        tracing::warn!(%reason, "nothing to roll back: the deployment never started");
-        return Ok(RollbackOutcome::NeverStarted);
-    };
+        return roll_back_begun(deps, record, reason).await;
+    }
+    Err(PhaseError::Retryable(format!(
+        "deployment {id} changed phase twice while being rolled back; retry"
+    )))
+}
+
+/// Ends a deployment that never got past REQUESTED: its lock released first (so a crash in
+/// between leaves a record to finish, never a lock with an ended record), then the record
+/// FAILED with why. `None` when its first phase began meanwhile.
+async fn end_unstarted(
+    deps: &RollbackDeps,
+    mut record: DeploymentRecord,
+    reason: &str,
+) -> Result<Option<DeploymentRecord>, PhaseError> {
+    deps.store
+        .release_lock(&record.service, &record.environment, &record.id)
+        .await?;
+    let why = format!("{NEVER_STARTED}: {reason}");
+    record.finish(Phase::Failed, deps.clock.now(), Some(why));
+    match deps.store.end_request(&record).await {
+        Ok(()) => {}
+        Err(crate::error::AdapterError::ConditionFailed(m)) => {
+            tracing::info!(detail = %m, "the deployment began while it was being ended");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    crate::emf::emit(&record);
+    tracing::warn!(
+        reason = record.reason.as_deref().unwrap_or_default(),
+        "deployment ended before deploying anything"
+    );
+    Ok(Some(record))
+}
+
+async fn roll_back_begun(
+    deps: &RollbackDeps,
+    record: DeploymentRecord,
+    reason: &str,
+) -> Result<RollbackOutcome, PhaseError> {
     if record.phase.is_terminal() {
         // Finished already (e.g. rolled back by an alarm). If a phase raced it and moved
         // traffic afterwards, put it back: a rolled-back environment serves only the active color.
-        if record.phase != Phase::Succeeded {
+        // (One that ended before its colors were read never moved any.)
+        if let Some((active, _)) = record.colors().filter(|_| record.phase != Phase::Succeeded) {
             let router = deps.access.router(record.role_arn.as_deref()).await?;
-            restore(router.as_ref(), &forward(&record)?, record.active_color).await?;
+            restore(router.as_ref(), &forward(&record)?, active).await?;
         }
         return Ok(RollbackOutcome::AlreadyFinished(record));
     }
+    let Some((active, _)) = record.colors() else {
+        return Err(PhaseError::Internal(format!(
+            "deployment {} is in phase {} but has no colors recorded; inspect the record",
+            record.id, record.phase
+        )));
+    };
+    let id = record.id.as_str();
 
     let was_awaiting_approval = waiting_for_approval(&record);
     let mut record = deps
@@ -106,10 +168,10 @@ pub async fn roll_back(
         .transition(id, Phase::RollingBack, None, Some(reason))
         .await
         .map_err(PhaseError::from)?;
-    let active = record.active_color;
+    let id = record.id.clone();
     let router = deps.access.router(record.role_arn.as_deref()).await?;
     let moved = restore(router.as_ref(), &forward(&record)?, active).await?;
-    let shifted = moved || !deps.store.steps(id).await?.is_empty();
+    let shifted = moved || !deps.store.steps(&id).await?.is_empty();
     let final_phase = if shifted {
         Phase::RolledBack
     } else if was_awaiting_approval {
@@ -141,12 +203,12 @@ pub async fn roll_back_retrying(
     deps: &RollbackDeps,
     id: &str,
     reason: &str,
-    owner: Option<LockOwner<'_>>,
+    requested: Option<&DeploymentRecord>,
     attempts: u32,
 ) -> Result<RollbackOutcome, PhaseError> {
     let mut tries = 1;
     loop {
-        match roll_back(deps, id, reason, owner).await {
+        match roll_back(deps, id, reason, requested).await {
             Err(PhaseError::Retryable(e)) if tries < attempts => {
                 tracing::warn!(attempt = tries, error = %e, "rollback interrupted; trying again");
                 tries += 1;

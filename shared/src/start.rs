@@ -123,6 +123,11 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
     }
     match deps.executions.start(&req.deployment_id, &input).await {
         Ok(s) => {
+            // In history from here on, with who asked for what; the execution's first phase
+            // completes this record (or writes it, if this write is lost).
+            deps.store
+                .record_request(&input.requested_record(&req.deployment_id, &s.execution_arn, now))
+                .await?;
             if s.already_existed {
                 // A redelivered start of a deployment that already ended must not leave the
                 // environment locked by it.
@@ -237,6 +242,21 @@ mod tests {
             "arn:aws:iam::123456789012:user/alice"
         );
         assert_eq!(started[0].1.alarms, vec![sample::ALARM.to_string()]);
+        // in history from the start: who asked for what, colors not read yet
+        let r = w
+            .store
+            .record("d-1")
+            .unwrap_or_else(|| panic!("a started deployment has no record"));
+        assert_eq!(
+            (r.phase, r.deployer.as_str(), r.version.as_str(), r.colors()),
+            (
+                crate::domain::Phase::Requested,
+                "arn:aws:iam::123456789012:user/alice",
+                "1.3.0",
+                None
+            )
+        );
+        assert_eq!(r.execution_arn, s.execution_arn);
         assert_eq!(
             w.store
                 .env("checkout", "dev")

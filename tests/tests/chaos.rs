@@ -6,10 +6,12 @@
 //! succeeded), the lock released, the record terminal and consistent with the listener, the
 //! step history contiguous and unduplicated, green deployed at most once.
 //!
-//! `CHAOS_RUNS` (default 1000) sets the number of runs, `CHAOS_SEED` the master seed (random
-//! when unset), `CHAOS_REPLAY=<run seed>` replays one run with its full trace. Every failure
-//! prints the command that replays it. A large campaign:
-//! `CHAOS_RUNS=20000 cargo test -p integration-tests --test chaos -- --nocapture | grep -v '"_aws"'`
+//! Seeds: by default the committed master seeds of `seeds/chaos.txt` (what CI runs), each a
+//! campaign of `CHAOS_RUNS` runs (default 1000); `CHAOS_SEED=<seed>` runs one campaign,
+//! `CHAOS_SEED=random` a new one. A master seed replays its campaign exactly (everything here
+//! is driven by it); `CHAOS_REPLAY=<run seed>` replays one run with its full trace. Every
+//! failure prints the command that replays it. A large exploring campaign (`make chaos`):
+//! `CHAOS_SEED=random CHAOS_RUNS=20000 cargo test -p integration-tests --test chaos -- --nocapture | grep -v '"_aws"'`
 //! (the filter drops the deployments' own metric lines, Embedded Metric Format on stdout).
 //!
 //! Model (what the interpreter does like Step Functions, and where it simplifies):
@@ -33,6 +35,8 @@
 //!   like an invoke; AwaitApproval invokes request-approval with `$$.Task.Token`, then the
 //!   person approves or rejects (the decision recorded, then the token sent back, as the API
 //!   does) or nobody decides (`States.Timeout` after `TimeoutSecondsPath`).
+
+mod seeds;
 
 use alarm_trigger::Deps as AlarmDeps;
 use execution_status::Deps as StatusDeps;
@@ -1173,20 +1177,50 @@ impl Run {
             if let Some(held) = &e.active_deployment {
                 v.push(format!("the environment is still locked by {held}"));
             }
-            if e.active_color != Some(sole) && record.is_some() {
+            // (a deployment that ended before it read the colors never wrote them)
+            if e.active_color != Some(sole) && record.as_ref().is_some_and(|r| r.colors().is_some())
+            {
                 v.push(format!(
                     "the environment says {:?} is active; the listener serves {sole}",
                     e.active_color
                 ));
             }
         }
+        // Every started execution has exactly one record, terminal once it has ended.
+        let ids: Vec<String> = w
+            .store
+            .records
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        if ids != [id] {
+            v.push(format!(
+                "deployment records {ids:?}; expected exactly [{id}]"
+            ));
+        }
         let Some(r) = record else {
-            // Refused before anything was written: nothing may have moved.
-            if !w.router.writes().is_empty() {
-                v.push("no record, yet the listener was written".into());
-            }
+            v.push("the execution started but its deployment has no record".into());
             return v;
         };
+        if r.colors().is_none() {
+            // It ended before its first phase read the listener: nothing may have moved.
+            if !w.router.writes().is_empty()
+                || !w.store.steps(id).await.unwrap_or_default().is_empty()
+            {
+                v.push("no colors recorded, yet the listener was written".into());
+            }
+            if r.phase != Phase::Failed
+                || !r
+                    .reason
+                    .as_deref()
+                    .is_some_and(|why| why.starts_with(shared::rollback::NEVER_STARTED))
+            {
+                v.push(format!(
+                    "ended before it began, yet {} with reason {:?}",
+                    r.phase, r.reason
+                ));
+            }
+        }
         if !r.phase.is_terminal() {
             v.push(format!("the record is left in {}", r.phase));
         }
@@ -1208,6 +1242,7 @@ impl Run {
             v.push("a finished record without finished_at".into());
         }
         if let Some(e) = &env
+            && r.colors().is_some()
             && e.last_deployment.as_deref() != Some(id)
         {
             v.push(format!(
@@ -1525,17 +1560,19 @@ async fn a_thousand_deployments_under_faults_end_whole() {
         return;
     }
     let runs = env_u64("CHAOS_RUNS").unwrap_or(1000);
-    let master = env_u64("CHAOS_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
+    let masters = seeds::campaign_seeds("CHAOS_SEED", "chaos");
     let t0 = std::time::Instant::now();
     let mut sum = Summary::default();
-    for i in 0..runs {
-        one(run_seed(master, i), &mut sum, false).await;
+    for &master in &masters {
+        for i in 0..runs {
+            one(run_seed(master, i), &mut sum, false).await;
+        }
     }
+    let master = masters
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let elapsed = t0.elapsed();
     println!(
         "chaos: {} runs in {:.2?} (CHAOS_SEED={master}); max transitions {}; {} AWS calls",
@@ -1566,7 +1603,7 @@ async fn a_thousand_deployments_under_faults_end_whole() {
             println!("{f}");
         }
         panic!(
-            "{} of {} runs violated the invariants (first reports above); replay the campaign with CHAOS_SEED={master} CHAOS_RUNS={runs} cargo test -p integration-tests --test chaos -- --nocapture",
+            "{} of {} runs violated the invariants (first reports above); replay a campaign with CHAOS_SEED=<one of {master}> CHAOS_RUNS={runs} cargo test -p integration-tests --test chaos -- --nocapture",
             sum.failures.len(),
             sum.runs
         );

@@ -110,7 +110,7 @@ async fn a_healthy_release_walks_every_step_verifies_and_finalizes_on_green() {
     );
     assert_eq!(
         (row.active_color, row.target_color),
-        (Color::Blue, Color::Green)
+        (Some(Color::Blue), Some(Color::Green))
     );
     assert_eq!(row.deployer, "e2e@example.com");
     assert!(row.duration_seconds.is_some() && row.finished_at.is_some());

@@ -273,6 +273,12 @@ async fn act(
             record.phase
         ));
     }
+    let Some((active, _)) = record.colors() else {
+        return nothing(format!(
+            "deployment {id} holds {service}/{environment} but has not begun (it is {}); nothing has moved",
+            record.phase
+        ));
+    };
     let record = match roll_back(&deps.rollback(), &id, reason, None).await? {
         RollbackOutcome::RolledBack(r)
         | RollbackOutcome::Failed(r)
@@ -283,8 +289,8 @@ async fn act(
                 r.phase
             ));
         }
-        RollbackOutcome::NeverStarted => {
-            return nothing(format!("deployment {id} has no record"));
+        RollbackOutcome::NeverStarted(_) | RollbackOutcome::NotRecorded => {
+            return nothing(format!("deployment {id} had not begun"));
         }
     };
     // The rollback is done and recorded; stopping the execution only saves its remaining
@@ -301,7 +307,7 @@ async fn act(
             false
         }
     };
-    let restored = TrafficSplit::all_on(record.active_color);
+    let restored = TrafficSplit::all_on(active);
     tracing::warn!(
         %service, %environment, deployment_id = %id,
         blue = restored.blue(), green = restored.green(),

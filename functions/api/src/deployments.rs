@@ -169,13 +169,21 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             r.environment
         )));
     }
-    let active = r.active_color;
     if !body.confirm {
+        let what = match r.active_color {
+            Some(active) => format!(
+                "Rollback will shift all traffic to {} ({}) and stop deployment {id} of v{}.",
+                active.title(),
+                version(r.previous_version.as_deref()),
+                r.version
+            ),
+            None => format!(
+                "Rollback will stop deployment {id} of v{} before it deploys anything; traffic is not touched.",
+                r.version
+            ),
+        };
         return Err(ApiError::confirmation_required(format!(
-            "Rollback will shift all traffic to {} ({}) and stop deployment {id} of v{}. Send {{\"confirm\": true, \"reason\": \"...\"}} to proceed.",
-            active.title(),
-            version(r.previous_version.as_deref()),
-            r.version
+            "{what} Send {{\"confirm\": true, \"reason\": \"...\"}} to proceed."
         )));
     }
     let reason = match body.reason.as_deref().map(str::trim) {
@@ -188,7 +196,8 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         RollbackOutcome::Failed(r) => ("FAILED", r),
         RollbackOutcome::NotDeployed(r) => ("NOT_DEPLOYED", r),
         RollbackOutcome::AlreadyFinished(r) => ("ALREADY_FINISHED", r),
-        RollbackOutcome::NeverStarted => return Err(not_found(&id)),
+        RollbackOutcome::NeverStarted(r) => ("FAILED", r),
+        RollbackOutcome::NotRecorded => return Err(not_found(&id)),
     };
     // The traffic is safe already; a failed stop only leaves the execution to notice the
     // finished record at its next phase and end itself.
@@ -203,27 +212,38 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         tracing::warn!(deployment_id = %id, error = %e, "the execution could not be stopped");
     }
     // Only a deployment that succeeded while this request raced it leaves the new color on.
+    // One that ended before it read its colors never touched traffic.
     let on = if record.phase == shared::domain::Phase::Succeeded {
         record.target_color
     } else {
-        active
+        record.active_color
     };
-    let split = TrafficSplit::all_on(on);
+    let split = on.map(TrafficSplit::all_on);
+    let message = match (on, split) {
+        (Some(on), Some(split)) => format!(
+            "Rollback complete: all traffic on {} ({}); [100%] {split}",
+            on.title(),
+            version(if Some(on) == record.active_color {
+                record.previous_version.as_deref()
+            } else {
+                Some(record.version.as_str())
+            })
+        ),
+        _ => {
+            format!("Deployment {id} stopped before it deployed anything; traffic was not touched")
+        }
+    };
     Ok(Reply::ok(json!({
         "deployment_id": id,
         "outcome": label,
         "status": record.status.as_str(),
         "phase": record.phase.as_str(),
         "reason": record.reason,
-        "weights": weights(split),
+        "weights": split.map(weights),
         "active_color": on,
         "finished_at": record.finished_at.map(ts),
         "execution_stopped": stopped.is_ok(),
         "execution_stop_error": stopped.err().map(|e| e.to_string()),
-        "message": format!(
-            "Rollback complete: all traffic on {} ({}); [100%] {split}",
-            on.title(),
-            version(if on == active { record.previous_version.as_deref() } else { Some(record.version.as_str()) })
-        ),
+        "message": message,
     })))
 }

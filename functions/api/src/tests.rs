@@ -668,6 +668,43 @@ async fn a_confirmed_rollback_restores_blue_and_stops_the_execution() {
     assert_error(&r, 400, "InvalidRequest", "invalid type");
 }
 
+#[tokio::test]
+async fn rolling_back_a_deployment_that_has_not_begun_ends_it_without_touching_traffic() {
+    // GIVEN a deployment that is only requested (its first phase has not read the colors)
+    let (w, d) = world().await;
+    let request: shared::contracts::DeploymentRequest =
+        serde_json::from_value(sample::request()).unwrap();
+    let requested = request.requested_record(
+        sample::DEPLOYMENT_ID,
+        &shared::fakes::FakeExecutions::arn(sample::DEPLOYMENT_ID),
+        datetime!(2025-01-03 10:00:00 UTC),
+    );
+    w.store.record_request(&requested).await.unwrap();
+    let path = format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID);
+    // WHEN a person asks, THEN the confirmation says what will happen
+    let r = send(&d, ev("POST", &path)).await;
+    assert_error(
+        &r,
+        400,
+        "ConfirmationRequired",
+        "Rollback will stop deployment checkout-dev-1-3-0-0001 of v1.3.0 before it deploys anything; traffic is not touched.",
+    );
+    // AND confirmed, it ends FAILED with why, the execution is stopped, traffic untouched
+    let r = send(&d, ev("POST", &path).body(&json!({"confirm": true}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["outcome"], json!("FAILED"));
+    assert_eq!(r.body["weights"], Value::Null);
+    assert_eq!(r.body["active_color"], Value::Null);
+    assert_eq!(
+        r.body["reason"],
+        json!(format!("never got past deploying green: manual rollback by {ALICE}"))
+    );
+    assert!(w.router.writes().is_empty());
+    assert_eq!(w.executions.stopped.lock().unwrap().len(), 1);
+    let rec = w.store.record(sample::DEPLOYMENT_ID).unwrap();
+    assert_eq!((rec.status, rec.colors()), (DeploymentStatus::Failed, None));
+}
+
 // ---------------------------------------------------------------- POST /environments/{env}/rollback
 
 /// checkout/dev after 1.3.0 succeeded on green: green active, blue standby on 1.2.0.
@@ -775,7 +812,7 @@ async fn a_confirmed_environment_rollback_swaps_the_colors_and_is_recorded() {
     );
     assert_eq!(
         (rec.active_color, rec.target_color),
-        (Color::Green, Color::Blue)
+        (Some(Color::Green), Some(Color::Blue))
     );
     assert_eq!(rec.deployer, ALICE);
     assert_eq!(rec.image, sample::IMAGE_V120);

@@ -45,7 +45,7 @@ async fn target_health(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
     let targets = deps.access.targets(r.role_arn.as_deref()).await;
     let mut out = vec![];
     // the new color first: that is where deployments go wrong
-    for color in [r.target_color, r.active_color] {
+    for color in r.colors_new_first() {
         let tg = r.traffic.target_group(color);
         let report = match &targets {
             Ok(t) => t.target_health(tg).await.map_err(|e| e.to_string()),
@@ -79,7 +79,7 @@ async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
         cluster, container, ..
     } = &config.compute;
     let mut out = vec![];
-    for color in [r.target_color, r.active_color] {
+    for color in r.colors_new_first() {
         let svc = ServiceRef {
             cluster: cluster.clone(),
             service: config.compute.service(color).to_string(),
@@ -114,7 +114,7 @@ async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
 /// What a person should do next, from what is known.
 fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<String> {
     let mut steps = vec![];
-    let new = r.target_color.title();
+    let new = r.target_title();
     let unhealthy: Vec<String> = health
         .first()
         .and_then(|h| h["targets"].as_array())
@@ -141,16 +141,16 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
             steps.push(format!("Follow it: bluegreen status {} --follow", r.id));
             steps.push(format!(
                 "Stop it and restore {}: bluegreen rollback {} --service {}",
-                r.active_color.title(),
+                r.active_title(),
                 r.environment,
                 r.service
             ));
         }
         DeploymentStatus::Succeeded => steps.push(format!(
             "Nothing to fix: {} serves v{}; {} keeps v{} for instant rollback (bluegreen rollback {} --service {})",
-            r.target_color.title(),
+            r.target_title(),
             r.version,
-            r.active_color.title(),
+            r.active_title(),
             r.previous_version.as_deref().unwrap_or("?"),
             r.environment,
             r.service
@@ -183,7 +183,7 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
             } else {
                 steps.push(format!(
                     "Fix and release a new version; {} keeps serving v{}",
-                    r.active_color.title(),
+                    r.active_title(),
                     r.previous_version.as_deref().unwrap_or("the previous version")
                 ));
             }

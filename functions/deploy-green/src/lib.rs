@@ -6,7 +6,6 @@ use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction, Progress};
 use shared::domain::{
     AlarmStatus, Color, DeploymentRecord, DeploymentStatus, Phase, ReadinessSummary,
-    STRATEGY_BLUE_GREEN,
 };
 use shared::error::PhaseError;
 use shared::ports::BeginOutcome;
@@ -117,6 +116,10 @@ async fn roll_out(
 /// First call: decide the colors, check the alarms exist, create the record and take the lock.
 async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseError> {
     let req = &state.request;
+    // Before anything can fail: the execution is in history from here on, whatever ends it.
+    let requested =
+        req.requested_record(&state.deployment_id, &state.execution_arn, state.started_at);
+    deps.store.record_request(&requested).await?;
     let fwd = req.forward_target()?;
 
     let missing: Vec<String> = deps
@@ -184,39 +187,32 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
         .or_else(|| env.as_ref().and_then(|e| e.standby_version.clone()));
 
     let record = DeploymentRecord {
-        id: state.deployment_id.clone(),
-        execution_arn: state.execution_arn.clone(),
-        service: req.service.clone(),
-        environment: req.environment.clone(),
-        version: req.version.to_string(),
-        image: req.image.to_string(),
-        image_digest: req.digest(),
-        strategy: STRATEGY_BLUE_GREEN.to_string(),
-        deployer: req.deployer.clone(),
-        active_color: active,
-        target_color: target,
+        active_color: Some(active),
+        target_color: Some(target),
         previous_version,
         replaced_version,
         phase: Phase::DeployingGreen,
-        status: DeploymentStatus::InProgress,
-        target_weight: 0,
-        started_at: state.started_at,
-        finished_at: None,
-        duration_seconds: None,
-        reason: None,
-        readiness: None,
-        traffic: req.traffic.clone(),
-        role_arn: req.role_arn.clone(),
-        approval: None,
-        gates: req.gates.clone(),
-        image_pushed_at: req.image_pushed_at,
+        status: DeploymentStatus::of(Phase::DeployingGreen),
+        ..requested
     };
     let (active, target) = match deps.store.begin(&record).await? {
         BeginOutcome::Started => {
             tracing::info!(active = %active, target = %target, version = %req.version, "deployment started");
             (active, target)
         }
-        BeginOutcome::AlreadyStarted(existing) => (existing.active_color, existing.target_color),
+        BeginOutcome::AlreadyStarted(existing) => match existing.colors() {
+            Some(colors) if !existing.phase.is_terminal() => colors,
+            // Ended meanwhile (rolled back by a person or an alarm before it began): the
+            // rollback this leads to finds it finished and changes nothing.
+            _ => {
+                return Err(PhaseError::Internal(format!(
+                    "deployment {} already ended ({}): {}",
+                    existing.id,
+                    existing.phase,
+                    existing.reason.as_deref().unwrap_or("no reason recorded")
+                )));
+            }
+        },
         BeginOutcome::Locked { by } => {
             return Err(PhaseError::Conflict(format!(
                 "{}/{} already has a deployment running: {by}; wait for it to finish or roll it back",
@@ -444,17 +440,40 @@ mod tests {
             .await
             .err();
         assert_eq!(err.map(|e| e.error_type()), Some("BlueGreen.Conflict"));
-        assert!(
+        assert_only_requested(&w);
+    }
+
+    /// A refused execution is in history as requested (the execution-status trigger ends it
+    /// with the refusal), and nothing else changed: no lock, no traffic, no image.
+    fn assert_only_requested(w: &World) {
+        let records = w
+            .store
+            .records
+            .lock()
+            .map(|r| r.values().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| (r.id.as_str(), r.phase, r.colors()))
+                .collect::<Vec<_>>(),
+            vec![(sample::DEPLOYMENT_ID, Phase::Requested, None)]
+        );
+        assert_eq!(
             w.store
-                .records
-                .lock()
-                .map(|r| r.is_empty())
-                .unwrap_or(false)
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            None
+        );
+        assert!(w.router.writes().is_empty());
+        assert_eq!(
+            w.compute.image_of("checkout-green").as_deref(),
+            Some(sample::IMAGE_V120)
         );
     }
 
     #[tokio::test]
-    async fn missing_alarms_and_bad_input_change_nothing() {
+    async fn missing_alarms_and_bad_input_change_nothing_but_the_request_record() {
         let w = World::default();
         let mut req = sample::request();
         req["alarms"] = serde_json::json!(["no-such-alarm"]);
@@ -463,6 +482,9 @@ mod tests {
             err.as_ref().map(|e| e.error_type()),
             Some("BlueGreen.InvalidInput")
         );
+        assert_only_requested(&w);
+        // input that is not a deployment request cannot be recorded at all
+        let w = World::default();
         let mut req = sample::request();
         req["image"] = "not an image".into();
         let err = handle(&deps(&w), sample::state(req)).await.err();

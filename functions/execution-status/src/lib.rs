@@ -5,11 +5,11 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::contracts::DeploymentRequest;
+use shared::contracts::{CaughtError, DeploymentRequest};
 use shared::domain::{DeploymentRecord, TrafficSplit};
 use shared::error::PhaseError;
 use shared::ports::{Clock, DeploymentStore, EnvironmentAccess};
-use shared::rollback::{LockOwner, RollbackDeps, RollbackOutcome, roll_back_retrying};
+use shared::rollback::{RollbackDeps, RollbackOutcome, roll_back_retrying};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -49,6 +49,14 @@ struct Detail {
     /// The execution input as a JSON string; absent when it was too large to include.
     #[serde(default)]
     input: Option<String>,
+    /// When the execution started, in milliseconds since the epoch.
+    #[serde(default)]
+    start_date: Option<i64>,
+    /// The error and cause the execution failed with (null unless it failed).
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    cause: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +108,10 @@ pub struct ExecutionChange {
     pub name: String,
     pub status: ExecutionStatus,
     pub input: Option<String>,
+    /// When the execution started; the event's time when the detail has no start date.
+    pub started_at: time::OffsetDateTime,
+    /// What it failed with, if it failed.
+    pub error: Option<CaughtError>,
 }
 
 fn invalid(m: impl Into<String>) -> PhaseError {
@@ -126,12 +138,23 @@ pub fn parse(input: Value) -> Result<ExecutionChange, PhaseError> {
             "detail.stateMachineArn and detail.executionArn are required",
         ));
     }
+    let ms = d
+        .start_date
+        .or_else(|| event.time.map(|t| t.timestamp_millis()))
+        .ok_or_else(|| invalid("the event has neither detail.startDate nor time"))?;
+    let started_at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| invalid(format!("detail.startDate {ms} is not a time: {e}")))?;
     Ok(ExecutionChange {
         execution_arn: d.execution_arn,
         state_machine_arn: d.state_machine_arn,
         name: d.name,
         status: ExecutionStatus::parse(&d.status),
         input: d.input,
+        started_at,
+        error: d.error.map(|error| CaughtError {
+            error,
+            cause: d.cause.unwrap_or_default(),
+        }),
     })
 }
 
@@ -178,10 +201,16 @@ pub enum Summary {
         phase: String,
         lock_released: bool,
     },
-    /// No record: the execution ended before its first phase recorded anything.
+    /// The execution ended before its first phase got through: the deployment is recorded as
+    /// FAILED with why (written here if nothing had recorded it), its lock released if held.
     NeverStarted {
         deployment_id: String,
+        status: String,
         lock_released: bool,
+    },
+    /// No record, and the event carried no execution input to write one from.
+    NotRecorded {
+        deployment_id: String,
     },
 }
 
@@ -213,14 +242,17 @@ async fn run(deps: &Deps, change: ExecutionChange) -> Result<Summary, PhaseError
         return settle(deps, &change).await;
     }
     let request = change.request()?;
-    let reason = format!("execution {}", change.status.as_str());
-    let owner = request.as_ref().map(|r| LockOwner {
-        service: &r.service,
-        environment: &r.environment,
-    });
-    if owner.is_none() {
+    let reason = match &change.error {
+        Some(e) => format!("execution {}: {}", change.status.as_str(), e.message()),
+        None => format!("execution {}", change.status.as_str()),
+    };
+    // The record this execution would have written first: written here if nothing did.
+    let requested = request
+        .as_ref()
+        .map(|r| r.requested_record(&change.name, &change.execution_arn, change.started_at));
+    if requested.is_none() {
         tracing::warn!(
-            "the event carries no execution input: a lock without a record cannot be released from it"
+            "the event carries no execution input: a deployment without a record cannot be recorded from it"
         );
     }
     let had_lock = match &request {
@@ -232,18 +264,22 @@ async fn run(deps: &Deps, change: ExecutionChange) -> Result<Summary, PhaseError
             &deps.rollback(),
             &change.name,
             &reason,
-            owner,
+            requested.as_ref(),
             ROLLBACK_ATTEMPTS,
         )
         .await?
         {
             RollbackOutcome::RolledBack(r) => {
-                let restored = TrafficSplit::all_on(r.active_color);
+                // a rolled-back deployment had begun, so its colors are recorded
+                let (blue, green) = r
+                    .active_color
+                    .map(TrafficSplit::all_on)
+                    .map_or((0, 0), |s| (s.blue(), s.green()));
                 Summary::RolledBack {
                     deployment_id: r.id,
                     status: r.status.as_str().to_string(),
-                    restored_blue: restored.blue(),
-                    restored_green: restored.green(),
+                    restored_blue: blue,
+                    restored_green: green,
                 }
             }
             RollbackOutcome::Failed(r) | RollbackOutcome::NotDeployed(r) => Summary::Failed {
@@ -251,16 +287,21 @@ async fn run(deps: &Deps, change: ExecutionChange) -> Result<Summary, PhaseError
                 status: r.status.as_str().to_string(),
             },
             RollbackOutcome::AlreadyFinished(r) => finished(deps, &r).await?,
-            RollbackOutcome::NeverStarted => {
+            RollbackOutcome::NeverStarted(r) => {
                 tracing::info!(
                     lock_released = had_lock,
-                    "execution ended before any record"
+                    reason = r.reason.as_deref().unwrap_or_default(),
+                    "execution ended before its first phase got through"
                 );
                 Summary::NeverStarted {
-                    deployment_id: change.name.clone(),
+                    deployment_id: r.id,
+                    status: r.status.as_str().to_string(),
                     lock_released: had_lock,
                 }
             }
+            RollbackOutcome::NotRecorded => Summary::NotRecorded {
+                deployment_id: change.name.clone(),
+            },
         },
     )
 }
@@ -577,8 +618,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_execution_refused_before_any_record_releases_its_lock() {
-        // GIVEN a start took the lock, and its first phase refused (no record)
+    async fn an_execution_refused_before_any_record_is_recorded_failed_and_releases_its_lock() {
+        // GIVEN a start took the lock, and its first phase was refused before it recorded
+        // anything (the Rejected state: the execution fails with the handler's error as cause)
         let w = World::default();
         w.store
             .acquire_lock(
@@ -590,17 +632,115 @@ mod tests {
             )
             .await
             .unwrap();
+        let mut e = event(DEPLOYMENT_ID, "FAILED");
+        e["detail"]["error"] = json!("BlueGreen.Rejected");
+        e["detail"]["cause"] = json!(
+            json!({"errorType": "BlueGreen.InvalidInput", "errorMessage": "alarms [\"x\"] do not exist"})
+                .to_string()
+        );
         // WHEN the execution's FAILED event arrives
-        let out = handle(&deps(&w), event(DEPLOYMENT_ID, "FAILED"))
-            .await
-            .unwrap();
-        // THEN the environment is free and nothing else was touched
+        let out = handle(&deps(&w), e.clone()).await.unwrap();
+        // THEN the environment is free, nothing moved, and history has the attempt with why
         assert_eq!(lock_holder(&w), None);
         assert_eq!(
             out,
-            json!({"action": "never_started", "deployment_id": DEPLOYMENT_ID, "lock_released": true})
+            json!({"action": "never_started", "deployment_id": DEPLOYMENT_ID, "status": "FAILED", "lock_released": true})
         );
         assert!(w.router.writes().is_empty());
+        let r = w.store.record(DEPLOYMENT_ID).unwrap();
+        assert_eq!((r.phase, r.colors()), (Phase::Failed, None));
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("never got past deploying green: execution FAILED: alarms [\"x\"] do not exist")
+        );
+        assert_eq!(r.deployer, "alice@example.com");
+        assert_eq!(
+            r.started_at,
+            time::macros::datetime!(2025-01-03 10:00:00 UTC)
+        );
+        assert_eq!(
+            r.execution_arn,
+            e["detail"]["executionArn"].as_str().unwrap()
+        );
+        // AND a redelivered event changes nothing
+        let again = handle(&deps(&w), e).await.unwrap();
+        assert_eq!(again["action"], "already_finished");
+        assert_eq!(w.store.record(DEPLOYMENT_ID), Some(r));
+    }
+
+    #[tokio::test]
+    async fn an_execution_stopped_by_hand_before_its_first_task_ran_is_recorded_failed() {
+        // GIVEN an execution started from the console (no start request, so no lock and no
+        // record) and stopped before DeployGreen ever ran
+        let w = World::default();
+        // WHEN its ABORTED event arrives
+        let out = handle(&deps(&w), event(DEPLOYMENT_ID, "ABORTED"))
+            .await
+            .unwrap();
+        // THEN it is in history, FAILED, with who started it and why it ended
+        assert_eq!(out["action"], "never_started");
+        assert_eq!(out["lock_released"], false);
+        let r = w.store.record(DEPLOYMENT_ID).unwrap();
+        assert_eq!(r.status, DeploymentStatus::Failed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("never got past deploying green: execution ABORTED")
+        );
+        assert_eq!(
+            (r.version.as_str(), r.deployer.as_str()),
+            ("1.3.0", "alice@example.com")
+        );
+        assert!(w.router.writes().is_empty());
+        assert_eq!(lock_holder(&w), None);
+    }
+
+    #[tokio::test]
+    async fn an_execution_stopped_while_only_requested_ends_that_record() {
+        // GIVEN the start request recorded the deployment (REQUESTED) and holds the lock
+        let w = World::default();
+        let request: DeploymentRequest = serde_json::from_value(sample::request()).unwrap();
+        let requested = request.requested_record(
+            DEPLOYMENT_ID,
+            "arn:aws:states:us-east-1:123456789012:execution:blue-green:x",
+            w.clock.now(),
+        );
+        w.store.record_request(&requested).await.unwrap();
+        w.store
+            .acquire_lock(
+                "checkout",
+                "dev",
+                DEPLOYMENT_ID,
+                w.clock.now(),
+                shared::start::STALE_LOCK_AFTER,
+            )
+            .await
+            .unwrap();
+        // WHEN the execution is stopped
+        let out = handle(&deps(&w), event(DEPLOYMENT_ID, "ABORTED"))
+            .await
+            .unwrap();
+        // THEN that record ends FAILED (its start time kept) and the lock is free
+        assert_eq!(out["lock_released"], true);
+        let r = w.store.record(DEPLOYMENT_ID).unwrap();
+        assert_eq!(
+            (r.phase, r.started_at),
+            (Phase::Failed, requested.started_at)
+        );
+        assert_eq!(r.execution_arn, requested.execution_arn);
+        assert_eq!(lock_holder(&w), None);
+    }
+
+    #[tokio::test]
+    async fn without_the_input_a_missing_record_cannot_be_written() {
+        let w = World::default();
+        let mut e = event(DEPLOYMENT_ID, "ABORTED");
+        e["detail"]["input"] = Value::Null;
+        e["detail"]["inputDetails"] = json!({"included": false});
+        let out = handle(&deps(&w), e).await.unwrap();
+        assert_eq!(
+            out,
+            json!({"action": "not_recorded", "deployment_id": DEPLOYMENT_ID})
+        );
         assert!(w.store.record(DEPLOYMENT_ID).is_none());
     }
 

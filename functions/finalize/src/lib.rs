@@ -28,16 +28,21 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
                 record.phase
             )));
         }
+        let target = record.target_color.ok_or_else(|| {
+            PhaseError::Internal(format!(
+                "deployment {id} is verifying but has no colors recorded; inspect the record"
+            ))
+        })?;
         let split = deps
             .access
             .router(state.request.role_arn.as_deref())
             .await?
             .current_split(&state.request.forward_target()?)
             .await?;
-        if split.sole_color() != Some(record.target_color) {
+        if split.sole_color() != Some(target) {
             return Err(PhaseError::TrafficMismatch(format!(
                 "the listener is at {split}, not 100% {}: refusing to finalize",
-                record.target_color.title()
+                target.title()
             )));
         }
         let now = deps.clock.now();
@@ -45,7 +50,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         let env = EnvironmentState {
             service: record.service.clone(),
             environment: record.environment.clone(),
-            active_color: Some(record.target_color),
+            active_color: Some(target),
             active_version: Some(record.version.clone()),
             standby_version: record.previous_version.clone(),
             active_deployment: None,
@@ -55,7 +60,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         deps.store.finish(&record, &env).await?;
         shared::emf::emit(&record);
         tracing::info!(
-            active = %record.target_color,
+            active = %target,
             version = %record.version,
             standby_version = ?record.previous_version,
             duration_seconds = record.duration_seconds,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
 use shared::domain::{ApprovalDecision, ApprovalState, Phase};
 use shared::error::PhaseError;
-use shared::rollback::{LockOwner, RollbackDeps, RollbackOutcome, roll_back};
+use shared::rollback::{RollbackDeps, RollbackOutcome, roll_back};
 use tracing::Instrument;
 
 pub use shared::ports::PhaseDeps as Deps;
@@ -48,7 +48,7 @@ async fn approval_outcome(
     if !shared::rollback::waiting_for_approval(&record) {
         return Ok(None);
     }
-    let never = format!("{} never received traffic", record.target_color.title());
+    let never = format!("{} never received traffic", record.target_title());
     if let Some(a) = record
         .approval
         .as_ref()
@@ -97,16 +97,19 @@ async fn run(deps: &Deps, state: ExecutionState) -> Result<ExecutionState, Phase
             .map(|e| e.message())
             .unwrap_or_else(|| "rollback requested".to_string()),
     };
-    let owner = LockOwner {
-        service: &state.request.service,
-        environment: &state.request.environment,
-    };
-    let next = match roll_back(&core(deps), &state.deployment_id, &reason, Some(owner)).await? {
+    // The first phase may never have recorded the deployment: then this writes it.
+    let requested = state.request.requested_record(
+        &state.deployment_id,
+        &state.execution_arn,
+        state.started_at,
+    );
+    let next = match roll_back(&core(deps), &state.deployment_id, &reason, Some(&requested)).await?
+    {
         // the shared rollback wrote the deployment's metrics line
         RollbackOutcome::RolledBack(_) => NextAction::RolledBack,
         RollbackOutcome::Failed(_) => NextAction::Failed,
         RollbackOutcome::NotDeployed(_) => NextAction::NotDeployed,
-        RollbackOutcome::NeverStarted => NextAction::Failed,
+        RollbackOutcome::NeverStarted(_) | RollbackOutcome::NotRecorded => NextAction::Failed,
         RollbackOutcome::AlreadyFinished(r) => outcome(r.phase),
     };
     Ok(done(state, next))
@@ -410,13 +413,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_recorded_means_nothing_to_roll_back() {
+    async fn a_deployment_whose_first_phase_never_got_through_ends_failed_in_history() {
+        // GIVEN an execution whose DeployGreen exhausted its retries before recording anything,
+        // holding the lock its start request took
         let w = World::default();
-        let out = handle(&deps(&w), caught("BlueGreen.Retryable", "throttled"))
+        w.store
+            .acquire_lock(
+                "checkout",
+                "dev",
+                sample::DEPLOYMENT_ID,
+                time::macros::datetime!(2025-01-03 10:00:00 UTC),
+                time::Duration::minutes(10),
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::Failed));
+        let mut input = caught("BlueGreen.Retryable", "DescribeAlarms: throttled");
+        input.as_object_mut().map(|o| o.remove("progress"));
+        // WHEN the Catch runs the rollback
+        let out = handle(&deps(&w), input.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // THEN the execution ends failed, nothing moved, the lock is free, and history has the
+        // attempt: who started it, what, and why it ended
+        assert_eq!(out.progress.map(|p| p.next), None);
         assert!(w.router.writes().is_empty());
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            None
+        );
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(
+            (r.phase, r.status),
+            (Phase::Failed, DeploymentStatus::Failed)
+        );
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("never got past deploying green: DescribeAlarms: throttled")
+        );
+        assert_eq!(
+            (r.deployer.as_str(), r.version.as_str()),
+            (
+                sample::request()["deployer"].as_str().unwrap_or_default(),
+                "1.3.0"
+            )
+        );
+        assert_eq!(r.colors(), None);
+        assert!(r.finished_at.is_some());
+        // AND a retried rollback changes nothing
+        let again = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.progress, None);
+        assert_eq!(w.store.record(sample::DEPLOYMENT_ID), Some(r));
     }
 
     #[tokio::test]

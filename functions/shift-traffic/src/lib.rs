@@ -355,8 +355,8 @@ mod tests {
             let w = World::default();
             let active = target.other();
             let mut record = sample::record(Phase::DeployingGreen);
-            record.active_color = active;
-            record.target_color = target;
+            record.active_color = Some(active);
+            record.target_color = Some(target);
             w.store.begin(&record).await.map_err(fail)?;
             *w.router.split.lock().unwrap_or_else(|p| p.into_inner()) =
                 TrafficSplit::all_on(active);

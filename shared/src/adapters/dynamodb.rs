@@ -306,13 +306,16 @@ impl DynamoStore {
         reasons: &[CancellationReason],
     ) -> Result<BeginOutcome, AdapterError> {
         if let Some(existing) = self.deployment(&record.id).await? {
-            if existing.execution_arn == record.execution_arn {
+            if existing.execution_arn != record.execution_arn {
+                return Err(AdapterError::ConditionFailed(format!(
+                    "deployment id {} is already used by execution {}; start with a new deployment id",
+                    record.id, existing.execution_arn
+                )));
+            }
+            if existing.phase != Phase::Requested {
                 return Ok(BeginOutcome::AlreadyStarted(Box::new(existing)));
             }
-            return Err(AdapterError::ConditionFailed(format!(
-                "deployment id {} is already used by execution {}; start with a new deployment id",
-                record.id, existing.execution_arn
-            )));
+            // Still only requested: the lock is what refused it, or a collision.
         }
         let env = self
             .environment(&record.service, &record.environment)
@@ -352,12 +355,67 @@ impl DeploymentStore for DynamoStore {
             .transpose()
     }
 
+    async fn record_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError> {
+        self.append(
+            &format!("request of deployment {}", record.id),
+            deployment_item(record)?,
+        )
+        .await
+    }
+
+    async fn end_request(&self, record: &DeploymentRecord) -> Result<(), AdapterError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(deployment_item(record)?))
+            .condition_expression("attribute_not_exists(#pk) OR #phase = :requested")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#phase", "phase")
+            .expression_attribute_values(":requested", s(Phase::Requested.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(c)) = err.as_service_error() else {
+            return Err(map_sdk_error("PutItem", err, TABLE_NOT_FOUND));
+        };
+        let phase = match c.item().and_then(|old| old.get("phase")) {
+            Some(AttributeValue::S(p)) => p.clone(),
+            _ => "unknown".to_string(),
+        };
+        if phase == record.phase.as_str() {
+            // Ended the same way before: the repeat changes nothing.
+            return Ok(());
+        }
+        Err(AdapterError::ConditionFailed(format!(
+            "deployment {} is in phase {phase}; cannot end it as never started",
+            record.id
+        )))
+    }
+
     async fn begin(&self, record: &DeploymentRecord) -> Result<BeginOutcome, AdapterError> {
+        let color = record.active_color.ok_or_else(|| {
+            AdapterError::Invalid(format!(
+                "deployment {} cannot begin without its colors",
+                record.id
+            ))
+        })?;
+        // New, or the REQUESTED record of this same execution (written by its start).
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(deployment_item(record)?))
-            .condition_expression("attribute_not_exists(#pk)")
+            .condition_expression(
+                "attribute_not_exists(#pk) OR (#phase = :requested AND #execution = :execution)",
+            )
             .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#phase", "phase")
+            .expression_attribute_names("#execution", "execution_arn")
+            .expression_attribute_values(":requested", s(Phase::Requested.as_str()))
+            .expression_attribute_values(":execution", s(&record.execution_arn))
             .build()
             .map_err(build_error)?;
         let lock = Update::builder()
@@ -375,7 +433,7 @@ impl DeploymentStore for DynamoStore {
             .expression_attribute_values(":id", s(&record.id))
             .expression_attribute_values(":service", s(&record.service))
             .expression_attribute_values(":environment", s(&record.environment))
-            .expression_attribute_values(":color", s(record.active_color.as_str()))
+            .expression_attribute_values(":color", s(color.as_str()))
             .expression_attribute_values(":updated", s(rfc3339(record.started_at)?))
             .build()
             .map_err(build_error)?;
@@ -938,8 +996,8 @@ pub(crate) mod tests {
             image_digest: None,
             strategy: "blue_green".into(),
             deployer: "alice".into(),
-            active_color: Color::Blue,
-            target_color: Color::Green,
+            active_color: Some(Color::Blue),
+            target_color: Some(Color::Green),
             previous_version: Some("1.2.0".into()),
             replaced_version: Some("1.2.0".into()),
             phase: Phase::DeployingGreen,
@@ -1068,11 +1126,23 @@ pub(crate) mod tests {
 
         let put = items[0].put().expect("first item is the deployment Put");
         assert_eq!(put.table_name(), TABLE);
+        // new, or completing the REQUESTED record of this same execution
         assert_eq!(
             put.condition_expression(),
-            Some("attribute_not_exists(#pk)")
+            Some("attribute_not_exists(#pk) OR (#phase = :requested AND #execution = :execution)")
         );
-        assert_eq!(names_of(put.expression_attribute_names())["#pk"], "pk");
+        let names = names_of(put.expression_attribute_names());
+        assert_eq!(
+            (
+                names["#pk"].as_str(),
+                names["#phase"].as_str(),
+                names["#execution"].as_str()
+            ),
+            ("pk", "phase", "execution_arn")
+        );
+        let values = values_of(put.expression_attribute_values());
+        assert_eq!(values[":requested"], "REQUESTED");
+        assert_eq!(values[":execution"], record().execution_arn);
         let item = put.item();
         assert_eq!(str_attr(item, "pk"), "DEPLOYMENT#d-1");
         assert_eq!(str_attr(item, "sk"), "META");
@@ -1124,6 +1194,86 @@ pub(crate) mod tests {
 
     pub(crate) fn s_attr(v: &str) -> AttributeValue {
         AttributeValue::S(v.into())
+    }
+
+    #[tokio::test]
+    async fn a_request_is_recorded_once_and_a_later_write_changes_nothing() {
+        // GIVEN the table refuses the put: the deployment already has a record
+        let (seen, sink) = recorder::<PutItemInput>();
+        let put = mock!(Client::put_item).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            PutItemOutput::builder().build()
+        });
+        let refused = mock!(Client::put_item).then_error(|| {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let mut requested = record();
+        requested.phase = Phase::Requested;
+        requested.active_color = None;
+        requested.target_color = None;
+        // WHEN it is written, then written again
+        store(&[&put]).record_request(&requested).await.unwrap();
+        store(&[&refused]).record_request(&requested).await.unwrap();
+        // THEN the first is a conditional put of the whole record under its history keys
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen[0].condition_expression(),
+            Some("attribute_not_exists(#pk)")
+        );
+        let item = seen[0].item().unwrap();
+        assert_eq!(str_attr(item, "phase"), "REQUESTED");
+        assert_eq!(str_attr(item, "gsi1pk"), "ENV#dev");
+        assert!(
+            !item.contains_key("active_color"),
+            "colors are not known yet"
+        );
+    }
+
+    #[tokio::test]
+    async fn ending_a_request_is_conditioned_on_it_still_being_requested() {
+        let (seen, sink) = recorder::<PutItemInput>();
+        let put = mock!(Client::put_item).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            PutItemOutput::builder().build()
+        });
+        let mut ended = record();
+        ended.phase = Phase::Failed;
+        ended.status = DeploymentStatus::Failed;
+        ended.active_color = None;
+        ended.target_color = None;
+        store(&[&put]).end_request(&ended).await.unwrap();
+        let input = seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            input.condition_expression(),
+            Some("attribute_not_exists(#pk) OR #phase = :requested")
+        );
+        assert_eq!(
+            values_of(input.expression_attribute_values())[":requested"],
+            "REQUESTED"
+        );
+        assert_eq!(str_attr(input.item().unwrap(), "status"), "FAILED");
+
+        // a repeat finds it ended the same way: no-op; a deployment that began meanwhile: refused
+        let refused = |phase: &'static str| {
+            mock!(Client::put_item).then_error(move || {
+                PutItemError::ConditionalCheckFailedException(
+                    ConditionalCheckFailedException::builder()
+                        .item("phase", s_attr(phase))
+                        .build(),
+                )
+            })
+        };
+        let same = refused("FAILED");
+        assert_eq!(store(&[&same]).end_request(&ended).await, Ok(()));
+        let began = refused("DEPLOYING_GREEN");
+        assert_eq!(
+            store(&[&began]).end_request(&ended).await,
+            Err(AdapterError::ConditionFailed(
+                "deployment d-1 is in phase DEPLOYING_GREEN; cannot end it as never started".into()
+            ))
+        );
     }
 
     #[tokio::test]

@@ -6,6 +6,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Phase {
+    /// The execution has started and is recorded with its request; its first phase has not yet
+    /// read the listener, so the colors are not known.
+    Requested,
     DeployingGreen,
     /// Green is ready with no traffic; a person must approve before any traffic moves.
     AwaitingApproval,
@@ -27,7 +30,8 @@ pub struct InvalidTransition {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 10] = [
+        Phase::Requested,
         Phase::DeployingGreen,
         Phase::AwaitingApproval,
         Phase::ShiftingTraffic,
@@ -52,13 +56,18 @@ impl Phase {
         use Phase::*;
         matches!(
             (self, to),
-            (
-                DeployingGreen,
-                DeployingGreen | AwaitingApproval | ShiftingTraffic | RollingBack
-            ) | (
-                AwaitingApproval,
-                AwaitingApproval | ShiftingTraffic | RollingBack
-            ) | (ShiftingTraffic, ShiftingTraffic | Verifying | RollingBack)
+            // Ended before deploying anything (its first phase never got through, or it was
+            // stopped first): nothing to roll back, so straight to FAILED.
+            (Requested, Requested | DeployingGreen | Failed)
+                | (
+                    DeployingGreen,
+                    DeployingGreen | AwaitingApproval | ShiftingTraffic | RollingBack
+                )
+                | (
+                    AwaitingApproval,
+                    AwaitingApproval | ShiftingTraffic | RollingBack
+                )
+                | (ShiftingTraffic, ShiftingTraffic | Verifying | RollingBack)
                 | (Verifying, Verifying | Succeeded | RollingBack)
                 | (RollingBack, RollingBack | RolledBack | Failed | NotDeployed)
         )
@@ -82,6 +91,7 @@ impl Phase {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Requested => "REQUESTED",
             Phase::DeployingGreen => "DEPLOYING_GREEN",
             Phase::AwaitingApproval => "AWAITING_APPROVAL",
             Phase::ShiftingTraffic => "SHIFTING_TRAFFIC",
@@ -113,6 +123,7 @@ mod tests {
     #[test]
     fn the_happy_path_is_legal() {
         let path = [
+            Requested,
             DeployingGreen,
             ShiftingTraffic,
             ShiftingTraffic,
@@ -132,11 +143,17 @@ mod tests {
         }
         assert!(RollingBack.can_move_to(RolledBack));
         assert!(RollingBack.can_move_to(Failed));
+        // nothing was deployed before the first phase got through: it ends without a rollback
+        assert!(Requested.can_move_to(Failed));
+        assert!(!Requested.can_move_to(RollingBack));
     }
 
     #[test]
     fn exactly_the_listed_transitions_are_legal() {
         let legal: &[(Phase, Phase)] = &[
+            (Requested, Requested),
+            (Requested, DeployingGreen),
+            (Requested, Failed),
             (DeployingGreen, DeployingGreen),
             (DeployingGreen, AwaitingApproval),
             (DeployingGreen, ShiftingTraffic),
@@ -201,13 +218,14 @@ mod tests {
         /// How far along a deployment is; no legal move lowers it.
         fn stage(p: Phase) -> u8 {
             match p {
-                DeployingGreen => 0,
-                AwaitingApproval => 1,
-                ShiftingTraffic => 2,
-                Verifying => 3,
-                Succeeded => 4,
-                RollingBack => 5,
-                RolledBack | Failed | NotDeployed => 6,
+                Requested => 0,
+                DeployingGreen => 1,
+                AwaitingApproval => 2,
+                ShiftingTraffic => 3,
+                Verifying => 4,
+                Succeeded => 5,
+                RollingBack => 6,
+                RolledBack | Failed | NotDeployed => 7,
             }
         }
 
@@ -234,7 +252,9 @@ mod tests {
                             prop_assert!(stage(to) >= stage(at), "{} went back to {}", at, to);
                             match to {
                                 Succeeded => prop_assert_eq!(at, Verifying),
-                                RolledBack | Failed | NotDeployed => prop_assert_eq!(at, RollingBack),
+                                RolledBack | NotDeployed => prop_assert_eq!(at, RollingBack),
+                                // a deployment that never deployed anything ends without a rollback
+                                Failed => prop_assert!(matches!(at, RollingBack | Requested)),
                                 Verifying => prop_assert!(matches!(at, ShiftingTraffic | Verifying)),
                                 _ => {}
                             }

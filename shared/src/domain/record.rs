@@ -20,7 +20,8 @@ pub enum DeploymentStatus {
 impl DeploymentStatus {
     pub fn of(phase: Phase) -> Self {
         match phase {
-            Phase::DeployingGreen
+            Phase::Requested
+            | Phase::DeployingGreen
             | Phase::AwaitingApproval
             | Phase::ShiftingTraffic
             | Phase::Verifying
@@ -55,10 +56,13 @@ pub struct DeploymentRecord {
     pub image_digest: Option<String>,
     pub strategy: String,
     pub deployer: String,
-    /// The color serving production when the deployment started.
-    pub active_color: Color,
-    /// The color receiving the new version.
-    pub target_color: Color,
+    /// The color serving production when the deployment started; `None` while REQUESTED (the
+    /// first phase reads it from the listener), and for a deployment that ended before that.
+    #[serde(default)]
+    pub active_color: Option<Color>,
+    /// The color receiving the new version; known exactly when `active_color` is.
+    #[serde(default)]
+    pub target_color: Option<Color>,
     /// The version the active color served when the deployment started, if known.
     pub previous_version: Option<String>,
     /// The version the target color ran before this deployment replaced it, if known.
@@ -110,6 +114,30 @@ pub struct ReadinessSummary {
 pub const STRATEGY_BLUE_GREEN: &str = "blue_green";
 
 impl DeploymentRecord {
+    /// The active and target colors, once the first phase has read them from the listener.
+    pub fn colors(&self) -> Option<(Color, Color)> {
+        self.active_color.zip(self.target_color)
+    }
+
+    /// The target color's name for people ("Green"), or what it is while it is not known.
+    pub fn target_title(&self) -> &'static str {
+        self.target_color.map_or("the new color", Color::title)
+    }
+
+    /// The active color's name for people ("Blue"), or what it is while it is not known.
+    pub fn active_title(&self) -> &'static str {
+        self.active_color.map_or("the active color", Color::title)
+    }
+
+    /// Both colors, the new one first; blue and green in the order green, blue while the
+    /// colors are not known (a troubleshooting report looks at both either way).
+    pub fn colors_new_first(&self) -> [Color; 2] {
+        match self.colors() {
+            Some((active, target)) => [target, active],
+            None => [Color::Green, Color::Blue],
+        }
+    }
+
     /// Marks the record finished in `phase` at `now` with `reason`.
     pub fn finish(&mut self, phase: Phase, now: OffsetDateTime, reason: Option<String>) {
         self.phase = phase;
@@ -210,8 +238,8 @@ mod tests {
             image_digest: None,
             strategy: STRATEGY_BLUE_GREEN.into(),
             deployer: "alice".into(),
-            active_color: Color::Blue,
-            target_color: Color::Green,
+            active_color: Some(Color::Blue),
+            target_color: Some(Color::Green),
             previous_version: Some("1.2.0".into()),
             replaced_version: Some("1.2.0".into()),
             phase: Phase::RollingBack,
