@@ -755,9 +755,11 @@ class Handler(BaseHTTPRequestHandler):
         began = time.time()
         try:
             status, data = self._call_lambda(name, body)
+            ended = time.time()
             with self.state.stats_lock:
-                self.state.invocations.append({"function": name, "ms": round((time.time() - began) * 1000, 1),
-                                               "status": status})
+                # start/end (epoch seconds) let a test see invocations that really overlapped
+                self.state.invocations.append({"function": name, "ms": round((ended - began) * 1000, 1),
+                                               "status": status, "start": began, "end": ended})
         except OSError as exc:
             self._send(500, json.dumps({"Type": "Service", "message": f"cargo lambda watch unreachable at {self.state.lambda_url}: {exc}"}).encode(),
                        {"Content-Type": "application/json", "x-amzn-ErrorType": "ServiceException"})

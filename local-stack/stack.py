@@ -41,6 +41,10 @@ HOST = "127.0.0.1"
 MOTO_PORT = int(os.environ.get("MOTO_PORT_REAL", "4567"))
 ROUTER_PORT = int(os.environ.get("BLUEGREEN_ROUTER_PORT", "4566"))
 LAMBDA_PORT = int(os.environ.get("BLUEGREEN_LAMBDA_PORT", "9000"))
+# Instances per function that `cargo lambda watch` runs at once: concurrent invocations of one
+# function (100 simultaneous API calls, a chaos campaign's 10 lanes) really overlap, as on
+# Lambda, instead of queueing behind one instance.
+LAMBDA_CONCURRENCY = int(os.environ.get("BLUEGREEN_LAMBDA_CONCURRENCY", "10"))
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 ORDER = ("moto", "router", "lambda")
 
@@ -250,7 +254,7 @@ def up(args) -> int:
             env = dict(base_env, **fenv)
             env_vars = ",".join(f"{k}={v}" for k, v in fenv.items())
             cmd = ["cargo", "lambda", "watch", "--invoke-address", HOST, "--invoke-port", str(LAMBDA_PORT),
-                   "--ignore-changes", "--env-vars", env_vars]
+                   "--ignore-changes", "--concurrency", str(LAMBDA_CONCURRENCY), "--env-vars", env_vars]
             if not shutil.which("cargo", path=env["PATH"]):
                 raise StackError("cargo not found on PATH")
             proc = start("lambda", cmd, env, Path(args.workspace), "lambda", state)

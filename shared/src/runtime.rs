@@ -44,7 +44,8 @@ where
 }
 
 /// Serves a handler whose output is any JSON (the trigger functions' summaries), with the same
-/// error mapping as [`serve`].
+/// error mapping as [`serve`]. An event the handler refuses is also logged as one structured
+/// line ([`Refusal`]), as ignored events are.
 pub async fn serve_json<F, Fut, R>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Value) -> Fut,
@@ -53,9 +54,76 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler(event.payload).await.map_err(Diagnostic::from)
+        let source = EventSource::of(&event.payload);
+        handler(event.payload).await.map_err(|e| {
+            if let Some(r) = Refusal::of(&source, &e) {
+                r.log();
+            }
+            Diagnostic::from(e)
+        })
     }))
     .await
+}
+
+/// Where an event came from, read before the handler takes it: its `source` and `id`
+/// (EventBridge), or the alarm's ARN (a CloudWatch alarm's Lambda action). Only the first 200
+/// characters of each, control characters removed: they are foreign text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSource {
+    pub source: String,
+    pub id: String,
+}
+
+impl EventSource {
+    pub fn of(payload: &Value) -> Self {
+        let text = |v: &Value| {
+            v.as_str().map(|s| {
+                s.chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>()
+            })
+        };
+        Self {
+            source: text(&payload["source"]).unwrap_or_else(|| "unknown".to_string()),
+            id: text(&payload["id"])
+                .or_else(|| text(&payload["alarmArn"]))
+                .unwrap_or_else(|| "none".to_string()),
+        }
+    }
+}
+
+/// A refused event: what came in and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub event_source: String,
+    pub event_id: String,
+    pub error_type: &'static str,
+    pub reason: String,
+}
+
+impl Refusal {
+    /// The refusal of `error`, if it refuses the event itself (invalid input); other errors
+    /// are failures to act on a valid event, logged where they happen.
+    pub fn of(source: &EventSource, error: &PhaseError) -> Option<Self> {
+        matches!(error, PhaseError::InvalidInput(_)).then(|| Self {
+            event_source: source.source.clone(),
+            event_id: source.id.clone(),
+            error_type: error.error_type(),
+            reason: error.to_string(),
+        })
+    }
+
+    pub fn log(&self) {
+        tracing::warn!(
+            action = "refused",
+            event_source = %self.event_source,
+            event_id = %self.event_id,
+            error_type = self.error_type,
+            reason = %self.reason,
+            "event refused"
+        );
+    }
 }
 
 /// The AWS-backed ports of the control functions (API and triggers), built once at cold start.
@@ -96,4 +164,49 @@ pub async fn control_deps() -> Result<ControlDeps, lambda_runtime::Error> {
         clock: std::sync::Arc::new(crate::ports::SystemClock),
         state_machine_arn,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_malformed_event_is_one_refusal_naming_its_source_id_and_what_was_wrong() {
+        let event = json!({"source": "aws.ecr", "id": "ev-1\u{1b}[31m", "detail": 7});
+        let r = Refusal::of(
+            &EventSource::of(&event),
+            &PhaseError::InvalidInput("detail must be an object".into()),
+        );
+        assert_eq!(
+            r,
+            Some(Refusal {
+                event_source: "aws.ecr".into(),
+                event_id: "ev-1[31m".into(),
+                error_type: "BlueGreen.InvalidInput",
+                reason: "invalid input: detail must be an object".into(),
+            })
+        );
+        // an alarm's Lambda action names the alarm; a payload with neither says so
+        let alarm = json!({"source": "aws.cloudwatch", "alarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:x"});
+        assert_eq!(
+            EventSource::of(&alarm).id,
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:x"
+        );
+        assert_eq!(
+            EventSource::of(&json!([1, 2])),
+            EventSource {
+                source: "unknown".into(),
+                id: "none".into()
+            }
+        );
+        // a failure to act on a valid event is not a refusal
+        assert_eq!(
+            Refusal::of(
+                &EventSource::of(&event),
+                &PhaseError::Retryable("throttled".into())
+            ),
+            None
+        );
+    }
 }

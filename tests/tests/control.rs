@@ -85,6 +85,7 @@ async fn wait_for_step(s: &LocalStack, id: &str, percent: u16) {
 async fn of_100_concurrent_starts_exactly_one_is_accepted_and_the_lock_frees_when_it_ends() {
     let s = stack().await;
     let env = registered(&s, "checkout", "ctl-lock", 60);
+    let from = epoch_seconds();
     let responses: Vec<ApiResponse> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..100)
             .map(|_| scope.spawn(|| post_deployment(&s, &env, "1.3.0")))
@@ -97,6 +98,15 @@ async fn of_100_concurrent_starts_exactly_one_is_accepted_and_the_lock_frees_whe
             })
             .collect()
     });
+    // The functions run several instances at once, as on Lambda: the calls really overlapped.
+    let overlap = s
+        .max_overlap("api", from, epoch_seconds())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("100 concurrent starts: at most {overlap} API invocations ran at the same moment");
+    assert!(
+        overlap >= 2,
+        "the 100 starts were served one at a time (overlap {overlap}): run the local stack's functions concurrently"
+    );
     let winners: Vec<&ApiResponse> = responses.iter().filter(|r| r.status == 202).collect();
     let bodies: Vec<String> = winners.iter().map(|r| r.body.to_string()).collect();
     assert_eq!(
@@ -158,12 +168,25 @@ async fn the_same_push_ten_times_starts_one_deployment_and_latest_starts_none() 
     );
     let digest = format!("sha256:{stamp}{}", "7d".repeat(24));
     let push = ecr_push_event("payments", "2.4.0", &digest);
-    for _ in 0..10 {
-        let out = s
-            .invoke("ecr-push-trigger", &push)
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(out.error_type, None, "{}", out.payload);
-    }
+    // EventBridge may deliver the same event more than once, at the same time.
+    let from = epoch_seconds();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| scope.spawn(|| s.invoke("ecr-push-trigger", &push)))
+            .collect();
+        for h in handles {
+            let out = h
+                .join()
+                .unwrap_or_else(|_| panic!("delivery thread panicked"))
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(out.error_type, None, "{}", out.payload);
+        }
+    });
+    let overlap = s
+        .max_overlap("ecr-push-trigger", from, epoch_seconds())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("10 simultaneous deliveries: at most {overlap} ran at the same moment");
+    assert!(overlap >= 2, "the deliveries did not overlap ({overlap})");
     let latest = s
         .invoke(
             "ecr-push-trigger",
@@ -416,4 +439,12 @@ async fn an_environment_rolls_back_to_its_standby_after_a_release() {
         "{}",
         metrics.body
     );
+}
+
+/// Now, in seconds since the epoch (the router's clock for invocations).
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
