@@ -408,6 +408,78 @@ fn function_findings(t: &Value) -> Vec<String> {
     findings
 }
 
+// ------------------------------------------------------------ what AWS checks at deploy time
+
+const ACCOUNT_ROOT: &str = "arn:${AWS::Partition}:iam::${AWS::AccountId}:root";
+
+/// The logical id a `!Ref X` or `!GetAtt X.Attr` names.
+fn referenced(v: &Value) -> Option<&str> {
+    v["Ref"].as_str().or_else(|| v["Fn::GetAtt"][0].as_str())
+}
+
+fn key_policy<'a>(t: &'a Value, key: &str) -> Vec<&'a Value> {
+    one_or_many(&t["Resources"][key]["Properties"]["KeyPolicy"]["Statement"])
+}
+
+/// Whether the key policy lets this account's principals (CloudFormation acts as the deploying
+/// principal, with its IAM permissions) call `action` on the key; with `via`, also when the call
+/// must come through that service (`kms:ViaService` starting with `via.`).
+fn account_may(t: &Value, key: &str, action: &str, via: Option<&str>) -> bool {
+    key_policy(t, key).into_iter().any(|s| {
+        let through = &s["Condition"]["StringEquals"]["kms:ViaService"];
+        let via_ok = match (through, via) {
+            (Value::Null, _) => true,
+            (_, None) => false,
+            (list, Some(service)) => one_or_many(list).iter().any(|v| {
+                v["Fn::Sub"]
+                    .as_str()
+                    .or_else(|| v.as_str())
+                    .is_some_and(|v| v.starts_with(&format!("{service}.")))
+            }),
+        };
+        s["Effect"] == "Allow"
+            && s["Principal"]["AWS"]["Fn::Sub"] == ACCOUNT_ROOT
+            && actions(s).iter().any(|a| a == action)
+            && via_ok
+    })
+}
+
+/// The key policy must let the stack create, update and delete every alias of the key (AWS KMS
+/// authorizes alias operations on the key too, from its key policy), and let the deploying
+/// principal create the grants that services create on its behalf (a DynamoDB table encrypted
+/// with the key: kms:CreateGrant and kms:DescribeKey through DynamoDB).
+fn key_policy_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (alias, a) in of_type(t, "AWS::KMS::Alias") {
+        let Some(key) = referenced(&a["Properties"]["TargetKeyId"]) else {
+            findings.push(format!("{alias}: targets no key of this stack"));
+            continue;
+        };
+        for action in ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"] {
+            if !account_may(t, key, action, None) {
+                findings.push(format!(
+                    "{key}: the key policy does not let the account {action}, so {alias} \
+                     cannot be managed by CloudFormation"
+                ));
+            }
+        }
+    }
+    for (table, r) in of_type(t, "AWS::DynamoDB::Table") {
+        let Some(key) = referenced(&r["Properties"]["SSESpecification"]["KMSMasterKeyId"]) else {
+            continue;
+        };
+        for action in ["kms:CreateGrant", "kms:DescribeKey"] {
+            if !account_may(t, key, action, Some("dynamodb")) {
+                findings.push(format!(
+                    "{key}: the key policy does not let the account {action} through DynamoDB, \
+                     so {table} cannot be created"
+                ));
+            }
+        }
+    }
+    findings
+}
+
 // ----------------------------------------------------------------------------------- tests
 
 #[test]
@@ -632,6 +704,11 @@ fn the_github_deploy_role_trusts_one_repository_and_environment() {
     );
 }
 
+#[test]
+fn the_key_policy_lets_the_stack_create_its_aliases_and_grants() {
+    assert_eq!(key_policy_findings(&template()), Vec::<String>::new());
+}
+
 /// Deliberately broken copies of the template: each break is caught, for the named reason.
 mod broken_copies {
     use super::*;
@@ -687,6 +764,27 @@ mod broken_copies {
         assert_caught(
             &iam_findings(&t, &allowlist()),
             "ApiFunction: sqs:SendMessage on resource \"*\"",
+        );
+    }
+
+    #[test]
+    fn a_key_policy_without_alias_management() {
+        let t = broken("              - kms:CreateAlias\n", "");
+        assert_caught(
+            &key_policy_findings(&t),
+            "ControllerKey: the key policy does not let the account kms:CreateAlias",
+        );
+    }
+
+    #[test]
+    fn a_key_policy_that_lets_the_account_create_grants_only_through_sqs() {
+        let t = broken(
+            "                  - !Sub \"dynamodb.${AWS::Region}.amazonaws.com\"\n",
+            "",
+        );
+        assert_caught(
+            &key_policy_findings(&t),
+            "ControllerKey: the key policy does not let the account kms:CreateGrant through DynamoDB",
         );
     }
 
