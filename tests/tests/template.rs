@@ -480,6 +480,97 @@ fn key_policy_findings(t: &Value) -> Vec<String> {
     findings
 }
 
+// ------------------------------------------------------- what AWS checks when a function calls
+
+/// The Allow statements of a role's policies (its managed policies of this stack and any
+/// inline ones).
+fn role_statements<'a>(t: &'a Value, role: &str) -> Vec<&'a Value> {
+    let r = &t["Resources"][role]["Properties"];
+    let mut docs: Vec<&Value> = one_or_many(&r["ManagedPolicyArns"])
+        .into_iter()
+        .filter_map(referenced)
+        .map(|policy| &t["Resources"][policy]["Properties"]["PolicyDocument"])
+        .collect();
+    docs.extend(
+        one_or_many(&r["Policies"])
+            .into_iter()
+            .map(|p| &p["PolicyDocument"]),
+    );
+    docs.into_iter()
+        .flat_map(|d| one_or_many(&d["Statement"]))
+        .filter(|s| s["Effect"] == "Allow")
+        .collect()
+}
+
+/// The roles of this stack granted `action` at all.
+fn roles_granted(t: &Value, action: &str) -> Vec<String> {
+    of_type(t, "AWS::IAM::Role")
+        .filter(|(name, _)| {
+            role_statements(t, name)
+                .iter()
+                .any(|s| actions(s).iter().any(|a| a == action))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// A permission a role needs for a call its function makes, as AWS authorizes that call.
+struct Need {
+    role: String,
+    action: &'static str,
+    /// Only a grant on `"*"` works (the call is authorized on every resource).
+    on_every_resource: bool,
+    /// A condition the grant must carry: (operator, key, value).
+    condition: Option<(&'static str, &'static str, &'static str)>,
+    why: &'static str,
+}
+
+/// What the functions' calls need beyond the action itself. Some follow from what a role is
+/// already granted (the same call needs a second permission); the rest name the role.
+fn needs(t: &Value) -> Vec<Need> {
+    let mut out = Vec::new();
+    for role in roles_granted(t, "ecs:RegisterTaskDefinition") {
+        out.push(Need {
+            role,
+            action: "ecs:TagResource",
+            on_every_resource: false,
+            condition: Some(("StringEquals", "ecs:CreateAction", "RegisterTaskDefinition")),
+            why: "deploy-green copies the current revision's tags into RegisterTaskDefinition, \
+                  which ECS then authorizes as tagging on create",
+        });
+    }
+    out
+}
+
+fn need_findings(t: &Value, needs: &[Need]) -> Vec<String> {
+    let mut findings = Vec::new();
+    for n in needs {
+        let granted = role_statements(t, &n.role).into_iter().any(|s| {
+            let resources = one_or_many(&s["Resource"]);
+            let condition_ok = n.condition.is_none_or(|(op, key, value)| {
+                one_or_many(&s["Condition"][op][key])
+                    .iter()
+                    .any(|v| *v == value)
+            });
+            actions(s).iter().any(|a| a == n.action)
+                && (!n.on_every_resource || resources.iter().any(|r| *r == "*"))
+                && condition_ok
+        });
+        if !granted {
+            let scope = if n.on_every_resource { " on \"*\"" } else { "" };
+            let condition = n
+                .condition
+                .map(|(op, key, value)| format!(" with {op} {key} = {value}"))
+                .unwrap_or_default();
+            findings.push(format!(
+                "{}: not granted {}{scope}{condition} ({})",
+                n.role, n.action, n.why
+            ));
+        }
+    }
+    findings
+}
+
 // ----------------------------------------------------------------------------------- tests
 
 #[test]
@@ -709,6 +800,12 @@ fn the_key_policy_lets_the_stack_create_its_aliases_and_grants() {
     assert_eq!(key_policy_findings(&template()), Vec::<String>::new());
 }
 
+#[test]
+fn every_role_can_make_the_calls_its_function_makes() {
+    let t = template();
+    assert_eq!(need_findings(&t, &needs(&t)), Vec::<String>::new());
+}
+
 /// Deliberately broken copies of the template: each break is caught, for the named reason.
 mod broken_copies {
     use super::*;
@@ -785,6 +882,18 @@ mod broken_copies {
         assert_caught(
             &key_policy_findings(&t),
             "ControllerKey: the key policy does not let the account kms:CreateGrant through DynamoDB",
+        );
+    }
+
+    #[test]
+    fn tagging_on_create_without_the_create_action_condition() {
+        let t = broken(
+            "              StringEquals: { ecs:CreateAction: RegisterTaskDefinition }\n",
+            "              StringEquals: { ecs:CreateAction: RunTask }\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "DeployGreenRole: not granted ecs:TagResource with StringEquals ecs:CreateAction = RegisterTaskDefinition",
         );
     }
 
