@@ -539,6 +539,15 @@ fn needs(t: &Value) -> Vec<Need> {
                   which ECS then authorizes as tagging on create",
         });
     }
+    for role in roles_granted(t, "cloudwatch:DescribeAlarms") {
+        out.push(Need {
+            role,
+            action: "cloudwatch:DescribeAlarms",
+            on_every_resource: true,
+            condition: None,
+            why: "DescribeAlarms returns composite alarms only to a grant on \"*\"",
+        });
+    }
     out
 }
 
@@ -894,6 +903,18 @@ mod broken_copies {
         assert_caught(
             &need_findings(&t, &needs(&t)),
             "DeployGreenRole: not granted ecs:TagResource with StringEquals ecs:CreateAction = RegisterTaskDefinition",
+        );
+    }
+
+    #[test]
+    fn alarms_read_only_by_alarm_arn() {
+        let t = broken(
+            "            Action: cloudwatch:DescribeAlarms\n            Resource: \"*\"\n",
+            "            Action: cloudwatch:DescribeAlarms\n            Resource: !Sub \"arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*\"\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "EvaluateRole: not granted cloudwatch:DescribeAlarms on \"*\"",
         );
     }
 
