@@ -528,7 +528,14 @@ struct Need {
 /// What the functions' calls need beyond the action itself. Some follow from what a role is
 /// already granted (the same call needs a second permission); the rest name the role.
 fn needs(t: &Value) -> Vec<Need> {
-    let mut out = Vec::new();
+    let mut out = vec![Need {
+        role: "ApiRole".into(),
+        action: "ecs:DescribeTaskDefinition",
+        on_every_resource: false,
+        condition: None,
+        why: "an environment rollback records the standby color's image, read from its \
+              service's task definition",
+    }];
     for role in roles_granted(t, "ecs:RegisterTaskDefinition") {
         out.push(Need {
             role,
@@ -915,6 +922,18 @@ mod broken_copies {
         assert_caught(
             &need_findings(&t, &needs(&t)),
             "EvaluateRole: not granted cloudwatch:DescribeAlarms on \"*\"",
+        );
+    }
+
+    #[test]
+    fn an_api_that_cannot_read_task_definitions() {
+        let t = broken(
+            "            Action: ecs:DescribeTaskDefinition\n",
+            "            Action: ecs:DescribeTasks\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "ApiRole: not granted ecs:DescribeTaskDefinition",
         );
     }
 
