@@ -546,6 +546,18 @@ fn needs(t: &Value) -> Vec<Need> {
                   which ECS then authorizes as tagging on create",
         });
     }
+    for role in roles_granted(t, "ecr:DescribeImageScanFindings") {
+        for action in ["inspector2:ListFindings", "inspector2:ListCoverage"] {
+            out.push(Need {
+                role: role.clone(),
+                action,
+                on_every_resource: true,
+                condition: None,
+                why: "with enhanced scanning, ECR reads an image's findings from Amazon \
+                      Inspector as the caller",
+            });
+        }
+    }
     for role in roles_granted(t, "cloudwatch:DescribeAlarms") {
         out.push(Need {
             role,
@@ -934,6 +946,18 @@ mod broken_copies {
         assert_caught(
             &need_findings(&t, &needs(&t)),
             "ApiRole: not granted ecs:DescribeTaskDefinition",
+        );
+    }
+
+    #[test]
+    fn scan_evidence_without_inspector() {
+        let t = broken(
+            "            Action: [inspector2:ListFindings, inspector2:ListCoverage]\n",
+            "            Action: inspector2:ListFindings\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "ApiRole: not granted inspector2:ListCoverage on \"*\"",
         );
     }
 
