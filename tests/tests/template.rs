@@ -480,6 +480,57 @@ fn key_policy_findings(t: &Value) -> Vec<String> {
     findings
 }
 
+/// EventBridge rules delivering to a topic encrypted with the stack's key: the key policy must
+/// let EventBridge use the key in its own statement, without the `aws:SourceAccount` or
+/// `aws:SourceArn` conditions its delivery to SNS may not carry (SNS developer guide: AWS
+/// services publishing to encrypted topics), and scoped to that topic if scoped at all.
+fn eventbridge_key_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (rule, r) in of_type(t, "AWS::Events::Rule") {
+        for target in one_or_many(&r["Properties"]["Targets"]) {
+            let Some(topic) = referenced(&target["Arn"]) else {
+                continue;
+            };
+            let topic_props = &t["Resources"][topic]["Properties"];
+            if t["Resources"][topic]["Type"] != "AWS::SNS::Topic" {
+                continue;
+            }
+            let Some(key) = referenced(&topic_props["KmsMasterKeyId"]) else {
+                continue;
+            };
+            let topic_name = topic_props["TopicName"]["Fn::Sub"]
+                .as_str()
+                .unwrap_or("(unnamed)");
+            let allowed = key_policy(t, key).into_iter().any(|s| {
+                let condition = s["Condition"].to_string();
+                let context =
+                    &s["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"];
+                s["Effect"] == "Allow"
+                    && one_or_many(&s["Principal"]["Service"])
+                        .iter()
+                        .any(|p| *p == "events.amazonaws.com")
+                    && ["kms:GenerateDataKey", "kms:Decrypt"]
+                        .iter()
+                        .all(|a| actions(s).iter().any(|x| x == a))
+                    && !condition.contains("aws:SourceAccount")
+                    && !condition.contains("aws:SourceArn")
+                    && (context.is_null()
+                        || context["Fn::Sub"]
+                            .as_str()
+                            .is_some_and(|arn| arn.ends_with(&format!(":{topic_name}"))))
+            });
+            if !allowed {
+                findings.push(format!(
+                    "{key}: the key policy does not let EventBridge deliver {rule}'s events to \
+                     {topic} (events.amazonaws.com, kms:GenerateDataKey and kms:Decrypt, no \
+                     source condition, at most scoped to the topic)"
+                ));
+            }
+        }
+    }
+    findings
+}
+
 // ------------------------------------------------------- what AWS checks when a function calls
 
 /// The Allow statements of a role's policies (its managed policies of this stack and any
@@ -834,6 +885,11 @@ fn every_role_can_make_the_calls_its_function_makes() {
     assert_eq!(need_findings(&t, &needs(&t)), Vec::<String>::new());
 }
 
+#[test]
+fn eventbridge_can_deliver_to_the_encrypted_topic() {
+    assert_eq!(eventbridge_key_findings(&template()), Vec::<String>::new());
+}
+
 /// Deliberately broken copies of the template: each break is caught, for the named reason.
 mod broken_copies {
     use super::*;
@@ -958,6 +1014,30 @@ mod broken_copies {
         assert_caught(
             &need_findings(&t, &needs(&t)),
             "ApiRole: not granted inspector2:ListCoverage on \"*\"",
+        );
+    }
+
+    #[test]
+    fn eventbridge_on_the_key_only_under_a_source_account_condition() {
+        let t = broken(
+            "                kms:EncryptionContext:aws:sns:topicArn: !Sub",
+            "                aws:SourceAccount: !Ref AWS::AccountId\n                kms:EncryptionContext:aws:sns:topicArn: !Sub",
+        );
+        assert_caught(
+            &eventbridge_key_findings(&t),
+            "ControllerKey: the key policy does not let EventBridge deliver DeploymentStatusNotificationRule's events to NotificationTopic",
+        );
+    }
+
+    #[test]
+    fn eventbridge_on_the_key_for_another_topic() {
+        let t = broken(
+            ":${AWS::StackName}-notifications\"\n",
+            ":${AWS::StackName}-other\"\n",
+        );
+        assert_caught(
+            &eventbridge_key_findings(&t),
+            "ControllerKey: the key policy does not let EventBridge deliver DeploymentStatusNotificationRule's events to NotificationTopic",
         );
     }
 
