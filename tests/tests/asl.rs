@@ -258,3 +258,92 @@ fn only_deploy_green_may_end_without_rollback_and_only_for_refusals() {
         }
     }
 }
+
+// ------------------------------------------------------------------------------- timeouts
+
+fn template() -> serde_yaml::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("template.yaml: {e}"))
+}
+
+/// Lambda runs a function's init phase (up to 10 s) outside its timeout, so a task must allow
+/// that much more than the function's timeout.
+const LAMBDA_INIT_SECONDS: u64 = 10;
+
+/// The Timeout of the function a `${...FunctionArn}` substitution names in template.yaml.
+fn function_timeout(t: &serde_yaml::Value, substitution: &str) -> Option<u64> {
+    let name = substitution.strip_prefix("${")?.strip_suffix('}')?;
+    let machine = t["Resources"]
+        .as_mapping()?
+        .values()
+        .find(|r| r["Type"] == "AWS::Serverless::StateMachine")?;
+    let logical_id = match &machine["Properties"]["DefinitionSubstitutions"][name] {
+        serde_yaml::Value::Tagged(tagged) => tagged.value.as_str()?.split('.').next()?.to_string(),
+        _ => return None,
+    };
+    let own = &t["Resources"][logical_id.as_str()]["Properties"]["Timeout"];
+    // Lambda's default timeout is 3 s
+    Some(
+        own.as_u64()
+            .or_else(|| t["Globals"]["Function"]["Timeout"].as_u64())
+            .unwrap_or(3),
+    )
+}
+
+/// Every Lambda task's TimeoutSeconds exceeds its function's timeout (plus the init phase), so
+/// the function's own timeout ends a hung invocation before `States.Timeout` can retry the
+/// task while the first invocation still runs. A task that waits for a token is bounded by
+/// the wait for a person instead (`TimeoutSecondsPath`): its timeout ends the deployment,
+/// never retries it.
+fn task_timeout_findings(def: &Value, t: &serde_yaml::Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (name, state) in states(def) {
+        let Some(function) = state["Parameters"]["FunctionName"].as_str() else {
+            continue;
+        };
+        if state["Type"] != "Task" {
+            continue;
+        }
+        let Some(function_timeout) = function_timeout(t, function) else {
+            findings.push(format!(
+                "{name}: {function} names no function of template.yaml"
+            ));
+            continue;
+        };
+        let waits_for_token = state["Resource"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(".waitForTaskToken"));
+        if waits_for_token && state.get("TimeoutSecondsPath").is_some() {
+            continue;
+        }
+        match state["TimeoutSeconds"].as_u64() {
+            None => findings.push(format!("{name}: no TimeoutSeconds")),
+            Some(task) if task < function_timeout + LAMBDA_INIT_SECONDS => {
+                findings.push(format!(
+                    "{name}: TimeoutSeconds {task} does not exceed its function's timeout \
+                     ({function_timeout} s) by the {LAMBDA_INIT_SECONDS} s init phase"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    findings
+}
+
+#[test]
+fn every_task_outlasts_its_function() {
+    assert_eq!(
+        task_timeout_findings(&definition(), &template()),
+        Vec::<String>::new()
+    );
+    // a broken copy: the rollback task no longer than its function
+    let mut def = definition();
+    def["States"]["Rollback"]["TimeoutSeconds"] = serde_json::json!(120);
+    assert!(
+        task_timeout_findings(&def, &template())
+            .iter()
+            .any(|f| f.starts_with("Rollback: TimeoutSeconds 120 does not exceed")),
+        "a task as short as its function is caught"
+    );
+}
