@@ -3,7 +3,8 @@
 //! every function it names exists; the Route choices match the phases' `next` values.
 
 use serde_json::Value;
-use shared::contracts::NextAction;
+use shared::contracts::{DeploymentRequest, NextAction};
+use shared::domain::{ApprovalPolicy, StepPlan, Timings};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -345,5 +346,135 @@ fn every_task_outlasts_its_function() {
             .iter()
             .any(|f| f.starts_with("Rollback: TimeoutSeconds 120 does not exceed")),
         "a task as short as its function is caught"
+    );
+}
+
+// ------------------------------------------------------------------- the execution's own limit
+
+/// Step Functions quota: a Standard execution's history holds at most 25,000 events.
+const HISTORY_EVENTS: u64 = 25_000;
+/// The fewest events one attempt of a Lambda task writes: scheduled, started, and its end.
+const EVENTS_PER_TASK_ATTEMPT: u64 = 3;
+/// Step Functions quota: a Standard execution runs at most a year.
+const MAX_EXECUTION_SECONDS: u64 = 365 * 24 * 3600;
+
+/// The largest value `accepts` takes; the limits live in the code's validation, not here.
+fn largest_accepted(accepts: impl Fn(u64) -> bool) -> u64 {
+    assert!(accepts(1), "accepts nothing");
+    let mut hi = 2;
+    while accepts(hi) {
+        hi *= 2;
+        assert!(hi < 1 << 40, "no upper limit");
+    }
+    let mut lo = hi / 2;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if accepts(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+fn timings_accept(set: impl Fn(&mut Timings, u64)) -> impl Fn(u64) -> bool {
+    move |v| {
+        let mut t = Timings::default();
+        set(&mut t, v);
+        t.validate().is_ok()
+    }
+}
+
+/// The longest a person may take to approve: the environment's approval policy and the
+/// execution input both limit it.
+fn longest_approval() -> u64 {
+    let by_policy = largest_accepted(|s| {
+        ApprovalPolicy {
+            required: true,
+            timeout_seconds: s,
+        }
+        .validate()
+        .is_ok()
+    });
+    let by_request = largest_accepted(|s| {
+        let mut request = shared::fakes::sample::request();
+        request["approval_timeout_seconds"] = s.into();
+        serde_json::from_value::<DeploymentRequest>(request).is_ok_and(|r| r.validate().is_ok())
+    });
+    by_policy.max(by_request)
+}
+
+/// The longest a retrier waits between two attempts.
+fn longest_retry_delay(def: &Value) -> u64 {
+    states(def)
+        .iter()
+        .flat_map(|(_, s)| s["Retry"].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            let interval = r["IntervalSeconds"].as_f64().unwrap_or(1.0);
+            let backoff = r["BackoffRate"].as_f64().unwrap_or(2.0);
+            let attempts = r["MaxAttempts"].as_i64().unwrap_or(3).max(1);
+            let exponent = i32::try_from(attempts - 1).unwrap_or(i32::MAX);
+            let longest = interval * backoff.powi(exponent);
+            let capped = r["MaxDelaySeconds"]
+                .as_f64()
+                .map_or(longest, |cap| longest.min(cap));
+            capped.ceil() as u64
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The longest a deployment may run besides its approval: every wait its timings allow at
+/// their limits, and the time its task attempts may take. How many attempts run depends on
+/// polls, steps, evaluations and retries; the execution's history bounds them all.
+fn longest_deployment(def: &Value) -> u64 {
+    let health = largest_accepted(timings_accept(|t, v| t.health_timeout_seconds = v))
+        + largest_accepted(timings_accept(|t, v| t.health_poll_seconds = v));
+    let shifting = StepPlan::MAX_STEPS as u64
+        * largest_accepted(timings_accept(|t, v| t.step_wait_seconds = v));
+    let verification = largest_accepted(timings_accept(|t, v| t.verification_seconds = v))
+        + largest_accepted(timings_accept(|t, v| t.verification_interval_seconds = v));
+    let longest_attempt = states(def)
+        .iter()
+        .filter_map(|(_, s)| s["TimeoutSeconds"].as_u64())
+        .max()
+        .unwrap_or(0)
+        + longest_retry_delay(def);
+    let attempts = HISTORY_EVENTS / EVENTS_PER_TASK_ATTEMPT;
+    health + shifting + verification + attempts * longest_attempt
+}
+
+fn execution_timeout_findings(def: &Value) -> Vec<String> {
+    let approval = longest_approval();
+    let deployment = longest_deployment(def);
+    match def["TimeoutSeconds"].as_u64() {
+        None => vec!["the execution has no TimeoutSeconds".to_string()],
+        Some(t) if t <= approval + deployment => vec![format!(
+            "the execution's TimeoutSeconds {t} does not exceed the longest approval \
+             ({approval} s) plus the longest deployment ({deployment} s)"
+        )],
+        Some(t) if t > MAX_EXECUTION_SECONDS => vec![format!(
+            "the execution's TimeoutSeconds {t} exceeds Step Functions' one-year limit"
+        )],
+        Some(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn the_execution_outlasts_the_longest_approval_and_deployment() {
+    assert_eq!(
+        execution_timeout_findings(&definition()),
+        Vec::<String>::new()
+    );
+    // a broken copy: one day, less than the approval alone may take
+    let mut def = definition();
+    def["TimeoutSeconds"] = serde_json::json!(86_400);
+    assert!(
+        execution_timeout_findings(&def)
+            .iter()
+            .any(|f| f.contains("does not exceed the longest approval (604800 s)")),
+        "{:?}",
+        execution_timeout_findings(&def)
     );
 }
