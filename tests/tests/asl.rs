@@ -116,7 +116,7 @@ fn every_task_retries_lambda_errors_and_catches_to_rollback() {
     assert_eq!(tasks, 6);
     // the one non-Lambda task: a notification that cannot be sent never ends a deployment
     let notify = &def["States"]["NotifyApproval"];
-    assert_eq!(notify["Resource"], "arn:aws:states:::sns:publish");
+    assert_eq!(notify["Resource"], "${SnsPublishArn}");
     assert_eq!(notify["Parameters"]["TopicArn"], "${NotificationTopicArn}");
     assert!(notify["ResultPath"].is_null() && notify.get("ResultPath").is_some());
     assert_eq!(notify["Next"], "AwaitApproval");
@@ -135,9 +135,9 @@ fn every_function_named_is_a_crate_and_tasks_pass_the_whole_state() {
         }
         let waits_for_token = name == "AwaitApproval";
         let resource = if waits_for_token {
-            "arn:aws:states:::lambda:invoke.waitForTaskToken"
+            "${LambdaInvokeWaitForTaskTokenArn}"
         } else {
-            "arn:aws:states:::lambda:invoke"
+            "${LambdaInvokeArn}"
         };
         assert_eq!(state["Resource"], resource, "{name}");
         let fname = state["Parameters"]["FunctionName"]
@@ -272,17 +272,29 @@ fn template() -> serde_yaml::Value {
 /// that much more than the function's timeout.
 const LAMBDA_INIT_SECONDS: u64 = 10;
 
-/// The Timeout of the function a `${...FunctionArn}` substitution names in template.yaml.
-fn function_timeout(t: &serde_yaml::Value, substitution: &str) -> Option<u64> {
-    let name = substitution.strip_prefix("${")?.strip_suffix('}')?;
+/// What template.yaml substitutes for a `${Name}` of the definition, as written there
+/// (`!Sub "arn:${AWS::Partition}:..."`, `!GetAtt Function.Arn`, `!Ref Topic`): the tag and
+/// its text.
+fn substitution(t: &serde_yaml::Value, placeholder: &str) -> Option<(String, String)> {
+    let name = placeholder.strip_prefix("${")?.strip_suffix('}')?;
     let machine = t["Resources"]
         .as_mapping()?
         .values()
         .find(|r| r["Type"] == "AWS::Serverless::StateMachine")?;
-    let logical_id = match &machine["Properties"]["DefinitionSubstitutions"][name] {
-        serde_yaml::Value::Tagged(tagged) => tagged.value.as_str()?.split('.').next()?.to_string(),
-        _ => return None,
-    };
+    match &machine["Properties"]["DefinitionSubstitutions"][name] {
+        serde_yaml::Value::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_string(),
+            tagged.value.as_str()?.to_string(),
+        )),
+        serde_yaml::Value::String(s) => Some((String::new(), s.clone())),
+        _ => None,
+    }
+}
+
+/// The Timeout of the function a `${...FunctionArn}` substitution names in template.yaml.
+fn function_timeout(t: &serde_yaml::Value, placeholder: &str) -> Option<u64> {
+    let (_, attribute) = substitution(t, placeholder)?;
+    let logical_id = attribute.split('.').next()?.to_string();
     let own = &t["Resources"][logical_id.as_str()]["Properties"]["Timeout"];
     // Lambda's default timeout is 3 s
     Some(
@@ -314,7 +326,8 @@ fn task_timeout_findings(def: &Value, t: &serde_yaml::Value) -> Vec<String> {
         };
         let waits_for_token = state["Resource"]
             .as_str()
-            .is_some_and(|r| r.ends_with(".waitForTaskToken"));
+            .and_then(|r| substitution(t, r))
+            .is_some_and(|(_, arn)| arn.ends_with(".waitForTaskToken"));
         if waits_for_token && state.get("TimeoutSecondsPath").is_some() {
             continue;
         }
@@ -476,5 +489,76 @@ fn the_execution_outlasts_the_longest_approval_and_deployment() {
             .any(|f| f.contains("does not exceed the longest approval (604800 s)")),
         "{:?}",
         execution_timeout_findings(&def)
+    );
+}
+
+// ------------------------------------------------------------------------------- partition
+
+/// No partition is written into the definition: every task's Resource is a substitution that
+/// template.yaml writes with `${AWS::Partition}`, so the definition works in aws-cn and
+/// aws-us-gov too.
+fn partition_findings(definition_text: &str, t: &serde_yaml::Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    for literal in ["arn:aws:", "arn:aws-"] {
+        if definition_text.contains(literal) {
+            findings.push(format!("the definition writes a partition ({literal})"));
+        }
+    }
+    let def: Value = serde_json::from_str(definition_text).unwrap_or_else(|e| panic!("{e}"));
+    for (name, state) in states(&def) {
+        if state["Type"] != "Task" {
+            continue;
+        }
+        let resource = state["Resource"].as_str().unwrap_or_default();
+        match substitution(t, resource) {
+            Some((tag, arn))
+                if tag == "Sub" && arn.starts_with("arn:${AWS::Partition}:states:::") => {}
+            Some((tag, arn)) => findings.push(format!(
+                "{name}: {resource} is substituted with {tag} {arn:?}, not \
+                 !Sub \"arn:${{AWS::Partition}}:states:::...\""
+            )),
+            None => findings.push(format!(
+                "{name}: Resource {resource:?} is not a substitution of template.yaml"
+            )),
+        }
+    }
+    findings
+}
+
+#[test]
+fn the_definition_and_its_substitutions_name_no_partition() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/blue-green.asl.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let t = template();
+    assert_eq!(partition_findings(&text, &t), Vec::<String>::new());
+    // broken copies: a partition written into the definition, or into a substitution
+    let written = text.replacen("${SnsPublishArn}", "arn:aws:states:::sns:publish", 1);
+    let findings = partition_findings(&written, &t);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.contains("the definition writes a partition (arn:aws:)"))
+            && findings
+                .iter()
+                .any(|f| f.starts_with("NotifyApproval: Resource")),
+        "{findings:?}"
+    );
+    let yaml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let from = "SnsPublishArn: !Sub \"arn:${AWS::Partition}:states:::sns:publish\"";
+    assert!(yaml.contains(from));
+    let broken: serde_yaml::Value = serde_yaml::from_str(&yaml.replacen(
+        from,
+        "SnsPublishArn: !Sub \"arn:aws:states:::sns:publish\"",
+        1,
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let findings = partition_findings(&text, &broken);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.starts_with("NotifyApproval: ${SnsPublishArn} is substituted")),
+        "{findings:?}"
     );
 }

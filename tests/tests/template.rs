@@ -531,6 +531,32 @@ fn eventbridge_key_findings(t: &Value) -> Vec<String> {
     findings
 }
 
+/// Every string CloudFormation uses (descriptions aside) that writes a partition into an ARN:
+/// `${AWS::Partition}` makes the stack work in aws-cn and aws-us-gov too.
+fn partition_findings(t: &Value) -> Vec<String> {
+    fn walk(v: &Value, at: &str, findings: &mut Vec<String>) {
+        match v {
+            Value::String(s) if s.contains("arn:aws:") || s.contains("arn:aws-") => {
+                findings.push(format!("{at}: {s:?} names a partition"));
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, &format!("{at}[{i}]"), findings);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m.iter().filter(|(k, _)| k.as_str() != "Description") {
+                    walk(x, &format!("{at}.{k}"), findings);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut findings = Vec::new();
+    walk(t, "template", &mut findings);
+    findings
+}
+
 // ------------------------------------------------------- what AWS checks when a function calls
 
 /// The Allow statements of a role's policies (its managed policies of this stack and any
@@ -890,6 +916,11 @@ fn eventbridge_can_deliver_to_the_encrypted_topic() {
     assert_eq!(eventbridge_key_findings(&template()), Vec::<String>::new());
 }
 
+#[test]
+fn no_arn_names_a_partition() {
+    assert_eq!(partition_findings(&template()), Vec::<String>::new());
+}
+
 /// Deliberately broken copies of the template: each break is caught, for the named reason.
 mod broken_copies {
     use super::*;
@@ -1038,6 +1069,18 @@ mod broken_copies {
         assert_caught(
             &eventbridge_key_findings(&t),
             "ControllerKey: the key policy does not let EventBridge deliver DeploymentStatusNotificationRule's events to NotificationTopic",
+        );
+    }
+
+    #[test]
+    fn an_arn_in_the_aws_partition_only() {
+        let t = broken(
+            "Resource: !Sub \"arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-blue-green\"",
+            "Resource: !Sub \"arn:aws:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-blue-green\"",
+        );
+        assert_caught(
+            &partition_findings(&t),
+            "template.Resources.StartDeploymentPolicy.Properties.PolicyDocument.Statement[0].Resource.Fn::Sub: \"arn:aws:states:",
         );
     }
 
