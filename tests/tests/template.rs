@@ -557,6 +557,98 @@ fn partition_findings(t: &Value) -> Vec<String> {
     findings
 }
 
+/// Names AWS limits, by resource type and property: the longest name it accepts.
+const NAME_LIMITS: &[(&str, &str, usize)] = &[
+    ("AWS::Serverless::Function", "FunctionName", 64),
+    ("AWS::Lambda::Function", "FunctionName", 64),
+    ("AWS::Events::Rule", "Name", 64),
+    ("AWS::SQS::Queue", "QueueName", 80),
+    ("AWS::SNS::Topic", "TopicName", 256),
+    ("AWS::Serverless::StateMachine", "Name", 80),
+    ("AWS::StepFunctions::StateMachine", "StateMachineName", 80),
+    ("AWS::CloudWatch::Alarm", "AlarmName", 255),
+    ("AWS::CloudWatch::Dashboard", "DashboardName", 255),
+    ("AWS::IAM::ManagedPolicy", "ManagedPolicyName", 128),
+    ("AWS::IAM::Role", "RoleName", 64),
+    ("AWS::KMS::Alias", "AliasName", 256),
+    ("AWS::Logs::LogGroup", "LogGroupName", 512),
+];
+/// CloudFormation's own limit on a stack name.
+const STACK_NAME_LIMIT: usize = 128;
+
+/// The longest stack name the README promises works.
+fn stated_stack_name_limit() -> usize {
+    let readme = read("README.md");
+    let marker = "stack name may be at most ";
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README.md does not say \"{marker}N characters\""));
+    readme[at + marker.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|e| panic!("README.md: the stack name limit: {e}"))
+}
+
+/// Every name the stack gives a resource, with `stack` as the stack name, within the limit
+/// AWS sets for it. A name property of a type the table does not know is a finding too, so
+/// a new named resource cannot escape the check.
+fn name_findings(t: &Value, stack: &str) -> Vec<String> {
+    let mut findings = Vec::new();
+    let mut names: Vec<(String, &str, &str, &Value)> = Vec::new();
+    for (name, r) in resources(t) {
+        let ty = r["Type"].as_str().unwrap_or_default();
+        for (key, value) in r["Properties"].as_object().into_iter().flatten() {
+            if key.ends_with("Name") {
+                names.push((name.clone(), ty, key, value));
+            }
+        }
+        // SAM makes an AWS::Events::Rule named RuleName for each EventBridgeRule event
+        for (event, e) in r["Properties"]["Events"].as_object().into_iter().flatten() {
+            if e["Type"] == "EventBridgeRule" {
+                names.push((
+                    format!("{name}.{event}"),
+                    "AWS::Events::Rule",
+                    "Name",
+                    &e["Properties"]["RuleName"],
+                ));
+            }
+        }
+    }
+    for (name, ty, key, value) in names {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => continue,
+            // a reference to another resource's name (measured there)
+            other if referenced(other).is_some() => continue,
+            other => match other["Fn::Sub"].as_str() {
+                Some(s) => s.replace("${AWS::StackName}", stack),
+                None => {
+                    findings.push(format!("{name}.{key}: {other} cannot be measured"));
+                    continue;
+                }
+            },
+        };
+        let names_the_stack = text.contains(stack);
+        match NAME_LIMITS.iter().find(|(t, k, _)| *t == ty && *k == key) {
+            Some(_) if text.contains("${") => {
+                findings.push(format!("{name}.{key}: {text:?} cannot be measured"));
+            }
+            Some((_, _, limit)) if text.len() > *limit => findings.push(format!(
+                "{name}.{key}: {text:?} is {} characters, {ty} allows {limit}",
+                text.len()
+            )),
+            Some(_) => {}
+            None if names_the_stack => findings.push(format!(
+                "{name}.{key}: no known length limit for {ty}.{key}; add it to NAME_LIMITS"
+            )),
+            None => {}
+        }
+    }
+    findings
+}
+
 // ------------------------------------------------------- what AWS checks when a function calls
 
 /// The Allow statements of a role's policies (its managed policies of this stack and any
@@ -921,6 +1013,25 @@ fn no_arn_names_a_partition() {
     assert_eq!(partition_findings(&template()), Vec::<String>::new());
 }
 
+#[test]
+fn every_name_fits_with_the_longest_stack_name_the_readme_allows() {
+    let t = template();
+    let longest = stated_stack_name_limit();
+    assert!(
+        longest <= STACK_NAME_LIMIT,
+        "CloudFormation allows {STACK_NAME_LIMIT}"
+    );
+    let stack = format!("s{}", "x".repeat(longest - 1));
+    assert_eq!(name_findings(&t, &stack), Vec::<String>::new());
+    // and the README states the real limit: one character more breaks a name
+    assert_ne!(
+        name_findings(&t, &format!("{stack}x")),
+        Vec::<String>::new(),
+        "a {} character stack name fits too: state that in README.md",
+        longest + 1
+    );
+}
+
 /// Deliberately broken copies of the template: each break is caught, for the named reason.
 mod broken_copies {
     use super::*;
@@ -1081,6 +1192,31 @@ mod broken_copies {
         assert_caught(
             &partition_findings(&t),
             "template.Resources.StartDeploymentPolicy.Properties.PolicyDocument.Statement[0].Resource.Fn::Sub: \"arn:aws:states:",
+        );
+    }
+
+    #[test]
+    fn a_rule_name_too_long_for_a_long_stack_name() {
+        let t = broken(
+            "RuleName: !Sub \"${AWS::StackName}-execution-ended\"",
+            "RuleName: !Sub \"${AWS::StackName}-execution-status-changed\"",
+        );
+        let stack = "s".repeat(stated_stack_name_limit());
+        assert_caught(
+            &name_findings(&t, &stack),
+            "ExecutionStatusFunction.ExecutionEnded.Name: ",
+        );
+    }
+
+    #[test]
+    fn a_named_resource_of_an_unmeasured_type() {
+        let t = broken(
+            "      TopicName: !Sub \"${AWS::StackName}-notifications\"\n",
+            "      TopicName: !Sub \"${AWS::StackName}-notifications\"\n      FifoTopicName: !Sub \"${AWS::StackName}-x\"\n",
+        );
+        assert_caught(
+            &name_findings(&t, "stack"),
+            "NotificationTopic.FifoTopicName: no known length limit",
         );
     }
 
