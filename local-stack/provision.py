@@ -124,6 +124,9 @@ def provision_base(aws: Aws, definition_path: Path) -> dict:
     definition = definition_path.read_text()
     for key, fn in FUNCTIONS.items():
         definition = definition.replace("${" + key + "}", lambda_arn(fn))
+    # the service integrations, which template.yaml writes in the stack's partition
+    for key, arn in SERVICE_INTEGRATIONS.items():
+        definition = definition.replace("${" + key + "}", arn)
     # the topic the state machine tells "waiting for approval" (moto's Step Functions publishes
     # to moto's SNS itself)
     topic_arn = aws("sns").create_topic(Name="bluegreen-notifications")["TopicArn"]
@@ -143,6 +146,13 @@ def provision_base(aws: Aws, definition_path: Path) -> dict:
                                        type="STANDARD")["stateMachineArn"]
         log(f"state machine {STATE_MACHINE} created from {definition_path}")
     return {"state_machine_arn": arn, "table": TABLE}
+
+
+SERVICE_INTEGRATIONS = {
+    "LambdaInvokeArn": "arn:aws:states:::lambda:invoke",
+    "LambdaInvokeWaitForTaskTokenArn": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+    "SnsPublishArn": "arn:aws:states:::sns:publish",
+}
 
 
 def lambda_arn(name: str) -> str:

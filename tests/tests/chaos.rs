@@ -69,7 +69,19 @@ const MAX_KILL_RATE: f64 = 0.03;
 
 fn definition() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/blue-green.asl.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // the service integrations, as template.yaml substitutes them in the aws partition
+    for (name, arn) in [
+        ("${LambdaInvokeArn}", "arn:aws:states:::lambda:invoke"),
+        (
+            "${LambdaInvokeWaitForTaskTokenArn}",
+            "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        ),
+        ("${SnsPublishArn}", "arn:aws:states:::sns:publish"),
+    ] {
+        text = text.replace(name, arn);
+    }
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
 }
 

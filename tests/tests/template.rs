@@ -408,6 +408,366 @@ fn function_findings(t: &Value) -> Vec<String> {
     findings
 }
 
+// ------------------------------------------------------------ what AWS checks at deploy time
+
+const ACCOUNT_ROOT: &str = "arn:${AWS::Partition}:iam::${AWS::AccountId}:root";
+
+/// The logical id a `!Ref X` or `!GetAtt X.Attr` names.
+fn referenced(v: &Value) -> Option<&str> {
+    v["Ref"].as_str().or_else(|| v["Fn::GetAtt"][0].as_str())
+}
+
+fn key_policy<'a>(t: &'a Value, key: &str) -> Vec<&'a Value> {
+    one_or_many(&t["Resources"][key]["Properties"]["KeyPolicy"]["Statement"])
+}
+
+/// Whether the key policy lets this account's principals (CloudFormation acts as the deploying
+/// principal, with its IAM permissions) call `action` on the key; with `via`, also when the call
+/// must come through that service (`kms:ViaService` starting with `via.`).
+fn account_may(t: &Value, key: &str, action: &str, via: Option<&str>) -> bool {
+    key_policy(t, key).into_iter().any(|s| {
+        let through = &s["Condition"]["StringEquals"]["kms:ViaService"];
+        let via_ok = match (through, via) {
+            (Value::Null, _) => true,
+            (_, None) => false,
+            (list, Some(service)) => one_or_many(list).iter().any(|v| {
+                v["Fn::Sub"]
+                    .as_str()
+                    .or_else(|| v.as_str())
+                    .is_some_and(|v| v.starts_with(&format!("{service}.")))
+            }),
+        };
+        s["Effect"] == "Allow"
+            && s["Principal"]["AWS"]["Fn::Sub"] == ACCOUNT_ROOT
+            && actions(s).iter().any(|a| a == action)
+            && via_ok
+    })
+}
+
+/// The key policy must let the stack create, update and delete every alias of the key (AWS KMS
+/// authorizes alias operations on the key too, from its key policy), and let the deploying
+/// principal create the grants that services create on its behalf (a DynamoDB table encrypted
+/// with the key: kms:CreateGrant and kms:DescribeKey through DynamoDB).
+fn key_policy_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (alias, a) in of_type(t, "AWS::KMS::Alias") {
+        let Some(key) = referenced(&a["Properties"]["TargetKeyId"]) else {
+            findings.push(format!("{alias}: targets no key of this stack"));
+            continue;
+        };
+        for action in ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"] {
+            if !account_may(t, key, action, None) {
+                findings.push(format!(
+                    "{key}: the key policy does not let the account {action}, so {alias} \
+                     cannot be managed by CloudFormation"
+                ));
+            }
+        }
+    }
+    for (table, r) in of_type(t, "AWS::DynamoDB::Table") {
+        let Some(key) = referenced(&r["Properties"]["SSESpecification"]["KMSMasterKeyId"]) else {
+            continue;
+        };
+        for action in ["kms:CreateGrant", "kms:DescribeKey"] {
+            if !account_may(t, key, action, Some("dynamodb")) {
+                findings.push(format!(
+                    "{key}: the key policy does not let the account {action} through DynamoDB, \
+                     so {table} cannot be created"
+                ));
+            }
+        }
+    }
+    findings
+}
+
+/// EventBridge rules delivering to a topic encrypted with the stack's key: the key policy must
+/// let EventBridge use the key in its own statement, without the `aws:SourceAccount` or
+/// `aws:SourceArn` conditions its delivery to SNS may not carry (SNS developer guide: AWS
+/// services publishing to encrypted topics), and scoped to that topic if scoped at all.
+fn eventbridge_key_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (rule, r) in of_type(t, "AWS::Events::Rule") {
+        for target in one_or_many(&r["Properties"]["Targets"]) {
+            let Some(topic) = referenced(&target["Arn"]) else {
+                continue;
+            };
+            let topic_props = &t["Resources"][topic]["Properties"];
+            if t["Resources"][topic]["Type"] != "AWS::SNS::Topic" {
+                continue;
+            }
+            let Some(key) = referenced(&topic_props["KmsMasterKeyId"]) else {
+                continue;
+            };
+            let topic_name = topic_props["TopicName"]["Fn::Sub"]
+                .as_str()
+                .unwrap_or("(unnamed)");
+            let allowed = key_policy(t, key).into_iter().any(|s| {
+                let condition = s["Condition"].to_string();
+                let context =
+                    &s["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"];
+                s["Effect"] == "Allow"
+                    && one_or_many(&s["Principal"]["Service"])
+                        .iter()
+                        .any(|p| *p == "events.amazonaws.com")
+                    && ["kms:GenerateDataKey", "kms:Decrypt"]
+                        .iter()
+                        .all(|a| actions(s).iter().any(|x| x == a))
+                    && !condition.contains("aws:SourceAccount")
+                    && !condition.contains("aws:SourceArn")
+                    && (context.is_null()
+                        || context["Fn::Sub"]
+                            .as_str()
+                            .is_some_and(|arn| arn.ends_with(&format!(":{topic_name}"))))
+            });
+            if !allowed {
+                findings.push(format!(
+                    "{key}: the key policy does not let EventBridge deliver {rule}'s events to \
+                     {topic} (events.amazonaws.com, kms:GenerateDataKey and kms:Decrypt, no \
+                     source condition, at most scoped to the topic)"
+                ));
+            }
+        }
+    }
+    findings
+}
+
+/// Every string CloudFormation uses (descriptions aside) that writes a partition into an ARN:
+/// `${AWS::Partition}` makes the stack work in aws-cn and aws-us-gov too.
+fn partition_findings(t: &Value) -> Vec<String> {
+    fn walk(v: &Value, at: &str, findings: &mut Vec<String>) {
+        match v {
+            Value::String(s) if s.contains("arn:aws:") || s.contains("arn:aws-") => {
+                findings.push(format!("{at}: {s:?} names a partition"));
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, &format!("{at}[{i}]"), findings);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m.iter().filter(|(k, _)| k.as_str() != "Description") {
+                    walk(x, &format!("{at}.{k}"), findings);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut findings = Vec::new();
+    walk(t, "template", &mut findings);
+    findings
+}
+
+/// Names AWS limits, by resource type and property: the longest name it accepts.
+const NAME_LIMITS: &[(&str, &str, usize)] = &[
+    ("AWS::Serverless::Function", "FunctionName", 64),
+    ("AWS::Lambda::Function", "FunctionName", 64),
+    ("AWS::Events::Rule", "Name", 64),
+    ("AWS::SQS::Queue", "QueueName", 80),
+    ("AWS::SNS::Topic", "TopicName", 256),
+    ("AWS::Serverless::StateMachine", "Name", 80),
+    ("AWS::StepFunctions::StateMachine", "StateMachineName", 80),
+    ("AWS::CloudWatch::Alarm", "AlarmName", 255),
+    ("AWS::CloudWatch::Dashboard", "DashboardName", 255),
+    ("AWS::IAM::ManagedPolicy", "ManagedPolicyName", 128),
+    ("AWS::IAM::Role", "RoleName", 64),
+    ("AWS::KMS::Alias", "AliasName", 256),
+    ("AWS::Logs::LogGroup", "LogGroupName", 512),
+];
+/// CloudFormation's own limit on a stack name.
+const STACK_NAME_LIMIT: usize = 128;
+
+/// The longest stack name the README promises works.
+fn stated_stack_name_limit() -> usize {
+    let readme = read("README.md");
+    let marker = "stack name may be at most ";
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README.md does not say \"{marker}N characters\""));
+    readme[at + marker.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|e| panic!("README.md: the stack name limit: {e}"))
+}
+
+/// Every name the stack gives a resource, with `stack` as the stack name, within the limit
+/// AWS sets for it. A name property of a type the table does not know is a finding too, so
+/// a new named resource cannot escape the check.
+fn name_findings(t: &Value, stack: &str) -> Vec<String> {
+    let mut findings = Vec::new();
+    let mut names: Vec<(String, &str, &str, &Value)> = Vec::new();
+    for (name, r) in resources(t) {
+        let ty = r["Type"].as_str().unwrap_or_default();
+        for (key, value) in r["Properties"].as_object().into_iter().flatten() {
+            if key.ends_with("Name") {
+                names.push((name.clone(), ty, key, value));
+            }
+        }
+        // SAM makes an AWS::Events::Rule named RuleName for each EventBridgeRule event
+        for (event, e) in r["Properties"]["Events"].as_object().into_iter().flatten() {
+            if e["Type"] == "EventBridgeRule" {
+                names.push((
+                    format!("{name}.{event}"),
+                    "AWS::Events::Rule",
+                    "Name",
+                    &e["Properties"]["RuleName"],
+                ));
+            }
+        }
+    }
+    for (name, ty, key, value) in names {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => continue,
+            // a reference to another resource's name (measured there)
+            other if referenced(other).is_some() => continue,
+            other => match other["Fn::Sub"].as_str() {
+                Some(s) => s.replace("${AWS::StackName}", stack),
+                None => {
+                    findings.push(format!("{name}.{key}: {other} cannot be measured"));
+                    continue;
+                }
+            },
+        };
+        let names_the_stack = text.contains(stack);
+        match NAME_LIMITS.iter().find(|(t, k, _)| *t == ty && *k == key) {
+            Some(_) if text.contains("${") => {
+                findings.push(format!("{name}.{key}: {text:?} cannot be measured"));
+            }
+            Some((_, _, limit)) if text.len() > *limit => findings.push(format!(
+                "{name}.{key}: {text:?} is {} characters, {ty} allows {limit}",
+                text.len()
+            )),
+            Some(_) => {}
+            None if names_the_stack => findings.push(format!(
+                "{name}.{key}: no known length limit for {ty}.{key}; add it to NAME_LIMITS"
+            )),
+            None => {}
+        }
+    }
+    findings
+}
+
+// ------------------------------------------------------- what AWS checks when a function calls
+
+/// The Allow statements of a role's policies (its managed policies of this stack and any
+/// inline ones).
+fn role_statements<'a>(t: &'a Value, role: &str) -> Vec<&'a Value> {
+    let r = &t["Resources"][role]["Properties"];
+    let mut docs: Vec<&Value> = one_or_many(&r["ManagedPolicyArns"])
+        .into_iter()
+        .filter_map(referenced)
+        .map(|policy| &t["Resources"][policy]["Properties"]["PolicyDocument"])
+        .collect();
+    docs.extend(
+        one_or_many(&r["Policies"])
+            .into_iter()
+            .map(|p| &p["PolicyDocument"]),
+    );
+    docs.into_iter()
+        .flat_map(|d| one_or_many(&d["Statement"]))
+        .filter(|s| s["Effect"] == "Allow")
+        .collect()
+}
+
+/// The roles of this stack granted `action` at all.
+fn roles_granted(t: &Value, action: &str) -> Vec<String> {
+    of_type(t, "AWS::IAM::Role")
+        .filter(|(name, _)| {
+            role_statements(t, name)
+                .iter()
+                .any(|s| actions(s).iter().any(|a| a == action))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// A permission a role needs for a call its function makes, as AWS authorizes that call.
+struct Need {
+    role: String,
+    action: &'static str,
+    /// Only a grant on `"*"` works (the call is authorized on every resource).
+    on_every_resource: bool,
+    /// A condition the grant must carry: (operator, key, value).
+    condition: Option<(&'static str, &'static str, &'static str)>,
+    why: &'static str,
+}
+
+/// What the functions' calls need beyond the action itself. Some follow from what a role is
+/// already granted (the same call needs a second permission); the rest name the role.
+fn needs(t: &Value) -> Vec<Need> {
+    let mut out = vec![Need {
+        role: "ApiRole".into(),
+        action: "ecs:DescribeTaskDefinition",
+        on_every_resource: false,
+        condition: None,
+        why: "an environment rollback records the standby color's image, read from its \
+              service's task definition",
+    }];
+    for role in roles_granted(t, "ecs:RegisterTaskDefinition") {
+        out.push(Need {
+            role,
+            action: "ecs:TagResource",
+            on_every_resource: false,
+            condition: Some(("StringEquals", "ecs:CreateAction", "RegisterTaskDefinition")),
+            why: "deploy-green copies the current revision's tags into RegisterTaskDefinition, \
+                  which ECS then authorizes as tagging on create",
+        });
+    }
+    for role in roles_granted(t, "ecr:DescribeImageScanFindings") {
+        for action in ["inspector2:ListFindings", "inspector2:ListCoverage"] {
+            out.push(Need {
+                role: role.clone(),
+                action,
+                on_every_resource: true,
+                condition: None,
+                why: "with enhanced scanning, ECR reads an image's findings from Amazon \
+                      Inspector as the caller",
+            });
+        }
+    }
+    for role in roles_granted(t, "cloudwatch:DescribeAlarms") {
+        out.push(Need {
+            role,
+            action: "cloudwatch:DescribeAlarms",
+            on_every_resource: true,
+            condition: None,
+            why: "DescribeAlarms returns composite alarms only to a grant on \"*\"",
+        });
+    }
+    out
+}
+
+fn need_findings(t: &Value, needs: &[Need]) -> Vec<String> {
+    let mut findings = Vec::new();
+    for n in needs {
+        let granted = role_statements(t, &n.role).into_iter().any(|s| {
+            let resources = one_or_many(&s["Resource"]);
+            let condition_ok = n.condition.is_none_or(|(op, key, value)| {
+                one_or_many(&s["Condition"][op][key])
+                    .iter()
+                    .any(|v| *v == value)
+            });
+            actions(s).iter().any(|a| a == n.action)
+                && (!n.on_every_resource || resources.iter().any(|r| *r == "*"))
+                && condition_ok
+        });
+        if !granted {
+            let scope = if n.on_every_resource { " on \"*\"" } else { "" };
+            let condition = n
+                .condition
+                .map(|(op, key, value)| format!(" with {op} {key} = {value}"))
+                .unwrap_or_default();
+            findings.push(format!(
+                "{}: not granted {}{scope}{condition} ({})",
+                n.role, n.action, n.why
+            ));
+        }
+    }
+    findings
+}
+
 // ----------------------------------------------------------------------------------- tests
 
 #[test]
@@ -632,6 +992,46 @@ fn the_github_deploy_role_trusts_one_repository_and_environment() {
     );
 }
 
+#[test]
+fn the_key_policy_lets_the_stack_create_its_aliases_and_grants() {
+    assert_eq!(key_policy_findings(&template()), Vec::<String>::new());
+}
+
+#[test]
+fn every_role_can_make_the_calls_its_function_makes() {
+    let t = template();
+    assert_eq!(need_findings(&t, &needs(&t)), Vec::<String>::new());
+}
+
+#[test]
+fn eventbridge_can_deliver_to_the_encrypted_topic() {
+    assert_eq!(eventbridge_key_findings(&template()), Vec::<String>::new());
+}
+
+#[test]
+fn no_arn_names_a_partition() {
+    assert_eq!(partition_findings(&template()), Vec::<String>::new());
+}
+
+#[test]
+fn every_name_fits_with_the_longest_stack_name_the_readme_allows() {
+    let t = template();
+    let longest = stated_stack_name_limit();
+    assert!(
+        longest <= STACK_NAME_LIMIT,
+        "CloudFormation allows {STACK_NAME_LIMIT}"
+    );
+    let stack = format!("s{}", "x".repeat(longest - 1));
+    assert_eq!(name_findings(&t, &stack), Vec::<String>::new());
+    // and the README states the real limit: one character more breaks a name
+    assert_ne!(
+        name_findings(&t, &format!("{stack}x")),
+        Vec::<String>::new(),
+        "a {} character stack name fits too: state that in README.md",
+        longest + 1
+    );
+}
+
 /// Deliberately broken copies of the template: each break is caught, for the named reason.
 mod broken_copies {
     use super::*;
@@ -687,6 +1087,136 @@ mod broken_copies {
         assert_caught(
             &iam_findings(&t, &allowlist()),
             "ApiFunction: sqs:SendMessage on resource \"*\"",
+        );
+    }
+
+    #[test]
+    fn a_key_policy_without_alias_management() {
+        let t = broken("              - kms:CreateAlias\n", "");
+        assert_caught(
+            &key_policy_findings(&t),
+            "ControllerKey: the key policy does not let the account kms:CreateAlias",
+        );
+    }
+
+    #[test]
+    fn a_key_policy_that_lets_the_account_create_grants_only_through_sqs() {
+        let t = broken(
+            "                  - !Sub \"dynamodb.${AWS::Region}.amazonaws.com\"\n",
+            "",
+        );
+        assert_caught(
+            &key_policy_findings(&t),
+            "ControllerKey: the key policy does not let the account kms:CreateGrant through DynamoDB",
+        );
+    }
+
+    #[test]
+    fn tagging_on_create_without_the_create_action_condition() {
+        let t = broken(
+            "              StringEquals: { ecs:CreateAction: RegisterTaskDefinition }\n",
+            "              StringEquals: { ecs:CreateAction: RunTask }\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "DeployGreenRole: not granted ecs:TagResource with StringEquals ecs:CreateAction = RegisterTaskDefinition",
+        );
+    }
+
+    #[test]
+    fn alarms_read_only_by_alarm_arn() {
+        let t = broken(
+            "            Action: cloudwatch:DescribeAlarms\n            Resource: \"*\"\n",
+            "            Action: cloudwatch:DescribeAlarms\n            Resource: !Sub \"arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*\"\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "EvaluateRole: not granted cloudwatch:DescribeAlarms on \"*\"",
+        );
+    }
+
+    #[test]
+    fn an_api_that_cannot_read_task_definitions() {
+        let t = broken(
+            "            Action: ecs:DescribeTaskDefinition\n",
+            "            Action: ecs:DescribeTasks\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "ApiRole: not granted ecs:DescribeTaskDefinition",
+        );
+    }
+
+    #[test]
+    fn scan_evidence_without_inspector() {
+        let t = broken(
+            "            Action: [inspector2:ListFindings, inspector2:ListCoverage]\n",
+            "            Action: inspector2:ListFindings\n",
+        );
+        assert_caught(
+            &need_findings(&t, &needs(&t)),
+            "ApiRole: not granted inspector2:ListCoverage on \"*\"",
+        );
+    }
+
+    #[test]
+    fn eventbridge_on_the_key_only_under_a_source_account_condition() {
+        let t = broken(
+            "                kms:EncryptionContext:aws:sns:topicArn: !Sub",
+            "                aws:SourceAccount: !Ref AWS::AccountId\n                kms:EncryptionContext:aws:sns:topicArn: !Sub",
+        );
+        assert_caught(
+            &eventbridge_key_findings(&t),
+            "ControllerKey: the key policy does not let EventBridge deliver DeploymentStatusNotificationRule's events to NotificationTopic",
+        );
+    }
+
+    #[test]
+    fn eventbridge_on_the_key_for_another_topic() {
+        let t = broken(
+            ":${AWS::StackName}-notifications\"\n",
+            ":${AWS::StackName}-other\"\n",
+        );
+        assert_caught(
+            &eventbridge_key_findings(&t),
+            "ControllerKey: the key policy does not let EventBridge deliver DeploymentStatusNotificationRule's events to NotificationTopic",
+        );
+    }
+
+    #[test]
+    fn an_arn_in_the_aws_partition_only() {
+        let t = broken(
+            "Resource: !Sub \"arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-blue-green\"",
+            "Resource: !Sub \"arn:aws:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-blue-green\"",
+        );
+        assert_caught(
+            &partition_findings(&t),
+            "template.Resources.StartDeploymentPolicy.Properties.PolicyDocument.Statement[0].Resource.Fn::Sub: \"arn:aws:states:",
+        );
+    }
+
+    #[test]
+    fn a_rule_name_too_long_for_a_long_stack_name() {
+        let t = broken(
+            "RuleName: !Sub \"${AWS::StackName}-execution-ended\"",
+            "RuleName: !Sub \"${AWS::StackName}-execution-status-changed\"",
+        );
+        let stack = "s".repeat(stated_stack_name_limit());
+        assert_caught(
+            &name_findings(&t, &stack),
+            "ExecutionStatusFunction.ExecutionEnded.Name: ",
+        );
+    }
+
+    #[test]
+    fn a_named_resource_of_an_unmeasured_type() {
+        let t = broken(
+            "      TopicName: !Sub \"${AWS::StackName}-notifications\"\n",
+            "      TopicName: !Sub \"${AWS::StackName}-notifications\"\n      FifoTopicName: !Sub \"${AWS::StackName}-x\"\n",
+        );
+        assert_caught(
+            &name_findings(&t, "stack"),
+            "NotificationTopic.FifoTopicName: no known length limit",
         );
     }
 
