@@ -22,8 +22,9 @@
 //!   can be lost (`Lambda.ServiceException`) or the process can crash before replying
 //!   (`Lambda.Unknown`, payload `Runtime.ExitError`). A handler killed inside an AWS call
 //!   either crashed (`Lambda.Unknown`) or hung until the function timeout (60 s for the
-//!   phases, `Lambda.Unknown`) or the task's `TimeoutSeconds` (rollback: 120 s both, so
-//!   `States.Timeout`), whichever comes first.
+//!   phases, 120 s for rollback: `Lambda.Unknown`, which is how Step Functions reports a
+//!   function timeout) or the task's `TimeoutSeconds`, whichever comes first (every task now
+//!   outlasts its function, so the function's timeout).
 //! - Every ended execution emits the EventBridge event the execution-status Lambda handles,
 //!   invoked asynchronously: up to 3 attempts (Lambda's 2 async retries), under the same
 //!   faults. If all 3 fail, the event lands in the failed-events queue and FailedEventsAlarm

@@ -697,7 +697,9 @@ async fn rolling_back_a_deployment_that_has_not_begun_ends_it_without_touching_t
     assert_eq!(r.body["active_color"], Value::Null);
     assert_eq!(
         r.body["reason"],
-        json!(format!("never got past deploying green: manual rollback by {ALICE}"))
+        json!(format!(
+            "never got past deploying green: manual rollback by {ALICE}"
+        ))
     );
     assert!(w.router.writes().is_empty());
     assert_eq!(w.executions.stopped.lock().unwrap().len(), 1);
