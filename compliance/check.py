@@ -1,10 +1,11 @@
-"""Compliance as code: the cfn-guard rules in compliance/rules/ on the SAM-transformed template.
+"""Compliance as code: the cfn-guard rules in compliance/rules/ on the SAM-transformed template
+and on environment-account.yaml (plain CloudFormation, deployed in environment accounts).
 
-1. every rule passes on the transformed template.yaml;
+1. every rule passes on the transformed template.yaml and on environment-account.yaml;
 2. every rule file has a test file, every rule there has a passing and a failing case, and
    `cfn-guard test` agrees with every expectation;
-3. broken copies of the template (a wildcard action, PITR off, a route without auth, ...)
-   each fail the named rule.
+3. broken copies of both templates (a wildcard action, PITR off, a route without auth, a
+   wildcard trust, ...) each fail the named rule.
 
     python compliance/check.py --guard PATH/TO/cfn-guard
 Exit 0 when all hold; the last line counts checks as "N passed, N failed".
@@ -20,6 +21,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sam_transform import transformed  # noqa: E402
+from samtranslator.yaml_helper import yaml_parse  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -62,6 +64,28 @@ BROKEN_COPIES = [
 ]
 
 
+# The same for environment-account.yaml (no transform: it is plain CloudFormation).
+ENVIRONMENT_BROKEN_COPIES = [
+    ("a wildcard action", "- elasticloadbalancing:DescribeRules\n",
+     "- elasticloadbalancing:Describe*\n", "IAM_NO_WILDCARD_ACTIONS"),
+    ("the controller's roles as a wildcard principal",
+     'Principal: { AWS: !Sub "arn:${AWS::Partition}:iam::${ControllerAccountId}:root" }',
+     'Principal: { AWS: !Sub "arn:${AWS::Partition}:iam::${ControllerAccountId}:role/*Role-*" }',
+     "IAM_TRUST_NAMES_ITS_PRINCIPALS"),
+    ("the controller's whole account trusted",
+     "            Condition:\n              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n",
+     "", "IAM_TRUST_NAMES_ITS_PRINCIPALS"),
+    ("alarms forwarded without a role", "          RoleArn: !GetAtt AlarmForwardingRole.Arn\n", "",
+     "EVENTS_FOREIGN_TARGET_HAS_ROLE"),
+    ("an inline policy on the environment role",
+     "      MaxSessionDuration: 3600\n",
+     "      MaxSessionDuration: 3600\n      Policies:\n        - PolicyName: inline\n"
+     "          PolicyDocument:\n            Statement:\n              - Effect: Allow\n"
+     "                Action: ecs:ListTasks\n                Resource: \"*\"\n",
+     "IAM_NO_INLINE_POLICIES"),
+]
+
+
 class Checks:
     def __init__(self):
         self.passed = 0
@@ -94,15 +118,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--guard", required=True, help="path of the cfn-guard binary")
     parser.add_argument("--template", default=os.path.join(ROOT, "template.yaml"))
+    parser.add_argument("--environment-template",
+                        default=os.path.join(ROOT, "environment-account.yaml"))
     args = parser.parse_args()
     checks = Checks()
     with open(args.template, encoding="utf-8") as f:
         text = f.read()
+    with open(args.environment_template, encoding="utf-8") as f:
+        environment_text = f.read()
 
     with tempfile.TemporaryDirectory(prefix="compliance-") as work:
         # 1. the template itself
         out = guard_validate(args.guard, transformed(text, ROOT), work)
         checks.record(out.returncode == 0, "template.yaml passes every rule", out.stdout + out.stderr)
+        out = guard_validate(args.guard, yaml_parse(environment_text), work)
+        checks.record(out.returncode == 0, "environment-account.yaml passes every rule",
+                      out.stdout + out.stderr)
 
         # 2. the rules' own tests
         for name in sorted(os.listdir(RULES)):
@@ -133,6 +164,17 @@ def main() -> int:
             report = out.stdout + out.stderr
             checks.record(out.returncode == GUARD_FAILED and rule in report,
                           f"broken copy ({what}) fails {rule}",
+                          f"exit {out.returncode}, expected {GUARD_FAILED} naming {rule}:\n{report}")
+
+        for what, old, new, rule in ENVIRONMENT_BROKEN_COPIES:
+            if old not in environment_text:
+                checks.record(False, f"broken environment-account.yaml ({what})",
+                              f"environment-account.yaml no longer has {old!r}")
+                continue
+            out = guard_validate(args.guard, yaml_parse(environment_text.replace(old, new, 1)), work)
+            report = out.stdout + out.stderr
+            checks.record(out.returncode == GUARD_FAILED and rule in report,
+                          f"broken environment-account.yaml ({what}) fails {rule}",
                           f"exit {out.returncode}, expected {GUARD_FAILED} naming {rule}:\n{report}")
 
     print(f"compliance: {checks.passed} passed, {checks.failed} failed")

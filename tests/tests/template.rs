@@ -572,6 +572,7 @@ const NAME_LIMITS: &[(&str, &str, usize)] = &[
     ("AWS::IAM::Role", "RoleName", 64),
     ("AWS::KMS::Alias", "AliasName", 256),
     ("AWS::Logs::LogGroup", "LogGroupName", 512),
+    ("AWS::Events::EventBusPolicy", "StatementId", 64),
 ];
 /// CloudFormation's own limit on a stack name.
 const STACK_NAME_LIMIT: usize = 128;
@@ -600,7 +601,7 @@ fn name_findings(t: &Value, stack: &str) -> Vec<String> {
     for (name, r) in resources(t) {
         let ty = r["Type"].as_str().unwrap_or_default();
         for (key, value) in r["Properties"].as_object().into_iter().flatten() {
-            if key.ends_with("Name") {
+            if key.ends_with("Name") || key == "StatementId" {
                 names.push((name.clone(), ty, key, value));
             }
         }
@@ -763,6 +764,382 @@ fn need_findings(t: &Value, needs: &[Need]) -> Vec<String> {
                 "{}: not granted {}{scope}{condition} ({})",
                 n.role, n.action, n.why
             ));
+        }
+    }
+    findings
+}
+
+// ------------------------------------------------------------------ environment accounts
+
+/// environment-account.yaml, deployed in each environment account.
+fn environment_template() -> Value {
+    parse(&read("environment-account.yaml"))
+}
+
+/// Whether a condition of the template holds for these parameter values (the intrinsic
+/// functions conditions use: Fn::Not, Fn::And, Fn::Or, Fn::Equals, Fn::Join, Ref, Condition).
+/// A CommaDelimitedList parameter is given as a JSON list.
+fn condition_holds(t: &Value, name: &str, params: &BTreeMap<&str, Value>) -> Option<bool> {
+    fn value(t: &Value, v: &Value, params: &BTreeMap<&str, Value>) -> Option<Value> {
+        if let Some(p) = v["Ref"].as_str() {
+            return params
+                .get(p)
+                .cloned()
+                .or_else(|| Some(t["Parameters"][p]["Default"].clone()))
+                .filter(|v| !v.is_null());
+        }
+        if let Some([sep, list]) = v["Fn::Join"].as_array().map(Vec::as_slice) {
+            let items = match value(t, list, params)? {
+                Value::Array(a) => a,
+                Value::String(s) if s.is_empty() => Vec::new(),
+                other => vec![other],
+            };
+            let parts: Option<Vec<String>> =
+                items.iter().map(|i| i.as_str().map(String::from)).collect();
+            return Some(Value::String(parts?.join(sep.as_str()?)));
+        }
+        match v {
+            Value::String(_) => Some(v.clone()),
+            _ => None,
+        }
+    }
+    fn holds(t: &Value, c: &Value, params: &BTreeMap<&str, Value>) -> Option<bool> {
+        if let Some(other) = c["Condition"].as_str() {
+            return holds(t, &t["Conditions"][other], params);
+        }
+        if let Some([x]) = c["Fn::Not"].as_array().map(Vec::as_slice) {
+            return holds(t, x, params).map(|b| !b);
+        }
+        if let Some([a, b]) = c["Fn::Equals"].as_array().map(Vec::as_slice) {
+            return Some(value(t, a, params)? == value(t, b, params)?);
+        }
+        if let Some(all) = c["Fn::And"].as_array() {
+            let each: Option<Vec<bool>> = all.iter().map(|x| holds(t, x, params)).collect();
+            return each.map(|e| e.into_iter().all(|b| b));
+        }
+        if let Some(any) = c["Fn::Or"].as_array() {
+            let each: Option<Vec<bool>> = any.iter().map(|x| holds(t, x, params)).collect();
+            return each.map(|e| e.into_iter().any(|b| b));
+        }
+        None
+    }
+    holds(t, &t["Conditions"][name], params)
+}
+
+/// Whether a resource is created with these parameter values.
+fn created(t: &Value, resource: &Value, params: &BTreeMap<&str, Value>) -> bool {
+    match resource["Condition"].as_str() {
+        None => true,
+        Some(c) => condition_holds(t, c, params).unwrap_or(false),
+    }
+}
+
+/// The environment role: assumed by the controller's function roles only. Its trust names the
+/// controller's account as principal (a wildcard cannot stand in a principal) and the function
+/// roles by an ArnLike condition on aws:PrincipalArn; its name is one the controller may
+/// assume by default (`bluegreen-environment-*`), within IAM's 64 characters.
+fn environment_role_findings(env: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let mut any_trusted_by_controller = false;
+    for (name, r) in of_type(env, "AWS::IAM::Role") {
+        let mut trusted_by_controller = false;
+        let trust = &r["Properties"]["AssumeRolePolicyDocument"];
+        for s in one_or_many(&trust["Statement"]) {
+            let principal = &s["Principal"];
+            if principal.to_string().contains('*') {
+                findings.push(format!(
+                    "{name}: a wildcard in the trusted principal {principal}"
+                ));
+            }
+            if principal["AWS"].is_null() {
+                continue;
+            }
+            trusted_by_controller = true;
+            any_trusted_by_controller = true;
+            if principal["AWS"]["Fn::Sub"]
+                != "arn:${AWS::Partition}:iam::${ControllerAccountId}:root"
+            {
+                findings.push(format!(
+                    "{name}: trusts {}, not the controller's account",
+                    principal["AWS"]
+                ));
+            }
+            if s["Condition"]["ArnLike"]["aws:PrincipalArn"]["Ref"] != "ControllerRoleArns" {
+                findings.push(format!(
+                    "{name}: the controller's account is trusted without an ArnLike \
+                     aws:PrincipalArn condition naming ControllerRoleArns"
+                ));
+            }
+        }
+        if !trusted_by_controller {
+            continue;
+        }
+        let role_name = r["Properties"]["RoleName"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_default();
+        if role_name != "bluegreen-environment-${EnvironmentName}" {
+            findings.push(format!(
+                "{name}: named {role_name:?}, not bluegreen-environment-${{EnvironmentName}} \
+                 (the roles the controller may assume by default)"
+            ));
+        }
+        let pattern = env["Parameters"]["EnvironmentName"]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        let longest: Option<usize> = pattern
+            .rsplit_once(',')
+            .and_then(|(_, n)| n.trim_end_matches("}$").parse().ok());
+        match longest {
+            Some(n) if "bluegreen-environment-".len() + n <= 64 => {}
+            _ => findings.push(format!(
+                "{name}: EnvironmentName's pattern {pattern:?} lets the role name exceed 64 characters"
+            )),
+        }
+    }
+    if !any_trusted_by_controller {
+        findings.push("no role of environment-account.yaml is trusted by the controller".into());
+    }
+    findings
+}
+
+/// The environment role grants what the controller's own policies of the same names grant
+/// (the controller makes the same calls there through the assumed role).
+fn environment_grant_findings(t: &Value, env: &Value) -> Vec<String> {
+    let granted = |template: &Value, policy: &str| -> BTreeSet<String> {
+        one_or_many(&template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"])
+            .into_iter()
+            .filter(|s| s["Effect"] == "Allow")
+            .flat_map(actions)
+            .collect()
+    };
+    let mut findings = Vec::new();
+    let attached: Vec<&str> = of_type(env, "AWS::IAM::Role")
+        .filter(|(_, r)| r["Properties"]["RoleName"].is_object())
+        .flat_map(|(_, r)| one_or_many(&r["Properties"]["ManagedPolicyArns"]))
+        .filter_map(referenced)
+        .collect();
+    for policy in [
+        "TrafficReadPolicy",
+        "TrafficWritePolicy",
+        "EcsDeployPolicy",
+        "HealthSignalsPolicy",
+        "TroubleshootPolicy",
+    ] {
+        if !attached.contains(&policy) {
+            findings.push(format!("the environment role has no {policy}"));
+        }
+        let (controller, environment) = (granted(t, policy), granted(env, policy));
+        for missing in controller.difference(&environment) {
+            findings.push(format!(
+                "{policy}: the environment role lacks {missing}, which the controller uses"
+            ));
+        }
+        for extra in environment.difference(&controller) {
+            findings.push(format!(
+                "{policy}: the environment role grants {extra}, which the controller never uses"
+            ));
+        }
+    }
+    findings
+}
+
+const ALARM_SOURCE: &str = "aws.cloudwatch";
+const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
+
+/// Whether an event pattern lets alarm state changes through (on the state, if at all, ALARM).
+fn matches_alarm_changes(pattern: &Value) -> bool {
+    one_or_many(&pattern["source"])
+        .iter()
+        .any(|s| *s == ALARM_SOURCE)
+        && one_or_many(&pattern["detail-type"])
+            .iter()
+            .any(|d| *d == ALARM_DETAIL_TYPE)
+        && (pattern["detail"]["state"]["value"].is_null()
+            || one_or_many(&pattern["detail"]["state"]["value"])
+                .iter()
+                .any(|v| *v == "ALARM"))
+}
+
+/// An environment account's alarm state changes reach the controller: a rule there sends
+/// them to the controller's bus with a role EventBridge assumes, allowed to put events on that
+/// bus only; the controller's alarm rule, on its default bus, does not filter them out by
+/// account; and the bus the environment is told to use is the controller's default bus.
+fn alarm_forwarding_findings(t: &Value, env: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let forwarding: Vec<(&String, &Value)> = of_type(env, "AWS::Events::Rule")
+        .filter(|(_, r)| matches_alarm_changes(&r["Properties"]["EventPattern"]))
+        .collect();
+    if forwarding.is_empty() {
+        findings.push("environment-account.yaml: no rule forwards alarm state changes".into());
+    }
+    for (name, r) in forwarding {
+        let to_bus: Vec<&Value> = one_or_many(&r["Properties"]["Targets"])
+            .into_iter()
+            .filter(|target| target["Arn"]["Ref"] == "ControllerEventBusArn")
+            .collect();
+        if to_bus.is_empty() {
+            findings.push(format!("{name}: does not target the controller's bus"));
+        }
+        for target in to_bus {
+            let Some(role) = referenced(&target["RoleArn"]) else {
+                findings.push(format!(
+                    "{name}: targets the controller's bus without a role"
+                ));
+                continue;
+            };
+            let trusts_events = one_or_many(
+                &env["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"],
+            )
+            .iter()
+            .any(|s| s["Principal"]["Service"] == "events.amazonaws.com");
+            if !trusts_events {
+                findings.push(format!("{role}: EventBridge cannot assume it"));
+            }
+            let statements = role_statements(env, role);
+            let may_put = statements.iter().any(|s| {
+                actions(s).iter().any(|a| a == "events:PutEvents")
+                    && s["Resource"]["Ref"] == "ControllerEventBusArn"
+            });
+            if !may_put {
+                findings.push(format!(
+                    "{role}: not allowed events:PutEvents on the controller's bus"
+                ));
+            }
+            for s in &statements {
+                if s["Resource"]["Ref"] != "ControllerEventBusArn" {
+                    findings.push(format!("{role}: also granted {}", s["Resource"]));
+                }
+            }
+        }
+    }
+    let bus = env["Parameters"]["ControllerEventBusArn"]["AllowedPattern"]
+        .as_str()
+        .unwrap_or_default();
+    if !bus.ends_with(":event-bus/default$") {
+        findings.push(format!(
+            "ControllerEventBusArn: {bus:?} admits buses other than the controller's default bus"
+        ));
+    }
+    if t["Outputs"]["AlarmEventBusArn"]["Value"]["Fn::Sub"]
+        != "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+    {
+        findings.push("template.yaml: no AlarmEventBusArn output naming its default bus".into());
+    }
+    let mut hears = false;
+    for (name, f) in of_type(t, "AWS::Serverless::Function") {
+        for (event, e) in f["Properties"]["Events"].as_object().into_iter().flatten() {
+            let p = &e["Properties"];
+            if e["Type"] != "EventBridgeRule" || !matches_alarm_changes(&p["Pattern"]) {
+                continue;
+            }
+            if !matches!(p["EventBusName"].as_str(), None | Some("default")) {
+                findings.push(format!("{name}.{event}: not on the default bus"));
+            } else if !p["Pattern"]["account"].is_null() {
+                findings.push(format!(
+                    "{name}.{event}: filters on account, so forwarded alarms never match"
+                ));
+            } else {
+                hears = true;
+            }
+        }
+    }
+    if !hears {
+        findings
+            .push("template.yaml: no function hears alarm state changes on the default bus".into());
+    }
+    findings
+}
+
+/// The controller's default bus accepts alarm state changes from exactly the accounts in
+/// EnvironmentAccountIds: a bus policy created when some are given, none when the list is
+/// empty (the default).
+fn bus_policy_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    if t["Parameters"]["EnvironmentAccountIds"]["Default"] != "" {
+        findings.push("EnvironmentAccountIds: not optional (default empty)".into());
+    }
+    let policies: Vec<(&String, &Value)> = of_type(t, "AWS::Events::EventBusPolicy").collect();
+    let given = BTreeMap::from([(
+        "EnvironmentAccountIds",
+        json!(["111122223333", "444455556666"]),
+    )]);
+    let none = BTreeMap::from([("EnvironmentAccountIds", json!([""]))]);
+    let accepting: Vec<&(&String, &Value)> = policies
+        .iter()
+        .filter(|(_, p)| {
+            let s = &p["Properties"]["Statement"];
+            matches!(p["Properties"]["EventBusName"].as_str(), None | Some("default"))
+                && s["Effect"] == "Allow"
+                && s["Principal"]["AWS"]["Ref"] == "EnvironmentAccountIds"
+                && actions(s) == ["events:PutEvents"]
+                && s["Resource"]["Fn::Sub"]
+                    == "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+        })
+        .collect();
+    if !accepting.iter().any(|(_, p)| created(t, p, &given)) {
+        findings.push(
+            "no bus policy lets the EnvironmentAccountIds put events on the default bus".into(),
+        );
+    }
+    for (name, p) in &policies {
+        if created(t, p, &none) {
+            findings.push(format!("{name}: created with no environment accounts"));
+        }
+        let condition = &p["Properties"]["Statement"]["Condition"];
+        for (key, value) in [
+            ("events:source", ALARM_SOURCE),
+            ("events:detail-type", ALARM_DETAIL_TYPE),
+        ] {
+            let allowed = one_or_many(&condition["ForAllValues:StringEquals"][key]);
+            if !condition.is_null() && !allowed.iter().any(|v| *v == value) {
+                findings.push(format!("{name}: refuses {key} {value}"));
+            }
+        }
+    }
+    findings
+}
+
+/// The controller names, for environment accounts, exactly the roles that may assume
+/// environment roles (those granted sts:AssumeRole).
+fn controller_roles_output_findings(t: &Value) -> Vec<String> {
+    let listed: BTreeSet<String> = t["Outputs"]["EnvironmentAccessRoleArns"]["Value"]["Fn::Join"]
+        [1]
+    .as_array()
+    .into_iter()
+    .flatten()
+    .filter_map(|v| v["Fn::GetAtt"][0].as_str().map(String::from))
+    .collect();
+    let assuming: BTreeSet<String> = roles_granted(t, "sts:AssumeRole").into_iter().collect();
+    let mut findings = Vec::new();
+    for role in assuming.difference(&listed) {
+        findings.push(format!(
+            "EnvironmentAccessRoleArns: lacks {role}, which assumes environment roles"
+        ));
+    }
+    for role in listed.difference(&assuming) {
+        findings.push(format!(
+            "EnvironmentAccessRoleArns: lists {role}, which assumes no environment role"
+        ));
+    }
+    findings
+}
+
+/// What the README tells an environment account to trust.
+fn readme_trust_findings(readme: &str) -> Vec<String> {
+    let mut findings = Vec::new();
+    if readme.contains("*Role-*") {
+        findings.push(
+            "README.md: says to trust <stack>-*Role-* (a wildcard principal, which IAM refuses)"
+                .into(),
+        );
+    }
+    for needed in [
+        "environment-account.yaml",
+        "aws:PrincipalArn",
+        "EnvironmentAccountIds",
+    ] {
+        if !readme.contains(needed) {
+            findings.push(format!("README.md: never mentions {needed}"));
         }
     }
     findings
@@ -1032,6 +1409,59 @@ fn every_name_fits_with_the_longest_stack_name_the_readme_allows() {
     );
 }
 
+#[test]
+fn the_environment_template_names_its_actions_scopes_its_resources_and_its_partition() {
+    let env = environment_template();
+    assert_eq!(iam_findings(&env, &allowlist()), Vec::<String>::new());
+    assert_eq!(inline_policy_findings(&env), Vec::<String>::new());
+    assert_eq!(partition_findings(&env), Vec::<String>::new());
+}
+
+#[test]
+fn the_environment_role_trusts_the_controllers_function_roles_only() {
+    assert_eq!(
+        environment_role_findings(&environment_template()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_environment_role_grants_what_the_controller_does_there() {
+    assert_eq!(
+        environment_grant_findings(&template(), &environment_template()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn alarms_in_environment_accounts_reach_the_alarm_trigger() {
+    assert_eq!(
+        alarm_forwarding_findings(&template(), &environment_template()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_controllers_bus_accepts_alarms_from_the_environment_accounts_only() {
+    assert_eq!(bus_policy_findings(&template()), Vec::<String>::new());
+}
+
+#[test]
+fn the_controller_names_the_roles_environment_accounts_trust() {
+    assert_eq!(
+        controller_roles_output_findings(&template()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_readme_trusts_an_account_and_names_its_roles_by_condition() {
+    assert_eq!(
+        readme_trust_findings(&read("README.md")),
+        Vec::<String>::new()
+    );
+}
+
 /// Deliberately broken copies of the template: each break is caught, for the named reason.
 mod broken_copies {
     use super::*;
@@ -1296,5 +1726,185 @@ mod broken_copies {
     fn a_function_on_x86() {
         let t = broken("Architectures: [arm64]", "Architectures: [x86_64]");
         assert_caught(&function_findings(&t), "ApiFunction: not arm64");
+    }
+
+    /// A copy of environment-account.yaml with `from` replaced by `to` (which must occur).
+    fn broken_environment(from: &str, to: &str) -> Value {
+        let text = read("environment-account.yaml");
+        assert!(
+            text.contains(from),
+            "environment-account.yaml no longer has {from:?}"
+        );
+        parse(&text.replacen(from, to, 1))
+    }
+
+    #[test]
+    fn the_controllers_roles_as_a_wildcard_principal() {
+        let env = broken_environment(
+            "Principal: { AWS: !Sub \"arn:${AWS::Partition}:iam::${ControllerAccountId}:root\" }",
+            "Principal: { AWS: !Sub \"arn:${AWS::Partition}:iam::${ControllerAccountId}:role/bluegreen-*Role-*\" }",
+        );
+        assert_caught(
+            &environment_role_findings(&env),
+            "EnvironmentRole: a wildcard in the trusted principal",
+        );
+    }
+
+    #[test]
+    fn the_controllers_whole_account_trusted() {
+        let env = broken_environment(
+            "            Condition:\n              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n",
+            "",
+        );
+        assert_caught(
+            &environment_role_findings(&env),
+            "EnvironmentRole: the controller's account is trusted without an ArnLike aws:PrincipalArn condition",
+        );
+    }
+
+    #[test]
+    fn an_environment_role_the_controller_may_not_assume() {
+        let env = broken_environment(
+            "RoleName: !Sub \"bluegreen-environment-${EnvironmentName}\"",
+            "RoleName: !Sub \"deployments-${EnvironmentName}\"",
+        );
+        assert_caught(
+            &environment_role_findings(&env),
+            "EnvironmentRole: named \"deployments-${EnvironmentName}\"",
+        );
+    }
+
+    #[test]
+    fn an_environment_name_too_long_for_a_role_name() {
+        let env = broken_environment("{1,42}$", "{1,64}$");
+        assert_caught(
+            &environment_role_findings(&env),
+            "lets the role name exceed 64 characters",
+        );
+    }
+
+    #[test]
+    fn an_environment_role_that_cannot_tag_new_revisions() {
+        let env = broken_environment(
+            "            Action: ecs:TagResource\n",
+            "            Action: ecs:ListTagsForResource\n",
+        );
+        assert_caught(
+            &environment_grant_findings(&template(), &env),
+            "EcsDeployPolicy: the environment role lacks ecs:TagResource",
+        );
+    }
+
+    #[test]
+    fn alarms_forwarded_without_a_role() {
+        let env = broken_environment("          RoleArn: !GetAtt AlarmForwardingRole.Arn\n", "");
+        assert_caught(
+            &alarm_forwarding_findings(&template(), &env),
+            "AlarmForwardingRule: targets the controller's bus without a role",
+        );
+    }
+
+    #[test]
+    fn alarms_forwarded_somewhere_else() {
+        let env = broken_environment(
+            "        - Id: controller-event-bus\n          Arn: !Ref ControllerEventBusArn\n",
+            "        - Id: controller-event-bus\n          Arn: !Ref ControllerAccountId\n",
+        );
+        assert_caught(
+            &alarm_forwarding_findings(&template(), &env),
+            "AlarmForwardingRule: does not target the controller's bus",
+        );
+    }
+
+    #[test]
+    fn a_forwarding_role_that_may_put_events_anywhere() {
+        let env = broken_environment(
+            "            Action: events:PutEvents\n            Resource: !Ref ControllerEventBusArn\n",
+            "            Action: events:PutEvents\n            Resource: \"*\"\n",
+        );
+        assert_caught(
+            &alarm_forwarding_findings(&template(), &env),
+            "AlarmForwardingRole: not allowed events:PutEvents on the controller's bus",
+        );
+    }
+
+    #[test]
+    fn an_alarm_rule_that_hears_its_own_account_only() {
+        let t = broken(
+            "              source: [aws.cloudwatch]\n",
+            "              source: [aws.cloudwatch]\n              account: [!Ref AWS::AccountId]\n",
+        );
+        assert_caught(
+            &alarm_forwarding_findings(&t, &environment_template()),
+            "AlarmTriggerFunction.AlarmFired: filters on account",
+        );
+    }
+
+    #[test]
+    fn no_bus_policy_for_the_environment_accounts() {
+        let t = broken(
+            "        Principal: { AWS: !Ref EnvironmentAccountIds }\n",
+            "        Principal: { AWS: !Ref AWS::AccountId }\n",
+        );
+        assert_caught(
+            &bus_policy_findings(&t),
+            "no bus policy lets the EnvironmentAccountIds put events on the default bus",
+        );
+    }
+
+    #[test]
+    fn a_bus_policy_created_without_environment_accounts() {
+        let t = broken("    Condition: HasEnvironmentAccounts\n", "");
+        assert_caught(
+            &bus_policy_findings(&t),
+            "EnvironmentAlarmsBusPolicy: created with no environment accounts",
+        );
+    }
+
+    #[test]
+    fn a_bus_policy_that_refuses_alarm_state_changes() {
+        let t = broken(
+            "            events:detail-type: [CloudWatch Alarm State Change]\n",
+            "            events:detail-type: [ECR Image Action]\n",
+        );
+        assert_caught(
+            &bus_policy_findings(&t),
+            "EnvironmentAlarmsBusPolicy: refuses events:detail-type CloudWatch Alarm State Change",
+        );
+    }
+
+    #[test]
+    fn a_function_role_environment_accounts_do_not_trust() {
+        let t = broken("        - !GetAtt RollbackRole.Arn\n", "");
+        assert_caught(
+            &controller_roles_output_findings(&t),
+            "EnvironmentAccessRoleArns: lacks RollbackRole",
+        );
+    }
+
+    #[test]
+    fn a_readme_that_trusts_a_wildcard_principal() {
+        let readme = read("README.md").replacen(
+            "aws:PrincipalArn",
+            "aws:PrincipalArn (or trust `<stack>-*Role-*` directly)",
+            1,
+        );
+        assert_caught(
+            &readme_trust_findings(&readme),
+            "README.md: says to trust <stack>-*Role-*",
+        );
+    }
+
+    #[test]
+    fn a_bus_policy_statement_id_too_long_for_a_long_stack_name() {
+        let t = broken(
+            "StatementId: !Sub \"${AWS::StackName}-env-alarms\"",
+            "StatementId: !Sub \"${AWS::StackName}-environment-alarms\"",
+        );
+        let stack = "s".repeat(stated_stack_name_limit());
+        assert_caught(
+            &name_findings(&t, &stack),
+            "EnvironmentAlarmsBusPolicy.StatementId: ",
+        );
     }
 }
