@@ -50,10 +50,24 @@ fn sorted<I: IntoIterator<Item = D>, D: Debug>(items: I) -> Vec<String> {
 /// Every write any fake can record (store, registry, listener, compute, executions), in a
 /// stable order. Two equal fingerprints mean nothing was written in between.
 pub fn fingerprint(w: &World) -> Vec<Vec<String>> {
+    fingerprint_but_requests(w, false)
+}
+
+/// [`fingerprint`], leaving out the records of started executions that are only REQUESTED
+/// when `skip_requests` is set: an execution's first phase records the request before anything
+/// can refuse it (every started execution is in history), and that is all it may change.
+fn fingerprint_but_requests(w: &World, skip_requests: bool) -> Vec<Vec<String>> {
     let s = &w.store;
     let x = &w.executions;
+    let records = lock(&s.records);
+    let records = records.iter().filter(|(_, r)| {
+        !(skip_requests
+            && r.phase == shared::domain::Phase::Requested
+            && r.colors().is_none()
+            && r.finished_at.is_none())
+    });
     vec![
-        sorted(lock(&s.records).iter()),
+        sorted(records),
         sorted(lock(&s.envs).iter()),
         sorted(lock(&s.steps).iter()),
         sorted(lock(&s.ledger).iter()),
@@ -78,6 +92,21 @@ pub fn assert_unchanged(w: &World, before: &[Vec<String>], what: &str) {
     if after != before {
         panic!(
             "{what}: refused as invalid input, yet the world changed:\nbefore {before:#?}\nafter {after:#?}"
+        );
+    }
+}
+
+/// [`assert_unchanged`] for an execution's first phase: besides the record of the request (one
+/// REQUESTED record, nothing else about it known), nothing may have changed.
+pub fn assert_only_requested(w: &World, before: &[Vec<String>], what: &str) {
+    let requests = lock(&w.store.records)
+        .values()
+        .filter(|r| r.phase == shared::domain::Phase::Requested)
+        .count();
+    let after = fingerprint_but_requests(w, true);
+    if requests > 1 || after != before {
+        panic!(
+            "{what}: refused as invalid input, yet the world changed beyond recording the request ({requests} requested):\nbefore {before:#?}\nafter {after:#?}"
         );
     }
 }
@@ -273,6 +302,9 @@ pub fn assert_reparses(out: &shared::contracts::ExecutionState, what: &str) {
 #[macro_export]
 macro_rules! phase_target {
     ($handler:path, shifted = $shifted:expr, $name:literal) => {
+        $crate::phase_target!($handler, shifted = $shifted, $name, $crate::assert_unchanged);
+    };
+    ($handler:path, shifted = $shifted:expr, $name:literal, $unchanged:path) => {
         $crate::json_mutator!();
         $crate::libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let Some(input) = $crate::json(data) else {
@@ -283,7 +315,7 @@ macro_rules! phase_target {
             let before = $crate::fingerprint(&w);
             match $crate::block_on($handler(&deps, input)) {
                 Err($crate::shared::error::PhaseError::InvalidInput(_)) => {
-                    $crate::assert_unchanged(&w, &before, $name)
+                    $unchanged(&w, &before, $name)
                 }
                 Ok(out) => $crate::assert_reparses(&out, $name),
                 Err(_) => {}

@@ -124,10 +124,20 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
     match deps.executions.start(&req.deployment_id, &input).await {
         Ok(s) => {
             // In history from here on, with who asked for what; the execution's first phase
-            // completes this record (or writes it, if this write is lost).
-            deps.store
+            // completes this record. The execution runs either way: if this write fails, its
+            // first phase writes the record before anything else, so the caller is not told
+            // that a running deployment failed to start.
+            if let Err(e) = deps
+                .store
                 .record_request(&input.requested_record(&req.deployment_id, &s.execution_arn, now))
-                .await?;
+                .await
+            {
+                tracing::warn!(
+                    deployment_id = %req.deployment_id,
+                    error = %e,
+                    "started, but not yet recorded; its first phase records it"
+                );
+            }
             if s.already_existed {
                 // A redelivered start of a deployment that already ended must not leave the
                 // environment locked by it.
@@ -257,6 +267,46 @@ mod tests {
             )
         );
         assert_eq!(r.execution_arn, s.execution_arn);
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            Some("d-1".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_start_whose_request_record_is_not_written_still_reports_the_running_execution() {
+        use crate::faults::{FaultRates, Faults, FaultyStore};
+        // GIVEN the table takes the lock, then throttles every write after it
+        let w = world().await;
+        let faults = Faults::new(1, FaultRates::none());
+        let later = faults.clone();
+        faults.interleave(
+            0,
+            false,
+            Box::new(move || {
+                Box::pin(async move {
+                    let mut throttled = FaultRates::none();
+                    throttled.throttle = 1.0;
+                    later.set_rates(throttled);
+                })
+            }),
+        );
+        let deps = StartDeps {
+            store: Arc::new(FaultyStore {
+                inner: w.store.clone(),
+                faults: faults.clone(),
+            }),
+            ..w.deps
+        };
+        // WHEN it starts
+        let s = start(&deps, &req("d-1", "dev")).await;
+        // THEN the execution that runs is reported (its first phase will record it) and the
+        // environment stays held by it
+        assert_eq!(s.map(|s| s.deployment_id), Ok("d-1".to_string()));
+        assert_eq!(w.executions.started_names(), vec!["d-1"]);
+        assert!(w.store.record("d-1").is_none());
         assert_eq!(
             w.store
                 .env("checkout", "dev")
