@@ -9,6 +9,9 @@ Routes (everything listens on 127.0.0.1 only):
   * ECS            CreateService/UpdateService proxied to moto, then targets are (de)registered
                    like ECS would; DescribeServices responses report the rollout.
   * ELBv2          DescribeTargetHealth proxied, rewritten to `unhealthy` for "never healthy" services
+  * DynamoDB       writes (PutItem, UpdateItem, DeleteItem, TransactWriteItems, BatchWriteItem) reach
+                   moto one at a time: moto checks a write's condition and writes without a lock,
+                   so concurrent conditional writes could both pass, which DynamoDB never allows
   * /_local/...    scenario control endpoints (JSON)
   * anything else  proxied verbatim to moto.
 
@@ -138,6 +141,10 @@ class ApiError(Exception):
 # --------------------------------------------------------------------------------------
 # State
 # --------------------------------------------------------------------------------------
+# DynamoDB operations that write (and may carry a condition): serialized, see State.
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+
+
 class State:
     def __init__(self, moto_url: str, lambda_url: str):
         self.moto_url = moto_url.rstrip("/")
@@ -153,6 +160,10 @@ class State:
         self._clients: dict[tuple[str, str], object] = {}
         # benchmark counters and fault injection (see the module docstring)
         self.stats_lock = threading.Lock()
+        # moto evaluates a DynamoDB write's condition and then writes, unlocked, on its request
+        # thread: two concurrent conditional writes can both pass. DynamoDB never lets them
+        # (a conditional write is atomic), so the router lets one write at a time reach moto.
+        self.dynamodb_writes = threading.Lock()
         self.calls: dict[str, int] = {}
         self.totals: dict[str, float] = {}
         self.invocations: list[dict] = []
@@ -717,8 +728,13 @@ class Handler(BaseHTTPRequestHandler):
             conn.close()
 
     def proxy(self, body: bytes) -> int:
-        status, headers, data = self.moto(body)
-        if status == 200 and self.headers.get("X-Amz-Target", "").startswith("DynamoDB_20120810."):
+        target = self.headers.get("X-Amz-Target", "")
+        if target.removeprefix("DynamoDB_20120810.") in DYNAMODB_WRITES:
+            with self.state.dynamodb_writes:
+                status, headers, data = self.moto(body)
+        else:
+            status, headers, data = self.moto(body)
+        if status == 200 and target.startswith("DynamoDB_20120810."):
             try:
                 out = json.loads(data or b"{}")
                 if "Count" in out:  # Query: items the table read (ScannedCount) vs returned (Count)

@@ -433,6 +433,32 @@ impl LocalStack {
     }
 
     /// Registers `env` (and its service) through the API, with `timings` in seconds.
+    /// [`Self::api`], sent again (up to 5 times, 200 ms apart) while the answer says the
+    /// request collided with another and should be retried (502/503 naming a retry), as a
+    /// client of the API does: tests that register the same service at the same time really
+    /// overlap, and the registry refuses the loser of each race.
+    pub fn api_retrying_transient(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&Value>,
+        caller: &str,
+    ) -> Result<ApiResponse> {
+        let mut tries = 1;
+        loop {
+            let r = self.api(method, path_and_query, body, caller)?;
+            let transient = matches!(r.status, 502 | 503)
+                && r.body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("retry"));
+            if !transient || tries >= 5 {
+                return Ok(r);
+            }
+            tries += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn register(&self, env: &Environment, timings: Value, caller: &str) -> Result<()> {
         self.register_with(env, timings, json!({}), caller)
     }
@@ -446,7 +472,7 @@ impl LocalStack {
         extra: Value,
         caller: &str,
     ) -> Result<()> {
-        let service = self.api(
+        let service = self.api_retrying_transient(
             "PUT",
             &format!("/services/{}", env.service),
             Some(&json!({"repository": env.service})),
@@ -479,7 +505,7 @@ impl LocalStack {
         if let (Some(c), Some(x)) = (config.as_object_mut(), extra.as_object()) {
             c.extend(x.clone());
         }
-        let put = self.api(
+        let put = self.api_retrying_transient(
             "PUT",
             &format!("/services/{}/environments/{}", env.service, env.environment),
             Some(&config),
