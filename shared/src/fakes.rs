@@ -990,6 +990,7 @@ pub mod sample {
             "compute": {"platform": "ecs", "cluster": "checkout-dev", "blue_service": "checkout-blue", "green_service": "checkout-green"},
             "alarms": [ALARM],
             "timings": {"step_wait_seconds": 2, "verification_seconds": 3, "verification_interval_seconds": 1,
+                        "metrics_period_seconds": 1, "metrics_delay_seconds": 1,
                         "health_poll_seconds": 1, "health_timeout_seconds": 3}
         })
     }
