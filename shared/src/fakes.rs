@@ -1057,6 +1057,7 @@ pub mod sample {
             step_index,
             target_weight,
             window_start: None,
+            metrics_waits: 0,
             verifying: false,
             verification_evaluations: 0,
             baseline_p99_ms: None,
