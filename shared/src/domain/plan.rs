@@ -190,7 +190,7 @@ impl Timings {
             7200.0,
         )?;
         let p = self.metrics_period_seconds;
-        if !(matches!(p, 1 | 5 | 10 | 30) || (p % 60 == 0 && (60..=3600).contains(&p))) {
+        if !(matches!(p, 1 | 5 | 10 | 30) || (p.is_multiple_of(60) && (60..=3600).contains(&p))) {
             return Err(InvalidPlan::NotAPeriod(p));
         }
         range(
