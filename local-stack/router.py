@@ -12,7 +12,11 @@ Routes (everything listens on 127.0.0.1 only):
   * DynamoDB       writes (PutItem, UpdateItem, DeleteItem, TransactWriteItems, BatchWriteItem) reach
                    moto one at a time: moto checks a write's condition and writes without a lock,
                    so concurrent conditional writes could both pass, which DynamoDB never allows
-  * /_local/...    scenario control endpoints (JSON)
+  * /_local/...    scenario control endpoints (JSON); POST /_local/traffic also takes
+                   {"publication_delay_seconds": 2}: GetMetricData withholds a period's
+                   datapoint until the period has ended and this many seconds have passed
+                   (default 2, env BLUEGREEN_METRICS_DELAY_SECONDS), as CloudWatch publishes
+                   ALB metrics late.
   * anything else  proxied verbatim to moto.
 
 Benchmarks and chaos runs also use:
@@ -61,6 +65,9 @@ DEFAULT_REGION = os.environ.get("AWS_REGION", "us-east-1")
 DEFAULT_RPS = 500.0
 DEFAULT_ERROR_RATE = 0.0001
 DEFAULT_P99_MS = 42.0
+# CloudWatch publishes a period's datapoint some time after the period ends (ALB: about a
+# minute). The stand-in withholds datapoints younger than this; short, so local runs stay quick.
+DEFAULT_PUBLICATION_DELAY_SECONDS = float(os.environ.get("BLUEGREEN_METRICS_DELAY_SECONDS", "2"))
 
 CW_CBOR_PATH = re.compile(r"^/service/GraniteServiceVersion20100801/operation/([A-Za-z]+)$")
 CW_JSON_TARGET = "GraniteServiceVersion20100801."
@@ -152,6 +159,7 @@ class State:
         self.lock = threading.RLock()
         self.alarms: dict[str, dict] = {}
         self.rps = DEFAULT_RPS
+        self.publication_delay = DEFAULT_PUBLICATION_DELAY_SECONDS
         self.profiles: dict[str, dict] = {}
         # (cluster name, service name) -> deployment record made by the ECS stand-in
         self.deployments: dict[tuple[str, str], dict] = {}
@@ -215,6 +223,7 @@ class State:
             self.faults = None
         with self.lock:
             self.rps = DEFAULT_RPS
+            self.publication_delay = DEFAULT_PUBLICATION_DELAY_SECONDS
             self.profiles.clear()
             self.never_healthy.clear()
             now = time.time()
@@ -327,10 +336,14 @@ class CloudWatch:
 
     # --- GetMetricData: traffic model -------------------------------------------------
     def op_GetMetricData(self, p: dict, region: str) -> dict:
+        """One datapoint per period of the query, timestamped at the period's start, like
+        CloudWatch. A period's datapoint appears only once the period has ended and the
+        publication delay has passed; until then it is simply absent, as on AWS."""
         start, end = to_epoch(p.get("StartTime")), to_epoch(p.get("EndTime"))
         if start is None or end is None:
             raise ApiError("MissingParameter", "StartTime and EndTime are required")
-        seconds = max(1.0, end - start)
+        with self.s.lock:
+            published_until = time.time() - self.s.publication_delay
         results = []
         for q in p.get("MetricDataQueries") or []:
             if q.get("ReturnData") is False:
@@ -338,13 +351,20 @@ class CloudWatch:
             stat = q.get("MetricStat") or {}
             metric = stat.get("Metric") or {}
             label = q.get("Label") or metric.get("MetricName") or q.get("Id")
-            value = None
-            if metric:
-                value = self.model_value(metric, stat.get("Stat", ""), seconds, region)
+            period = max(1, int(stat.get("Period") or 60))
+            first = math.ceil(start / period) * period
+            stamps, values = [], []
+            # the model serves the live weights, so every period of one query has the same value
+            value = self.model_value(metric, stat.get("Stat", ""), period, region) if metric else None
+            t = first
+            while value is not None and t + period <= min(end, published_until) and len(values) < 1440:
+                stamps.append(Ts(t))
+                values.append(float(value))
+                t += period
+            # CloudWatch returns the newest datapoint first (ScanBy TimestampDescending).
             results.append({
                 "Id": q.get("Id"), "Label": label,
-                "Timestamps": [Ts(start)] if value is not None else [],
-                "Values": [float(value)] if value is not None else [],
+                "Timestamps": stamps[::-1], "Values": values[::-1],
                 "StatusCode": "Complete", "Messages": [],
             })
         return {"MetricDataResults": results, "Messages": []}
@@ -864,6 +884,11 @@ class Handler(BaseHTTPRequestHandler):
                 with s.lock:
                     if "rps" in req:
                         s.rps = float(req["rps"])
+                    if "publication_delay_seconds" in req:
+                        delay = float(req["publication_delay_seconds"])
+                        if not 0 <= delay <= 900:
+                            raise ApiError("InvalidParameterValue", "publication_delay_seconds must be 0..900", status=400)
+                        s.publication_delay = delay
                     tg = req.get("target_group_arn")
                     if tg:
                         if req.get("clear"):
@@ -925,7 +950,7 @@ class Handler(BaseHTTPRequestHandler):
         s = self.state
         with s.lock:
             return {
-                "traffic": {"rps": s.rps, "defaults": {"error_rate": DEFAULT_ERROR_RATE, "p99_ms": DEFAULT_P99_MS},
+                "traffic": {"rps": s.rps, "publication_delay_seconds": s.publication_delay, "defaults": {"error_rate": DEFAULT_ERROR_RATE, "p99_ms": DEFAULT_P99_MS},
                             "profiles": {k: dict(v) for k, v in s.profiles.items()}},
                 "alarms": [alarm_view(a) for a in s.alarms.values()],
                 "never_healthy": [{"cluster": c, "service": n, "target_group_arns": t} for (c, n), t in s.never_healthy.items()],

@@ -259,7 +259,8 @@ pub enum NextAction {
     AwaitApproval,
     /// Move to the next traffic step now.
     Shift,
-    /// Wait, then evaluate.
+    /// Wait, then evaluate: after a shift, between verification checks, and when the metrics
+    /// of the window are not published yet (the evaluation judged nothing and asks again).
     Evaluate,
     /// Verification passed: finalize.
     Finalize,
@@ -288,8 +289,12 @@ pub struct Progress {
     pub step_index: Option<u32>,
     /// The share of traffic on the target color, as last written.
     pub target_weight: u16,
-    /// Start of the current evaluation window (epoch seconds).
+    /// Start of the current evaluation window (epoch seconds): the shift, or where the last
+    /// judged window ended.
     pub window_start: Option<i64>,
+    /// How often the current window waited for its last datapoint (reset once judged).
+    #[serde(default)]
+    pub metrics_waits: u32,
     /// True once the plan reached 100 % and its step evaluation passed.
     pub verifying: bool,
     pub verification_evaluations: u32,

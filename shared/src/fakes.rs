@@ -11,7 +11,7 @@ use crate::error::AdapterError;
 use crate::ports::{
     BeginOutcome, Clock, ComputePlatform, DeploymentStore, EnvironmentAccess, Executions,
     ForwardTarget, HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, Registry,
-    ServiceRef, StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter,
+    ServiceRef, StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter, WindowMetrics,
 };
 use crate::registry::{EnvironmentConfig, ServiceConfig};
 use async_trait::async_trait;
@@ -125,6 +125,8 @@ pub struct FakeSignals {
     pub target: Mutex<ColorMetrics>,
     pub baseline: Mutex<ColorMetrics>,
     pub windows: Mutex<Vec<MetricsWindow>>,
+    /// Periods at the end of each window whose datapoint CloudWatch has not published yet.
+    pub unpublished_periods: Mutex<u32>,
 }
 
 impl Default for FakeSignals {
@@ -142,6 +144,7 @@ impl Default for FakeSignals {
                 p99_ms: Some(42.0),
             }),
             windows: Mutex::new(Vec::new()),
+            unpublished_periods: Mutex::new(0),
         }
     }
 }
@@ -178,12 +181,16 @@ impl HealthSignals for FakeSignals {
             })
             .collect())
     }
-    async fn color_metrics(
-        &self,
-        w: &MetricsWindow,
-    ) -> Result<(ColorMetrics, ColorMetrics), AdapterError> {
+    async fn color_metrics(&self, w: &MetricsWindow) -> Result<WindowMetrics, AdapterError> {
         lock(&self.windows).push(w.clone());
-        Ok((*lock(&self.target), *lock(&self.baseline)))
+        let missing = i64::from(*lock(&self.unpublished_periods)) + 1;
+        let period = i64::try_from(w.period_seconds).unwrap_or(60);
+        let last = w.end - time::Duration::seconds(missing * period);
+        Ok(WindowMetrics {
+            target: *lock(&self.target),
+            baseline: *lock(&self.baseline),
+            target_last_reported: (last >= w.start).then_some(last),
+        })
     }
 }
 
@@ -990,6 +997,7 @@ pub mod sample {
             "compute": {"platform": "ecs", "cluster": "checkout-dev", "blue_service": "checkout-blue", "green_service": "checkout-green"},
             "alarms": [ALARM],
             "timings": {"step_wait_seconds": 2, "verification_seconds": 3, "verification_interval_seconds": 1,
+                        "metrics_period_seconds": 1, "metrics_delay_seconds": 1,
                         "health_poll_seconds": 1, "health_timeout_seconds": 3}
         })
     }
@@ -1049,6 +1057,7 @@ pub mod sample {
             step_index,
             target_weight,
             window_start: None,
+            metrics_waits: 0,
             verifying: false,
             verification_evaluations: 0,
             baseline_p99_ms: None,

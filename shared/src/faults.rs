@@ -13,14 +13,14 @@
 
 use crate::contracts::DeploymentRequest;
 use crate::domain::{
-    AlarmState, ApprovalDecision, ColorMetrics, DeploymentRecord, EnvironmentState, Evidence,
-    LedgerEntry, Phase, Quarantine, ReadinessSummary, StepRecord, TargetGroupArn, TrafficSplit,
+    AlarmState, ApprovalDecision, DeploymentRecord, EnvironmentState, Evidence, LedgerEntry, Phase,
+    Quarantine, ReadinessSummary, StepRecord, TargetGroupArn, TrafficSplit,
 };
 use crate::error::AdapterError;
 use crate::ports::{
     BeginOutcome, ComputePlatform, DeploymentStore, EnvironmentAccess, Executions, ForwardTarget,
     HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, ServiceDiagnosis, ServiceRef,
-    StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter,
+    StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter, WindowMetrics,
 };
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -380,10 +380,7 @@ impl HealthSignals for FaultySignals {
             })
             .await
     }
-    async fn color_metrics(
-        &self,
-        w: &MetricsWindow,
-    ) -> Result<(ColorMetrics, ColorMetrics), AdapterError> {
+    async fn color_metrics(&self, w: &MetricsWindow) -> Result<WindowMetrics, AdapterError> {
         self.faults
             .call("CloudWatch.GetMetricData", || self.inner.color_metrics(w))
             .await

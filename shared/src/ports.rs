@@ -67,19 +67,28 @@ pub struct MetricsWindow {
     /// be empty, and asking for them would only add to the bill (GetMetricData is priced per
     /// metric). The baseline measured at the last split step is used instead.
     pub baseline: Option<TargetGroupArn>,
+    /// Whole periods: `start` and `end` are multiples of `period_seconds`.
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
+    pub period_seconds: u64,
+}
+
+/// What CloudWatch holds for a window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowMetrics {
+    pub target: ColorMetrics,
+    pub baseline: ColorMetrics,
+    /// The start of the latest period with a RequestCount datapoint for the target; `None`
+    /// without any. Whether a missing one means "not yet" is the domain's call.
+    pub target_last_reported: Option<OffsetDateTime>,
 }
 
 #[async_trait]
 pub trait HealthSignals: Send + Sync {
     /// The state of each named alarm, in the given order; unknown names come back `Missing`.
     async fn alarm_states(&self, names: &[String]) -> Result<Vec<AlarmState>, AdapterError>;
-    /// (target, baseline) metrics over the window.
-    async fn color_metrics(
-        &self,
-        w: &MetricsWindow,
-    ) -> Result<(ColorMetrics, ColorMetrics), AdapterError>;
+    /// Target and baseline metrics over the window.
+    async fn color_metrics(&self, w: &MetricsWindow) -> Result<WindowMetrics, AdapterError>;
 }
 
 /// A service of one color on the compute platform.

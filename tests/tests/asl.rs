@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use shared::contracts::{DeploymentRequest, NextAction};
-use shared::domain::{ApprovalPolicy, StepPlan, Timings};
+use shared::domain::{ApprovalPolicy, MAX_LATE_METRICS_WAITS, StepPlan, Timings};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -398,7 +398,11 @@ fn largest_accepted(accepts: impl Fn(u64) -> bool) -> u64 {
 
 fn timings_accept(set: impl Fn(&mut Timings, u64)) -> impl Fn(u64) -> bool {
     move |v| {
-        let mut t = Timings::default();
+        // The shortest metric period leaves every other timing its widest range.
+        let mut t = Timings {
+            metrics_period_seconds: 1,
+            ..Timings::default()
+        };
         set(&mut t, v);
         t.validate().is_ok()
     }
@@ -453,6 +457,26 @@ fn longest_deployment(def: &Value) -> u64 {
         * largest_accepted(timings_accept(|t, v| t.step_wait_seconds = v));
     let verification = largest_accepted(timings_accept(|t, v| t.verification_seconds = v))
         + largest_accepted(timings_accept(|t, v| t.verification_interval_seconds = v));
+    // Evaluations that wait for metrics: a step's first window waits up to a period plus the
+    // publication delay, and any window waits up to MAX_LATE_METRICS_WAITS periods for a late
+    // last datapoint. Verification checks are at least a period apart, so their periods add up
+    // to at most the verification window plus one interval.
+    let period = (1..=3600u64)
+        .filter(|&p| {
+            Timings {
+                metrics_period_seconds: p,
+                verification_interval_seconds: 3600,
+                ..Timings::default()
+            }
+            .validate()
+            .is_ok()
+        })
+        .max()
+        .unwrap_or(0);
+    let delay = largest_accepted(timings_accept(|t, v| t.metrics_delay_seconds = v));
+    let late = u64::from(MAX_LATE_METRICS_WAITS);
+    let metric_waits =
+        StepPlan::MAX_STEPS as u64 * (period + delay + late * period) + late * verification;
     let longest_attempt = states(def)
         .iter()
         .filter_map(|(_, s)| s["TimeoutSeconds"].as_u64())
@@ -460,7 +484,7 @@ fn longest_deployment(def: &Value) -> u64 {
         .unwrap_or(0)
         + longest_retry_delay(def);
     let attempts = HISTORY_EVENTS / EVENTS_PER_TASK_ATTEMPT;
-    health + shifting + verification + attempts * longest_attempt
+    health + shifting + verification + metric_waits + attempts * longest_attempt
 }
 
 fn execution_timeout_findings(def: &Value) -> Vec<String> {

@@ -75,6 +75,7 @@ impl Drop for FaultsOff<'_> {
 
 fn timings() -> Value {
     json!({"step_wait_seconds": 0, "verification_seconds": 2, "verification_interval_seconds": 1,
+           "metrics_period_seconds": 1, "metrics_delay_seconds": 2,
            "health_poll_seconds": 1, "health_timeout_seconds": 8})
 }
 

@@ -14,6 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn timings(step_wait_seconds: u64) -> Value {
     json!({"step_wait_seconds": step_wait_seconds, "verification_seconds": 2, "verification_interval_seconds": 1,
+           "metrics_period_seconds": 1, "metrics_delay_seconds": 2,
            "health_poll_seconds": 1, "health_timeout_seconds": 6})
 }
 

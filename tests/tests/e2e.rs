@@ -14,6 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn timings() -> Value {
     json!({"step_wait_seconds": 1, "verification_seconds": 3, "verification_interval_seconds": 1,
+           "metrics_period_seconds": 1, "metrics_delay_seconds": 2,
            "health_poll_seconds": 1, "health_timeout_seconds": 4})
 }
 

@@ -229,6 +229,7 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
         step_index: None,
         target_weight: 0,
         window_start: None,
+        metrics_waits: 0,
         verifying: false,
         verification_evaluations: 0,
         baseline_p99_ms: None,

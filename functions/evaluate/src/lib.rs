@@ -1,12 +1,14 @@
 //! Evaluate: reads the deployment's alarms and both colors' metrics for the window since the
-//! last step or check, records the verdict with its numbers in the ledger, and either lets the
-//! plan go on or fails with a named error that sends the state machine to rollback.
+//! last step or check (whole metric periods CloudWatch has published), records the verdict with
+//! its numbers and the window judged in the ledger, and either lets the plan go on or fails with
+//! a named error that sends the state machine to rollback. When no complete period is published
+//! yet, it judges nothing and asks the state machine to evaluate again after a wait.
 
 use serde_json::Value;
-use shared::contracts::{ExecutionState, NextAction};
+use shared::contracts::{ExecutionState, NextAction, Progress};
 use shared::domain::{
-    CheckOutcome, EvaluationInput, EvaluationKind, LedgerEntry, Outcome, Phase, TrafficSplit,
-    evaluate,
+    CheckOutcome, EvaluationInput, EvaluationKind, LedgerEntry, MetricsCompleteness, Outcome,
+    Phase, TrafficSplit, WindowReadiness, evaluate, evaluation_window, metrics_completeness,
 };
 use shared::error::PhaseError;
 use shared::ports::MetricsWindow;
@@ -40,11 +42,22 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         .ok_or_else(|| PhaseError::Internal("evaluate ran before any traffic step".into()))?;
     let now = deps.clock.now();
     let fallback_start = now.unix_timestamp() - req.timings.step_wait_seconds.max(60) as i64;
-    let start =
+    let since =
         OffsetDateTime::from_unix_timestamp(progress.window_start.unwrap_or(fallback_start))
             .map_err(|e| PhaseError::Internal(format!("window start: {e}")))?;
+    let window = match evaluation_window(since, now, &req.timings) {
+        WindowReadiness::Ready(w) => w,
+        WindowReadiness::NotYet { wait_seconds } => {
+            tracing::info!(
+                step = step_index,
+                wait_seconds,
+                "no complete published metric period since the window start; evaluating later"
+            );
+            return Ok(not_yet(state, progress, wait_seconds));
+        }
+    };
     let target = progress.target_color;
-    let (target_metrics, baseline_metrics) = deps
+    let metrics = deps
         .access
         .signals(req.role_arn.as_deref())
         .await?
@@ -53,10 +66,35 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
             target: req.traffic.target_group(target).clone(),
             baseline: (progress.target_weight < 100)
                 .then(|| req.traffic.target_group(target.other()).clone()),
-            start,
-            end: now,
+            start: window.start,
+            end: window.end,
+            period_seconds: window.period_seconds,
         })
         .await?;
+    match metrics_completeness(
+        &window,
+        metrics.target_last_reported,
+        progress.metrics_waits,
+    ) {
+        MetricsCompleteness::Complete => {}
+        MetricsCompleteness::NotYet { wait_seconds } => {
+            tracing::info!(
+                step = step_index,
+                window_end = %window.end,
+                wait_seconds,
+                "the new color's last datapoint is not published yet; evaluating later"
+            );
+            progress.metrics_waits += 1;
+            return Ok(not_yet(state, progress, wait_seconds));
+        }
+        MetricsCompleteness::MissingTakenAsNoTraffic => tracing::warn!(
+            step = step_index,
+            window_end = %window.end,
+            waits = progress.metrics_waits,
+            "the new color's last datapoint never came; judging that period as no traffic"
+        ),
+    }
+    let (target_metrics, baseline_metrics) = (metrics.target, metrics.baseline);
     let alarms = deps
         .access
         .signals(req.role_arn.as_deref())
@@ -89,8 +127,8 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
             verification_index,
             split,
             target_color: target,
-            window_start: start,
-            window_end: now,
+            window_start: window.start,
+            window_end: window.end,
             target: target_metrics,
             baseline: baseline_metrics,
             alarms: alarms.clone(),
@@ -125,7 +163,8 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     }
 
     progress.baseline_p99_ms = verdict.baseline_p99_ms;
-    progress.window_start = Some(now.unix_timestamp());
+    progress.window_start = Some(window.end.unix_timestamp());
+    progress.metrics_waits = 0;
     let needed = req.timings.verification_evaluations();
     if progress.target_weight < 100 {
         progress.next = NextAction::Shift;
@@ -152,12 +191,22 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     Ok(state)
 }
 
+/// The window cannot be judged yet: nothing is recorded, and the state machine waits and
+/// evaluates again (Route -> WaitBeforeEvaluate -> Evaluate). Lambdas never sleep.
+fn not_yet(mut state: ExecutionState, mut progress: Progress, wait_seconds: u64) -> ExecutionState {
+    progress.next = NextAction::Evaluate;
+    progress.wait_seconds = wait_seconds;
+    state.progress = Some(progress);
+    state
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use shared::domain::{AlarmStatus, ColorMetrics};
     use shared::fakes::sample::{self, World};
     use shared::ports::DeploymentStore as _;
+    use time::macros::datetime;
 
     fn deps(w: &World) -> Deps {
         w.phase_deps()
@@ -226,7 +275,211 @@ mod tests {
         );
         assert_eq!(windows[0].target, sample::tg(sample::GREEN_TG));
         assert_eq!(windows[0].baseline, Some(sample::tg(sample::BLUE_TG)));
-        assert_eq!((windows[0].end - windows[0].start).whole_seconds(), 2);
+        assert_eq!((windows[0].end - windows[0].start).whole_seconds(), 1);
+    }
+
+    /// The sample state with production metric timings (60 s periods, 60 s delay), green's
+    /// window starting at `since`, the clock at 10:00:05.
+    fn production_timings_since(p: &shared::contracts::Progress, since: OffsetDateTime) -> Value {
+        let mut p = p.clone();
+        p.window_start = Some(since.unix_timestamp());
+        let mut v = sample::state_with(&p);
+        v["request"]["timings"]["metrics_period_seconds"] = 60.into();
+        v["request"]["timings"]["metrics_delay_seconds"] = 60.into();
+        v["request"]["timings"]["verification_interval_seconds"] = 60.into();
+        v
+    }
+
+    fn windows_asked(w: &World) -> Vec<(OffsetDateTime, OffsetDateTime, u64)> {
+        w.signals
+            .windows
+            .lock()
+            .map(|w| {
+                w.iter()
+                    .map(|w| (w.start, w.end, w.period_seconds))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_window_is_whole_published_minutes_and_the_ledger_records_it() {
+        // GIVEN green took 25 % at 09:57:30; it is 10:00:05, metrics are published 60 s late
+        let w = world_at(Phase::ShiftingTraffic).await;
+        let input = production_timings_since(&at_step(1, 25), datetime!(2025-01-03 09:57:30 UTC));
+
+        // WHEN
+        let out = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // THEN 09:58-09:59 is judged: not the partial minute of the shift, not the minute
+        // still being published, never up to "now"
+        let (start, end) = (
+            datetime!(2025-01-03 09:58:00 UTC),
+            datetime!(2025-01-03 09:59:00 UTC),
+        );
+        assert_eq!(windows_asked(&w), vec![(start, end, 60)]);
+        let ledger = w
+            .store
+            .ledger(sample::DEPLOYMENT_ID)
+            .await
+            .unwrap_or_default();
+        assert_eq!(
+            ledger
+                .iter()
+                .map(|e| (e.window_start, e.window_end))
+                .collect::<Vec<_>>(),
+            vec![(start, end)]
+        );
+        // the next window starts where this one ended
+        assert_eq!(
+            out.progress.and_then(|p| p.window_start),
+            Some(end.unix_timestamp())
+        );
+    }
+
+    #[tokio::test]
+    async fn no_complete_published_minute_yet_is_not_yet_and_judges_nothing() {
+        // GIVEN green took 25 % at 09:59:30: at 10:00:05 only a partial minute has passed
+        let w = world_at(Phase::ShiftingTraffic).await;
+        let input = production_timings_since(&at_step(1, 25), datetime!(2025-01-03 09:59:30 UTC));
+
+        // WHEN
+        let out = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // THEN evaluate again once 10:00-10:01 is published (10:02:00), through the state
+        // machine's wait; nothing is read or recorded
+        assert_eq!(next(&out), (NextAction::Evaluate, 115));
+        assert!(windows_asked(&w).is_empty());
+        assert_eq!(
+            w.store
+                .ledger(sample::DEPLOYMENT_ID)
+                .await
+                .map(|l| l.len())
+                .unwrap_or(9),
+            0
+        );
+        assert_eq!(
+            out.progress.and_then(|p| p.window_start),
+            Some(datetime!(2025-01-03 09:59:30 UTC).unix_timestamp())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_last_datapoint_is_not_yet_not_no_traffic() {
+        // GIVEN green's last minute (09:58-09:59) is not in CloudWatch yet; the minute before
+        // holds too few requests to judge, so taking the gap as "no traffic" would pass unjudged
+        let w = world_at(Phase::ShiftingTraffic).await;
+        *w.signals
+            .unpublished_periods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = 1;
+        w.signals.set_target(ColorMetrics {
+            requests: 20,
+            errors_5xx: 0,
+            p99_ms: Some(45.0),
+        });
+        let since = datetime!(2025-01-03 09:56:30 UTC);
+        let input = production_timings_since(&at_step(1, 25), since);
+
+        // WHEN
+        let out = handle(&deps(&w), input)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // THEN nothing is judged: evaluate again in one period, same window start
+        assert_eq!(next(&out), (NextAction::Evaluate, 60));
+        let ledger = w
+            .store
+            .ledger(sample::DEPLOYMENT_ID)
+            .await
+            .unwrap_or_default();
+        assert!(ledger.is_empty(), "{ledger:?}");
+        let p = out
+            .progress
+            .clone()
+            .unwrap_or_else(|| panic!("no progress"));
+        assert_eq!(
+            (p.window_start, p.metrics_waits),
+            (Some(since.unix_timestamp()), 1)
+        );
+
+        // WHEN a minute later the datapoints are in
+        *w.signals
+            .unpublished_periods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = 0;
+        w.signals.set_target(ColorMetrics {
+            requests: 1500,
+            errors_5xx: 0,
+            p99_ms: Some(45.0),
+        });
+        w.clock.advance(60);
+        let out = handle(&deps(&w), serde_json::to_value(out).unwrap_or_default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // THEN the whole window is judged and recorded, through 10:00
+        assert_eq!(next(&out), (NextAction::Shift, 0));
+        let ledger = w
+            .store
+            .ledger(sample::DEPLOYMENT_ID)
+            .await
+            .unwrap_or_default();
+        assert_eq!(
+            ledger
+                .iter()
+                .map(|e| (e.window_start, e.window_end, e.target.requests))
+                .collect::<Vec<_>>(),
+            vec![(
+                datetime!(2025-01-03 09:57:00 UTC),
+                datetime!(2025-01-03 10:00:00 UTC),
+                1500
+            )]
+        );
+        assert_eq!(ledger[0].evaluation.error_rate_check, CheckOutcome::Pass);
+        assert_eq!(out.progress.map(|p| p.metrics_waits), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_datapoint_that_never_comes_is_no_traffic_after_the_late_waits() {
+        // GIVEN green served nothing in its last minute (ALB then reports no datapoint)
+        let w = world_at(Phase::ShiftingTraffic).await;
+        *w.signals
+            .unpublished_periods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = 1;
+        let mut input =
+            production_timings_since(&at_step(1, 25), datetime!(2025-01-03 09:56:30 UTC));
+        let mut seen = vec![];
+        for _ in 0..=shared::domain::MAX_LATE_METRICS_WAITS {
+            let out = handle(&deps(&w), input)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            seen.push(next(&out));
+            input = serde_json::to_value(out).unwrap_or_default();
+            w.clock.advance(60);
+        }
+        // THEN it waits twice, then judges the window as it is
+        assert_eq!(
+            seen,
+            vec![
+                (NextAction::Evaluate, 60),
+                (NextAction::Evaluate, 60),
+                (NextAction::Shift, 0)
+            ]
+        );
+        assert_eq!(
+            w.store
+                .ledger(sample::DEPLOYMENT_ID)
+                .await
+                .map(|l| l.len())
+                .unwrap_or(0),
+            1
+        );
     }
 
     #[tokio::test]

@@ -45,6 +45,7 @@ async fn main() -> Result<()> {
     let stack = LocalStack::start().await?;
     let env = stack.environment("checkout", "bench-rollback", "1.2.0")?;
     let timings = json!({"step_wait_seconds": 60, "verification_seconds": 0, "verification_interval_seconds": 0,
+                         "metrics_period_seconds": 1, "metrics_delay_seconds": 2,
                          "health_poll_seconds": 1, "health_timeout_seconds": 10});
     stack.register(&env, timings, CALLER)?;
     let alarm = env

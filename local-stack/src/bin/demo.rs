@@ -22,6 +22,8 @@ fn timings() -> serde_json::Value {
         "step_wait_seconds": 2,
         "verification_seconds": VERIFICATION_SECONDS,
         "verification_interval_seconds": 2,
+        "metrics_period_seconds": 1,
+        "metrics_delay_seconds": 2,
         "health_poll_seconds": 1,
         "health_timeout_seconds": 20
     })

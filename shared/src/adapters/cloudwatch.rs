@@ -4,7 +4,7 @@
 use super::map_sdk_error;
 use crate::domain::{AlarmState, AlarmStatus, ColorMetrics, TargetGroupArn};
 use crate::error::AdapterError;
-use crate::ports::{HealthSignals, MetricsWindow};
+use crate::ports::{HealthSignals, MetricsWindow, WindowMetrics};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{
@@ -16,7 +16,6 @@ use std::collections::HashMap;
 /// DescribeAlarms accepts at most 100 names per call.
 const MAX_ALARM_NAMES: usize = 100;
 const NAMESPACE: &str = "AWS/ApplicationELB";
-const PERIOD_SECONDS: i32 = 60;
 
 /// The three numbers read per color, and the query id prefix of each color.
 const REQUESTS: (&str, &str, &str) = ("req", "RequestCount", "Sum");
@@ -51,6 +50,7 @@ fn query(
     (suffix, metric, stat): (&str, &str, &str),
     tg: &TargetGroupArn,
     load_balancer: &str,
+    period_seconds: i32,
 ) -> MetricDataQuery {
     let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
     MetricDataQuery::builder()
@@ -66,7 +66,7 @@ fn query(
                         .dimensions(dimension("LoadBalancer", load_balancer))
                         .build(),
                 )
-                .period(PERIOD_SECONDS)
+                .period(period_seconds)
                 .stat(stat)
                 .build(),
         )
@@ -151,22 +151,27 @@ impl HealthSignals for CloudWatchSignals {
             .collect())
     }
 
-    async fn color_metrics(
-        &self,
-        w: &MetricsWindow,
-    ) -> Result<(ColorMetrics, ColorMetrics), AdapterError> {
+    async fn color_metrics(&self, w: &MetricsWindow) -> Result<WindowMetrics, AdapterError> {
+        let period = i32::try_from(w.period_seconds).map_err(|_| {
+            AdapterError::Other(format!(
+                "GetMetricData: period {} s is not a CloudWatch period",
+                w.period_seconds
+            ))
+        })?;
         let mut queries = Vec::with_capacity(6);
         let colors = std::iter::once((TARGET_PREFIX, &w.target))
             .chain(w.baseline.as_ref().map(|b| (BASELINE_PREFIX, b)));
         for (prefix, tg) in colors {
             for metric in [REQUESTS, ERRORS_5XX, P99] {
-                queries.push(query(prefix, metric, tg, &w.load_balancer));
+                queries.push(query(prefix, metric, tg, &w.load_balancer, period));
             }
         }
         let start = DateTime::from_secs(w.start.unix_timestamp());
         let end = DateTime::from_secs(w.end.unix_timestamp());
 
         let mut values: HashMap<String, Vec<f64>> = HashMap::new();
+        let target_requests = format!("{TARGET_PREFIX}_{}", REQUESTS.0);
+        let mut target_last_reported: Option<i64> = None;
         let mut next_token: Option<String> = None;
         loop {
             let out = self
@@ -194,6 +199,11 @@ impl HealthSignals for CloudWatchSignals {
                     }
                     _ => {}
                 }
+                if id == target_requests {
+                    // A timestamp is the start of the period its value covers.
+                    let latest = result.timestamps().iter().map(DateTime::secs).max();
+                    target_last_reported = target_last_reported.max(latest);
+                }
                 values
                     .entry(id.to_string())
                     .or_default()
@@ -204,10 +214,12 @@ impl HealthSignals for CloudWatchSignals {
                 _ => break,
             }
         }
-        Ok((
-            color_metrics(&values, TARGET_PREFIX),
-            color_metrics(&values, BASELINE_PREFIX),
-        ))
+        Ok(WindowMetrics {
+            target: color_metrics(&values, TARGET_PREFIX),
+            baseline: color_metrics(&values, BASELINE_PREFIX),
+            target_last_reported: target_last_reported
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok()),
+        })
     }
 }
 
@@ -248,13 +260,19 @@ mod tests {
             baseline: Some(TargetGroupArn::parse(BLUE).unwrap()),
             start: datetime!(2025-01-03 10:00:00 UTC),
             end: datetime!(2025-01-03 10:05:00 UTC),
+            period_seconds: 60,
         }
     }
 
+    /// One datapoint a minute from 10:00 on, as CloudWatch answers.
     fn result(id: &str, values: &[f64]) -> MetricDataResult {
+        let minutes = (0..values.len() as i64).map(|i| {
+            DateTime::from_secs(datetime!(2025-01-03 10:00:00 UTC).unix_timestamp() + 60 * i)
+        });
         MetricDataResult::builder()
             .id(id)
             .set_values(Some(values.to_vec()))
+            .set_timestamps(Some(minutes.collect()))
             .status_code(StatusCode::Complete)
             .build()
     }
@@ -344,6 +362,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_window_judged_mid_minute_asks_for_whole_published_minutes() {
+        // GIVEN green took traffic at 10:00:30 and the evaluation runs at 10:03:20 with the
+        // default timings (60 s periods, 60 s publication delay)
+        use crate::domain::{Timings, WindowReadiness, evaluation_window};
+        let seen: Arc<Mutex<Vec<GetMetricDataInput>>> = Arc::default();
+        let sink = seen.clone();
+        let rule = mock!(Client::get_metric_data).then_compute_output(move |req| {
+            sink.lock().unwrap().push(req.clone());
+            GetMetricDataOutput::builder().build()
+        });
+        let WindowReadiness::Ready(aligned) = evaluation_window(
+            datetime!(2025-01-03 10:00:30 UTC),
+            datetime!(2025-01-03 10:03:20 UTC),
+            &Timings::default(),
+        ) else {
+            panic!("a complete minute is published by 10:03:20")
+        };
+
+        // WHEN
+        signals(&[&rule])
+            .color_metrics(&MetricsWindow {
+                start: aligned.start,
+                end: aligned.end,
+                period_seconds: aligned.period_seconds,
+                ..window()
+            })
+            .await
+            .unwrap();
+
+        // THEN the request covers 10:01-10:02: no partial minute, nothing younger than the delay
+        let seen = seen.lock().unwrap();
+        let req = &seen[0];
+        let secs = |t: Option<&DateTime>| t.map(DateTime::secs);
+        assert_eq!(
+            (secs(req.start_time()), secs(req.end_time())),
+            (
+                Some(datetime!(2025-01-03 10:01:00 UTC).unix_timestamp()),
+                Some(datetime!(2025-01-03 10:02:00 UTC).unix_timestamp())
+            )
+        );
+        for q in req.metric_data_queries() {
+            assert_eq!(q.metric_stat().and_then(|m| m.period()), Some(60));
+        }
+        assert_eq!(secs(req.start_time()).map(|s| s % 60), Some(0));
+        assert_eq!(secs(req.end_time()).map(|s| s % 60), Some(0));
+    }
+
+    #[tokio::test]
     async fn without_a_baseline_only_the_target_is_asked_for() {
         // GIVEN green carries all traffic (no baseline in the window)
         let seen: Arc<Mutex<Vec<GetMetricDataInput>>> = Arc::default();
@@ -361,7 +427,9 @@ mod tests {
         };
 
         // WHEN
-        let (target, baseline) = s.color_metrics(&w).await.unwrap();
+        let WindowMetrics {
+            target, baseline, ..
+        } = s.color_metrics(&w).await.unwrap();
 
         // THEN three queries, all on green; the baseline is empty
         let ids: Vec<String> = seen.lock().unwrap()[0]
@@ -400,10 +468,19 @@ mod tests {
         let s = signals(&[&first, &second]);
 
         // WHEN
-        let (target, baseline) = s.color_metrics(&window()).await.unwrap();
+        let WindowMetrics {
+            target,
+            baseline,
+            target_last_reported,
+        } = s.color_metrics(&window()).await.unwrap();
 
         // THEN
         assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+        // the latest of green's RequestCount datapoints, across pages: 10:01 (page 2 has 10:00)
+        assert_eq!(
+            target_last_reported,
+            Some(datetime!(2025-01-03 10:01:00 UTC))
+        );
         assert_eq!((target.requests, target.errors_5xx), (1000, 5));
         assert!((target.p99_ms.unwrap() - 52.0).abs() < 1e-9);
         assert_eq!((baseline.requests, baseline.errors_5xx), (9000, 0));
@@ -417,9 +494,10 @@ mod tests {
                 .metric_data_results(result("t_p99", &[]))
                 .build()
         });
-        let (target, baseline) = signals(&[&rule]).color_metrics(&window()).await.unwrap();
-        assert_eq!(target, ColorMetrics::default());
-        assert_eq!(baseline, ColorMetrics::default());
+        let m = signals(&[&rule]).color_metrics(&window()).await.unwrap();
+        assert_eq!(m.target, ColorMetrics::default());
+        assert_eq!(m.baseline, ColorMetrics::default());
+        assert_eq!(m.target_last_reported, None);
     }
 
     #[tokio::test]

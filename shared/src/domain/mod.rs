@@ -10,6 +10,7 @@ pub mod promotion;
 mod record;
 mod split;
 mod verdict;
+mod window;
 
 pub use color::Color;
 pub use metrics::{EnvironmentMetrics, environment_metrics};
@@ -30,4 +31,8 @@ pub use split::{InvalidSplit, TrafficSplit};
 pub use verdict::{
     AlarmState, AlarmStatus, CheckOutcome, ColorMetrics, Evaluation, EvaluationInput, Outcome,
     evaluate,
+};
+pub use window::{
+    EvaluationWindow, MAX_LATE_METRICS_WAITS, MetricsCompleteness, WindowReadiness,
+    evaluation_window, metrics_completeness,
 };

@@ -15,6 +15,14 @@ pub enum InvalidPlan {
     NotAscending { prev: u32, next: u32 },
     #[error("the last step must be 100%, got {0}%")]
     DoesNotEndAtHundred(u32),
+    #[error(
+        "metrics_period_seconds = {0} is not a CloudWatch period: use 1, 5, 10, 30 or a multiple of 60 up to 3600 (ALB metrics: 60)"
+    )]
+    NotAPeriod(u64),
+    #[error(
+        "verification_interval_seconds = {interval} is shorter than metrics_period_seconds = {period}: each verification check needs a new complete period"
+    )]
+    IntervalShorterThanPeriod { interval: u64, period: u64 },
     #[error("{name} = {value} is out of range {min}..={max}")]
     OutOfRange {
         name: &'static str,
@@ -107,6 +115,12 @@ pub struct Timings {
     pub health_poll_seconds: u64,
     /// Give up on green becoming healthy after this long.
     pub health_timeout_seconds: u64,
+    /// The CloudWatch period evaluation windows are made of. ALB metrics have 60-second
+    /// resolution; shorter periods only suit high-resolution metrics (and local runs).
+    pub metrics_period_seconds: u64,
+    /// How long after a period ends its datapoint is taken to be published. Evaluation windows
+    /// end at the last complete period at least this old.
+    pub metrics_delay_seconds: u64,
 }
 
 impl Default for Timings {
@@ -117,6 +131,10 @@ impl Default for Timings {
             verification_interval_seconds: 60,
             health_poll_seconds: 15,
             health_timeout_seconds: 900,
+            metrics_period_seconds: 60,
+            // ELB sends its metrics in 60-second intervals: a minute's datapoint arrives within
+            // about one more interval. Later datapoints are waited for (see domain::window).
+            metrics_delay_seconds: 60,
         }
     }
 }
@@ -170,7 +188,24 @@ impl Timings {
             self.health_timeout_seconds as f64,
             0.0,
             7200.0,
-        )
+        )?;
+        let p = self.metrics_period_seconds;
+        if !(matches!(p, 1 | 5 | 10 | 30) || (p.is_multiple_of(60) && (60..=3600).contains(&p))) {
+            return Err(InvalidPlan::NotAPeriod(p));
+        }
+        range(
+            "metrics_delay_seconds",
+            self.metrics_delay_seconds as f64,
+            0.0,
+            900.0,
+        )?;
+        if self.verification_seconds > 0 && self.verification_interval_seconds < p {
+            return Err(InvalidPlan::IntervalShorterThanPeriod {
+                interval: self.verification_interval_seconds,
+                period: p,
+            });
+        }
+        Ok(())
     }
 
     /// How many evaluations the verification window needs (10 for 10 minutes every minute).
@@ -289,6 +324,45 @@ mod tests {
         };
         assert_eq!(t.verification_evaluations(), 0);
         assert_eq!(t.validate(), Ok(()));
+    }
+
+    #[test]
+    fn metrics_periods_are_cloudwatch_periods_and_checks_need_a_new_one() {
+        let with = |period: u64, interval: u64| Timings {
+            metrics_period_seconds: period,
+            verification_interval_seconds: interval,
+            ..Timings::default()
+        };
+        for ok in [1, 5, 10, 30, 60, 120, 3600] {
+            assert_eq!(with(ok, 3600).validate(), Ok(()), "{ok}");
+        }
+        for bad in [0, 2, 45, 90, 7200] {
+            assert_eq!(
+                with(bad, 3600).validate(),
+                Err(InvalidPlan::NotAPeriod(bad)),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            with(60, 30).validate(),
+            Err(InvalidPlan::IntervalShorterThanPeriod {
+                interval: 30,
+                period: 60
+            })
+        );
+        let t = Timings::default();
+        assert_eq!(
+            (t.metrics_period_seconds, t.metrics_delay_seconds),
+            (60, 60)
+        );
+        assert!(
+            Timings {
+                metrics_delay_seconds: 901,
+                ..t
+            }
+            .validate()
+            .is_err()
+        );
     }
 
     #[test]
