@@ -54,7 +54,7 @@ const MEMORY_GB: f64 = 256.0 / 1024.0;
 fn timings(step_wait: u64, verification: u64, interval: u64) -> Value {
     json!({"step_wait_seconds": step_wait, "verification_seconds": verification,
            "verification_interval_seconds": interval, "health_poll_seconds": 0,
-           "health_timeout_seconds": 30})
+           "health_timeout_seconds": 30, "metrics_period_seconds": 1, "metrics_delay_seconds": 0})
 }
 
 async fn transitions(stack: &LocalStack, arn: &str) -> Result<BTreeMap<String, u64>> {
