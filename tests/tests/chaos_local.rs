@@ -183,13 +183,39 @@ async fn one_run(s: &LocalStack, run: u64, scenario: Scenario) -> Result<String,
             end.status
         ));
     }
-    // The lock, and the environment's idea of which color is live.
-    let state = s
+    // It never began (its first phase never read the colors): nothing may have moved, and it
+    // says why.
+    if record.colors().is_none()
+        && (record.status.as_str() != "FAILED"
+            || !record
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(shared::rollback::NEVER_STARTED)))
+    {
+        return Err(format!(
+            "ended before it began, yet {} with reason {:?}",
+            record.status.as_str(),
+            record.reason
+        ));
+    }
+    // The lock, and the environment's idea of which color is live. An environment whose only
+    // deployment never began has no state yet (started from the console, nothing locked it).
+    let state = match s
         .store
         .environment(&env.service, &env.environment)
         .await
         .map_err(|e| format!("{e}"))?
-        .ok_or("no environment state")?;
+    {
+        Some(state) => state,
+        None if record.colors().is_none() => {
+            return Ok(format!(
+                "{name} {scenario:?} → {} before it began: {}",
+                end.status,
+                record.reason.unwrap_or_default()
+            ));
+        }
+        None => return Err("no environment state".into()),
+    };
     if let Some(holder) = &state.active_deployment {
         return Err(format!("lock still held by {holder}"));
     }
