@@ -81,6 +81,10 @@ package: setup
 unit: build
 	cargo test --workspace --exclude integration-tests
 
+# Property tests draw their cases from a fixed seed here, so a CI run is reproducible on any clone
+# (override with PROPTEST_RNG_SEED=<n>; the chaos campaigns' seeds are in tests/tests/seeds/).
+test unit: export PROPTEST_RNG_SEED ?= 20261202
+
 # Every test: lint, a short fuzzing run of every parser (fuzz/README.md), unit and handler
 # tests, the definition's invariants, and end to end on the local stack (started here,
 # stopped on exit).
