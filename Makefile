@@ -32,12 +32,17 @@ build: $(VENV)/.installed
 	cargo build --workspace --all-targets
 	cargo build --workspace --bins
 
+# Every AWS call the functions made on the local stack, checked against each function's role in
+# the SAM-transformed template (tests/tests/iam_calls.rs); run while the stack is still up.
+IAM_CHECK := cargo test --quiet -p integration-tests --test iam_calls -- --ignored --nocapture
+
 # The main job: two deployments through the real state machine on the local stack.
 demo: build
 	@set -euo pipefail; \
 	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
 	$(STACK) up >/dev/null; \
-	cargo run --quiet -p local-stack --bin demo
+	cargo run --quiet -p local-stack --bin demo; \
+	$(IAM_CHECK)
 
 lint: setup template-checks deny
 	cargo fmt --all -- --check
@@ -87,12 +92,13 @@ test unit: export PROPTEST_RNG_SEED ?= 20261202
 
 # Every test: lint, a short fuzzing run of every parser (fuzz/README.md), unit and handler
 # tests, the definition's invariants, and end to end on the local stack (started here,
-# stopped on exit).
+# stopped on exit), then every call the functions made there against their roles.
 test: setup build lint fuzz
 	@set -euo pipefail; \
 	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
 	$(STACK) up >/dev/null; \
-	cargo test --workspace --no-fail-fast
+	cargo test --workspace --no-fail-fast; \
+	$(IAM_CHECK)
 
 # Fuzzing (fuzz/README.md): every event, task and API request parser, each target for
 # FUZZ_SECONDS (a longer run: `make fuzz FUZZ_SECONDS=600`; one target: FUZZ_TARGETS=api).

@@ -5,6 +5,7 @@ AWS::Serverless transform use (samtranslator); the template names no AWS managed
 name, so the policy loader that would call IAM is never needed.
 
     python compliance/sam_transform.py template.yaml > transformed.json
+    python compliance/sam_transform.py - --base DIR < variant.yaml   # relative paths from DIR
 """
 
 import json
@@ -46,14 +47,23 @@ def transformed(text: str, base: str) -> dict:
     return transform(packaged(yaml_parse(text), base), {}, NoManagedPolicies())
 
 
-def main(path: str) -> None:
-    with open(path, encoding="utf-8") as f:
-        out = transformed(f.read(), os.path.dirname(os.path.abspath(path)))
-    json.dump(out, sys.stdout, indent=1, sort_keys=True)
+def main(path: str, base: str | None) -> None:
+    if path == "-":
+        text, base = sys.stdin.read(), base or os.getcwd()
+    else:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        base = base or os.path.dirname(os.path.abspath(path))
+    json.dump(transformed(text, base), sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: sam_transform.py TEMPLATE")
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    base_dir = None
+    if len(args) == 3 and args[1] == "--base":
+        base_dir = args[2]
+        args = args[:1]
+    if len(args) != 1:
+        raise SystemExit("usage: sam_transform.py TEMPLATE|- [--base DIR]")
+    main(args[0], base_dir)

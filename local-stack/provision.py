@@ -2,7 +2,7 @@
 """Create the project's AWS resources in the local stack (moto behind the router).
 
   provision.py base [--definition statemachine/blue-green.asl.json]
-      DynamoDB table `bluegreen`, the state machine role, the `blue-green` STANDARD state
+      DynamoDB table `bluegreen`, the state machine role, the `bluegreen-blue-green` STANDARD state
       machine (created, or its definition updated). Prints {"state_machine_arn", "table"}.
 
   provision.py environment --service checkout --environment dev --version 1.2.0 [--desired 2]
@@ -18,6 +18,7 @@ else http://127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -33,7 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 TABLE = "bluegreen"
-STATE_MACHINE = "blue-green"
+# the names template.yaml gives them in a stack named bluegreen (the role check resolves the
+# template's policies with that stack name)
+STATE_MACHINE = "bluegreen-blue-green"
 ROLE = "bluegreen-statemachine"
 FUNCTIONS = {
     "DeployGreenFunctionArn": "deploy-green",
@@ -77,6 +80,27 @@ class Aws:
 
 def code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
+
+
+# The stack parameters an operator deploys template.yaml with, so that the controller may act on
+# these environments (README, "Parameters"): every environment provisioned here adds its
+# listener, services, task roles and repository. The role check (tests/tests/iam_calls.rs)
+# resolves the template's policies with them. stack.py empties the file when the stack starts.
+PARAMETERS_FILE = ROOT / ".local-stack" / "parameters.json"
+
+
+def add_operator_parameters(**lists: list[str]) -> None:
+    PARAMETERS_FILE.parent.mkdir(exist_ok=True)
+    with open(PARAMETERS_FILE, "a+", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # environments are provisioned concurrently
+        f.seek(0)
+        text = f.read().strip()
+        current = json.loads(text) if text else {}
+        for name, values in lists.items():
+            current[name] = sorted(set(current.get(name, [])) | set(values))
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(current, indent=1, sort_keys=True) + "\n")
 
 
 # ------------------------------------------------------------------------------------------
@@ -222,11 +246,15 @@ def provision_environment(aws: Aws, service: str, env: str, version: str, desire
         ecs.create_cluster(clusterName=cluster)
         log(f"cluster {cluster} created")
     image_repo = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{service}"
+    # A Fargate service's usual roles (pull and log; the app's own) and tags: a new revision
+    # passes the roles to ECS again and carries the tags (tagging on create).
+    roles = task_roles(aws, base)
     services = {}
     for color in ("blue", "green"):
         td = ecs.register_task_definition(
             family=f"{base}-{color}", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-            cpu="256", memory="512",
+            cpu="256", memory="512", taskRoleArn=roles["task"], executionRoleArn=roles["execution"],
+            tags=[{"key": "service", "value": service}, {"key": "environment", "value": env}],
             containerDefinitions=[{"name": service, "image": f"{image_repo}:{version}", "essential": True,
                                    "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp"}]}],
         )["taskDefinition"]["taskDefinitionArn"]
@@ -285,6 +313,12 @@ def provision_environment(aws: Aws, service: str, env: str, version: str, desire
         if code(e) != "ResourceNotFoundException":
             raise
 
+    add_operator_parameters(
+        ListenerArns=[listener_arn],
+        EcsServiceArns=[f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{services[c]}" for c in ("blue", "green")],
+        EcsTaskRoleArns=list(roles.values()),
+        EcrRepositoryArns=[f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{service}"],
+    )
     return {
         "service": service, "environment": env,
         "listener_arn": listener_arn, "load_balancer_arn": lb["LoadBalancerArn"],
@@ -292,6 +326,28 @@ def provision_environment(aws: Aws, service: str, env: str, version: str, desire
         "cluster": cluster, "blue_service": services["blue"], "green_service": services["green"],
         "alarm_names": list(alarms), "image_repository": image_repo,
     }
+
+
+def task_roles(aws: Aws, base: str) -> dict[str, str]:
+    """The task role and the task execution role of an environment's services (created once)."""
+    iam = aws("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    out = {}
+    for kind, suffix in (("task", "task"), ("execution", "task-execution")):
+        name = check_name("role", f"bg-{base}-{suffix}", 64)
+        try:
+            out[kind] = iam.get_role(RoleName=name)["Role"]["Arn"]
+        except ClientError as e:
+            if code(e) != "NoSuchEntity":
+                raise
+            try:
+                out[kind] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            except ClientError as e2:  # provisioned concurrently by another run
+                if code(e2) != "EntityAlreadyExists":
+                    raise
+                out[kind] = iam.get_role(RoleName=name)["Role"]["Arn"]
+    return out
 
 
 def push_image(aws: Aws, service: str, tag: str) -> dict:
@@ -323,6 +379,7 @@ def push_image(aws: Aws, service: str, tag: str) -> dict:
         log(f"{service}:{tag} was pushed before ({digest[:19]})")
     else:
         ecr.start_image_scan(repositoryName=service, imageId={"imageDigest": digest})
+    add_operator_parameters(EcrRepositoryArns=[f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{service}"])
     return {"repository": service, "tag": tag, "digest": digest,
             "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{service}:{tag}"}
 

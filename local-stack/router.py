@@ -19,14 +19,17 @@ Routes (everything listens on 127.0.0.1 only):
                    ALB metrics late.
   * anything else  proxied verbatim to moto.
 
+Every AWS call a function makes is also recorded, with what IAM authorizes for it (authz.py), in
+the file BLUEGREEN_CALLS_LOG names (stack.py: .local-stack/calls.jsonl).
+
 Benchmarks and chaos runs also use:
   * /_local/stats   GET: calls per operation since the last reset, CloudWatch metrics requested,
                     DynamoDB items read (ScannedCount) and returned (Count), and every Lambda
                     invocation's duration; POST /_local/stats/reset clears them.
   * /_local/faults  POST {"rate": 0.3, "seed": 7, "kinds": [...], "lambda_crash_rate": 0.1}:
-                    faults on the AWS calls the functions make (recognised by the app id
-                    `bluegreen-function` in their user agent; the harness and moto's interpreter
-                    are never hit). Kinds: throttle (HTTP 400 ThrottlingException), 5xx (HTTP 500
+                    faults on the AWS calls the functions make (recognised by the app id in
+                    their user agent, which names one of functions/; the harness and moto's
+                    interpreter are never hit). Kinds: throttle (HTTP 400 ThrottlingException), 5xx (HTTP 500
                     InternalFailure), timeout (the call hangs 1 s, then the connection is dropped
                     with no answer), succeed-then-fail (the call is carried out, then answered
                     with HTTP 500). lambda_crash_rate: the function runs, then its result is
@@ -60,6 +63,9 @@ import boto3
 import cbor2
 from botocore.config import Config
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import authz  # noqa: E402 - local module, next to this file
+
 ACCOUNT = os.environ.get("BLUEGREEN_ACCOUNT_ID", "123456789012")
 DEFAULT_REGION = os.environ.get("AWS_REGION", "us-east-1")
 DEFAULT_RPS = 500.0
@@ -73,7 +79,12 @@ CW_CBOR_PATH = re.compile(r"^/service/GraniteServiceVersion20100801/operation/([
 CW_JSON_TARGET = "GraniteServiceVersion20100801."
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
-FUNCTION_APP_ID = "app/bluegreen-function"
+# The controller's functions name themselves in their user agent (app/<function>): the binaries
+# under functions/ (shared::adapters::load_aws_config).
+FUNCTIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "functions")
+KNOWN_FUNCTIONS = frozenset(d for d in (os.listdir(FUNCTIONS_DIR) if os.path.isdir(FUNCTIONS_DIR) else [])
+                            if os.path.isfile(os.path.join(FUNCTIONS_DIR, d, "Cargo.toml")))
+APP_ID = re.compile(r"(?:^|\s)app/([A-Za-z0-9!#$%&'*+.^_`|~-]+)")
 FAULT_KINDS = ("throttle", "5xx", "timeout", "succeed-then-fail")
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -177,6 +188,9 @@ class State:
         self.invocations: list[dict] = []
         self.injected: dict[str, int] = {}
         self.faults: dict | None = None
+        # the one state machine: what a task token answered by SendTask* is authorized on
+        self.state_machine_arn = os.environ.get(
+            "BLUEGREEN_STATE_MACHINE_ARN", f"arn:aws:states:{DEFAULT_REGION}:{ACCOUNT}:stateMachine:bluegreen-blue-green")
 
     def count(self, op: str, **extra: float) -> None:
         with self.stats_lock:
@@ -587,6 +601,7 @@ class Handler(BaseHTTPRequestHandler):
     state: State
     cw: CloudWatch
     ecs: Ecs
+    last_sent: bytes = b""
 
     def log_message(self, fmt, *args):  # silence the default access log; we log our own line
         pass
@@ -611,6 +626,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]] | dict | None = None) -> None:
+        self.last_sent = body
         self.send_response(status)
         items = headers.items() if isinstance(headers, dict) else (headers or [])
         for k, v in items:
@@ -653,8 +669,7 @@ class Handler(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         fault = None
         if not path.startswith("/_local/") and not LAMBDA_INVOKE.match(path):
-            ua = self.headers.get("User-Agent", "") + " " + self.headers.get("x-amz-user-agent", "")
-            if FUNCTION_APP_ID in ua:
+            if self.calling_function():
                 fault = self.state.draw_fault()
         if fault in ("throttle", "5xx", "timeout"):
             self.inject(fault, path, target)
@@ -720,10 +735,43 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(500, {"__type": "InternalFailure", "message": f"local router: {exc}"})
             except OSError:
                 pass
-        ua = self.headers.get("User-Agent", "") + " " + self.headers.get("x-amz-user-agent", "")
-        if FUNCTION_APP_ID in ua:
+        function = self.calling_function()
+        if function:
             self.state.count(note, **self.extra)
+            if not path.startswith("/_local/"):
+                self.record_call(function, path, target, body, status)
         self._log(status, note, started)
+
+    def calling_function(self) -> str | None:
+        """The controller function making this call, from the app id in its user agent."""
+        ua = self.headers.get("User-Agent", "") + " " + self.headers.get("x-amz-user-agent", "")
+        return next((m.group(1) for m in APP_ID.finditer(ua) if m.group(1) in KNOWN_FUNCTIONS), None)
+
+    def record_call(self, function: str, path: str, target: str, body: bytes, status: int) -> None:
+        """Records the call with what IAM authorizes for it (authz.py), for the role check."""
+        if not authz.calls_log_path():
+            return
+        try:
+            cw = CW_CBOR_PATH.match(path)
+            cw_op = cw.group(1) if cw else (target[len(CW_JSON_TARGET):] if target.startswith(CW_JSON_TARGET) else None)
+            service, op, params = authz.operation_of(path, "" if cw_op else target, body,
+                                                     urllib.parse.urlsplit(self.path).query, cw_op)
+            if cw_op and body:
+                params = cbor2.loads(body) if cw else json.loads(body)
+            if LAMBDA_INVOKE.match(path):
+                service, op, params = "lambda", "Invoke", {"FunctionName": LAMBDA_INVOKE.match(path).group(1)}
+            response = None
+            if service == "ecs" and op == "RegisterTaskDefinition" and self.last_sent:
+                try:
+                    response = json.loads(self.last_sent)
+                except ValueError:
+                    response = None
+            found = authz.authorizations(service, op, params, self.region(), response, self.state.state_machine_arn)
+            authz.record(function, service, op, status, found)
+        except Exception as exc:  # noqa: BLE001 - record what happened; the check fails on it
+            log(f"recording {function}'s call failed: {exc!r}")
+            authz.record(function, "unknown", f"{self.command} {path}", status,
+                         [authz.auth(None, "*", error=repr(exc))])
 
     def _op_note(self, target: str, body: bytes) -> str:
         if target:

@@ -8,7 +8,8 @@
 `up` starts, each in its own process group, logging to .local-stack/<name>.log (rewritten each up):
   moto     moto_server on 127.0.0.1:$MOTO_PORT_REAL (4567), with MOTO_PORT=<router port> so moto's
            Step Functions interpreter invokes Lambdas through the router; execute mode switched on.
-  router   local-stack/router.py on 127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566): the AWS endpoint.
+  router   local-stack/router.py on 127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566): the AWS endpoint. It
+           records every call a function makes in .local-stack/calls.jsonl (emptied here).
   lambda   `cargo lambda watch` on 127.0.0.1:$BLUEGREEN_LAMBDA_PORT (9000), run from the workspace,
            functions get AWS_ENDPOINT_URL=<router>, dummy credentials, TABLE_NAME, STATE_MACHINE_ARN, RUST_LOG.
            Skipped with --no-watch (or BLUEGREEN_NO_WATCH=1), e.g. when a test serves Lambdas itself.
@@ -45,6 +46,12 @@ LAMBDA_PORT = int(os.environ.get("BLUEGREEN_LAMBDA_PORT", "9000"))
 # function (100 simultaneous API calls, a chaos campaign's 10 lanes) really overlap, as on
 # Lambda, instead of queueing behind one instance.
 LAMBDA_CONCURRENCY = int(os.environ.get("BLUEGREEN_LAMBDA_CONCURRENCY", "10"))
+STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:bluegreen-blue-green"
+# Every AWS call a controller function makes, with what IAM authorizes for it (authz.py); read by
+# the role check (tests/tests/iam_calls.rs). Emptied when the stack starts.
+CALLS_LOG = STATE_DIR / "calls.jsonl"
+# The stack parameters the provisioned environments need (provision.py); emptied with CALLS_LOG.
+PARAMETERS = STATE_DIR / "parameters.json"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 ORDER = ("moto", "router", "lambda")
 
@@ -67,15 +74,16 @@ def venv_bin() -> Path:
 def function_env(router_url: str) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": router_url,
-        # marks the functions' own AWS calls, so the router's stats and faults apply to them only
-        "AWS_SDK_UA_APP_ID": "bluegreen-function",
+        # No AWS_SDK_UA_APP_ID: each function then names itself in its user agent
+        # (app/<function>), so the router's stats, faults and recorded calls know who called.
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "TABLE_NAME": "bluegreen",
-        # provision.py base creates the state machine under this fixed name.
-        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:blue-green",
+        # provision.py base creates the state machine under the name template.yaml gives it in a
+        # stack named bluegreen.
+        "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
         "RUST_LOG": "info",
     }
 
@@ -242,8 +250,11 @@ def up(args) -> int:
         say("moto: up, Step Functions execute mode on")
 
         # router -----------------------------------------------------------------------------------
+        CALLS_LOG.write_text("")
+        PARAMETERS.write_text("{}\n")
+        env = dict(base_env, BLUEGREEN_CALLS_LOG=str(CALLS_LOG), BLUEGREEN_STATE_MACHINE_ARN=STATE_MACHINE_ARN)
         proc = start("router", [str(bindir / "python"), str(HERE / "router.py"), "--port", str(ROUTER_PORT),
-                                "--moto", moto_url, "--lambda", lambda_url], base_env, ROOT, "router.py", state)
+                                "--moto", moto_url, "--lambda", lambda_url], env, ROOT, "router.py", state)
         wait_for(f"router on {router_url}", lambda: http_ok(router_url + "/_local/health"), args.timeout, proc,
                  STATE_DIR / "router.log")
         say(f"router: up at {router_url}")

@@ -90,7 +90,7 @@ fn spawn(binary: &Path, runtime_api: &str, endpoint: &str) -> Result<Child> {
         .env("TABLE_NAME", "bluegreen-deployments")
         .env(
             "STATE_MACHINE_ARN",
-            "arn:aws:states:us-east-1:123456789012:stateMachine:blue-green",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:bluegreen-blue-green",
         )
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())

@@ -116,12 +116,12 @@ async fn main() -> Result<()> {
     let stack = LocalStack::start().await?;
     let http = shared::adapters::http::https_client(shared::adapters::http::Roots::Native)
         .map_err(|e| anyhow!(e))?;
-    // The functions' app id: the router counts (and reports items read for) these calls.
+    // The API function's app id: the router counts (and reports items read for) these calls as its.
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new("us-east-1"))
-        .app_name(aws_config::AppName::new("bluegreen-function").map_err(|e| anyhow!("{e}"))?)
+        .app_name(aws_config::AppName::new("api").map_err(|e| anyhow!("{e}"))?)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "bench",
         ))

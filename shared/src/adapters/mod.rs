@@ -70,10 +70,45 @@ where
 /// Loads the shared AWS configuration once at cold start, with the HTTPS client of
 /// [`http::https_client`] (trust store chosen by `BLUEGREEN_TLS_ROOTS`). No network call is
 /// made here: credentials and region come from the Lambda environment when first needed.
+///
+/// Every call's user agent names the function that makes it (`app/<function name>`), so
+/// CloudTrail shows which of the controller's functions acted, and the local stack checks
+/// each call against that function's role. `AWS_SDK_UA_APP_ID`, when set, wins.
 pub async fn load_aws_config() -> Result<aws_config::SdkConfig, String> {
     let roots = http::Roots::from_env_value(std::env::var(http::ROOTS_VARIABLE).ok().as_deref())?;
-    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http::https_client(roots)?)
-        .load()
-        .await)
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http::https_client(roots)?);
+    if let Some(app) = app_name(
+        std::env::var("AWS_SDK_UA_APP_ID").ok().as_deref(),
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().as_deref(),
+    ) {
+        loader = loader.app_name(app);
+    }
+    Ok(loader.load().await)
+}
+
+/// The app name for the user agent: none when `AWS_SDK_UA_APP_ID` is set (the SDK reads it
+/// itself), else the Lambda function's name when it is one the user agent can carry.
+fn app_name(configured: Option<&str>, function: Option<&str>) -> Option<aws_config::AppName> {
+    if configured.is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    aws_config::AppName::new(function?.to_string()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_name;
+
+    #[test]
+    fn calls_name_the_function_that_makes_them_unless_an_app_id_is_configured() {
+        let named = app_name(None, Some("bluegreen-deploy-green")).map(|a| a.to_string());
+        assert_eq!(named.as_deref(), Some("bluegreen-deploy-green"));
+        assert!(app_name(Some("team-app"), Some("bluegreen-deploy-green")).is_none());
+        let empty_configured = app_name(Some(""), Some("evaluate")).map(|a| a.to_string());
+        assert_eq!(empty_configured.as_deref(), Some("evaluate"));
+        assert!(app_name(None, None).is_none());
+        // a name the user agent cannot carry is left out rather than failing the cold start
+        assert!(app_name(None, Some("has space")).is_none());
+    }
 }
