@@ -350,6 +350,111 @@ fn task_timeout_findings(def: &Value, t: &serde_yaml::Value) -> Vec<String> {
     findings
 }
 
+#[path = "iam/stack.rs"]
+#[allow(
+    dead_code,
+    reason = "asl.rs uses only the SAM transform of this module"
+)]
+mod sam;
+
+/// The same rule on what CloudFormation receives after the SAM transform: each state machine's
+/// definition as deployed, its substitutions, and the Lambda functions with SAM's Globals merged.
+fn transformed_task_timeout_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let machines = t["Resources"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| r["Type"] == "AWS::StepFunctions::StateMachine");
+    for (machine, r) in machines {
+        let p = &r["Properties"];
+        let text = match &p["DefinitionString"] {
+            Value::String(s) => s.clone(),
+            other => match other["Fn::Join"].as_array() {
+                Some(join) if join.len() == 2 => join[1]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|part| part.as_str().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(join[0].as_str().unwrap_or_default()),
+                _ => {
+                    findings.push(format!(
+                        "{machine}: DefinitionString {other} cannot be read"
+                    ));
+                    continue;
+                }
+            },
+        };
+        let def: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{machine}: the deployed definition: {e}"));
+        let target = |placeholder: &str| -> Option<&Value> {
+            let name = placeholder.strip_prefix("${")?.strip_suffix('}')?;
+            p["DefinitionSubstitutions"].get(name)
+        };
+        for (name, state) in states(&def) {
+            let Some(function) = state["Parameters"]["FunctionName"].as_str() else {
+                continue;
+            };
+            if state["Type"] != "Task" {
+                continue;
+            }
+            let Some(logical) = target(function).and_then(|v| v["Fn::GetAtt"][0].as_str()) else {
+                findings.push(format!(
+                    "{machine}.{name}: {function} names no function of the stack"
+                ));
+                continue;
+            };
+            let lambda = &t["Resources"][logical];
+            if lambda["Type"] != "AWS::Lambda::Function" {
+                findings.push(format!(
+                    "{machine}.{name}: {logical} is not a Lambda function"
+                ));
+                continue;
+            }
+            let function_timeout = lambda["Properties"]["Timeout"].as_u64().unwrap_or(3);
+            let waits_for_token = state["Resource"]
+                .as_str()
+                .and_then(target)
+                .and_then(|v| v["Fn::Sub"].as_str())
+                .is_some_and(|arn| arn.ends_with(".waitForTaskToken"));
+            if waits_for_token && state.get("TimeoutSecondsPath").is_some() {
+                continue;
+            }
+            match state["TimeoutSeconds"].as_u64() {
+                None => findings.push(format!("{machine}.{name}: no TimeoutSeconds")),
+                Some(task) if task < function_timeout + LAMBDA_INIT_SECONDS => findings.push(format!(
+                    "{machine}.{name}: TimeoutSeconds {task} does not exceed {logical}'s timeout \
+                     ({function_timeout} s) by the {LAMBDA_INIT_SECONDS} s init phase"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    findings
+}
+
+#[test]
+fn every_task_outlasts_its_function_in_the_transformed_template() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .unwrap_or_else(|e| panic!("template.yaml: {e}"));
+    let t = sam::transformed(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(transformed_task_timeout_findings(&t), Vec::<String>::new());
+    // a function outlasting its task (as 93a4854's Rollback did) is caught here too
+    let short = text.replacen("      Timeout: 120\n", "      Timeout: 300\n", 1);
+    assert_ne!(
+        short, text,
+        "template.yaml no longer sets the rollback function's Timeout of 120"
+    );
+    let t = sam::transformed(&short).unwrap_or_else(|e| panic!("{e}"));
+    let found = transformed_task_timeout_findings(&t);
+    assert!(
+        found.iter().any(|f| f.contains("does not exceed")),
+        "{found:?}"
+    );
+}
+
 #[test]
 fn every_task_outlasts_its_function() {
     assert_eq!(

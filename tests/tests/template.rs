@@ -10,6 +10,18 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+#[path = "iam/stack.rs"]
+#[allow(
+    dead_code,
+    reason = "template.rs uses only the SAM transform of this module"
+)]
+mod sam;
+
+/// The template CloudFormation receives: template.yaml after the SAM transform.
+fn transformed_template() -> Value {
+    sam::transformed(&read("template.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -1407,6 +1419,28 @@ fn every_name_fits_with_the_longest_stack_name_the_readme_allows() {
         "a {} character stack name fits too: state that in README.md",
         longest + 1
     );
+}
+
+/// The same facts on what CloudFormation receives after the SAM transform: the resources SAM
+/// generates (functions, their permissions, event rules, the API's stage) are checked too.
+#[test]
+fn what_aws_enforces_holds_on_the_transformed_template() {
+    let t = transformed_template();
+    assert_eq!(key_policy_findings(&t), Vec::<String>::new());
+    assert_eq!(eventbridge_key_findings(&t), Vec::<String>::new());
+    assert_eq!(partition_findings(&t), Vec::<String>::new());
+    let longest = stated_stack_name_limit();
+    let stack = format!("s{}", "x".repeat(longest - 1));
+    assert_eq!(name_findings(&t, &stack), Vec::<String>::new());
+    assert_ne!(
+        name_findings(&t, &format!("{stack}x")),
+        Vec::<String>::new(),
+        "after the transform, a {} character stack name fits too",
+        longest + 1
+    );
+    // and the transform leaves the checks something to check
+    assert!(of_type(&t, "AWS::KMS::Alias").count() > 0);
+    assert!(of_type(&t, "AWS::Lambda::Function").count() >= 10);
 }
 
 #[test]
