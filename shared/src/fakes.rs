@@ -542,6 +542,26 @@ impl DeploymentStore for FakeStore {
         Ok(r.clone())
     }
 
+    async fn forget_task_token(&self, id: &str) -> Result<(), AdapterError> {
+        use crate::domain::ApprovalState;
+        let mut records = lock(&self.records);
+        let r = records
+            .get_mut(id)
+            .ok_or_else(|| AdapterError::NotFound(format!("deployment {id}")))?;
+        match r.approval.as_mut() {
+            Some(a) if a.state != ApprovalState::Pending => {
+                a.task_token = None;
+                Ok(())
+            }
+            Some(_) => Err(AdapterError::ConditionFailed(format!(
+                "deployment {id}'s approval is still pending; its task token stays"
+            ))),
+            None => Err(AdapterError::ConditionFailed(format!(
+                "deployment {id} has no approval"
+            ))),
+        }
+    }
+
     async fn add_evidence(&self, evidence: &crate::domain::Evidence) -> Result<(), AdapterError> {
         let mut all = lock(&self.evidence);
         if !all.iter().any(|e| e.id == evidence.id) {
@@ -829,6 +849,8 @@ pub struct FakeExecutions {
     pub failed_tasks: Mutex<Vec<(String, String, String)>>,
     /// Errors returned by the next `start` calls.
     pub fail_next_starts: Mutex<Vec<AdapterError>>,
+    /// Executions (by name) that have ended.
+    pub ended: Mutex<Vec<String>>,
 }
 
 impl FakeExecutions {
@@ -852,13 +874,21 @@ impl Executions for FakeExecutions {
             return Err(failures.remove(0));
         }
         let mut started = lock(&self.started);
-        let already_existed = started.iter().any(|(n, _)| n == name);
-        if !already_existed {
+        let existing = started
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| i.clone());
+        if existing.is_none() {
             started.push((name.to_string(), input.clone()));
         }
+        let ran = existing.as_ref().unwrap_or(input);
+        let arn = Self::arn(name);
+        let stopped = lock(&self.stopped).iter().any(|(a, _, _)| *a == arn);
         Ok(StartedExecution {
-            execution_arn: Self::arn(name),
-            already_existed,
+            execution_arn: arn,
+            already_existed: existing.is_some(),
+            running: !stopped && !lock(&self.ended).iter().any(|n| n == name),
+            target: Some((ran.service.clone(), ran.environment.clone())),
         })
     }
     async fn stop(

@@ -679,6 +679,13 @@ impl DeploymentStore for FaultyStore {
             })
             .await
     }
+    async fn forget_task_token(&self, id: &str) -> Result<(), AdapterError> {
+        self.faults
+            .call("DynamoDB.forget_task_token", || {
+                self.inner.forget_task_token(id)
+            })
+            .await
+    }
     async fn add_evidence(&self, evidence: &Evidence) -> Result<(), AdapterError> {
         self.faults
             .call("DynamoDB.add_evidence", || {

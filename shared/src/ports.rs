@@ -267,6 +267,11 @@ pub trait DeploymentStore: Send + Sync {
         id: &str,
         decision: &ApprovalDecision,
     ) -> Result<DeploymentRecord, AdapterError>;
+    /// Drops the task token of a decided approval (the execution was resumed, failed, or no
+    /// longer waits): a token in the table is a capability to resume an execution, so it is
+    /// kept only while it may still be needed. No-op when it is gone already; `ConditionFailed`
+    /// while the approval is still pending.
+    async fn forget_task_token(&self, id: &str) -> Result<(), AdapterError>;
     /// Appends promotion evidence; a repeat of the same evidence id is a no-op.
     async fn add_evidence(&self, evidence: &Evidence) -> Result<(), AdapterError>;
     /// Every piece of evidence of a version, oldest first.
@@ -342,6 +347,11 @@ pub struct StartedExecution {
     pub execution_arn: String,
     /// An execution of that name existed already (a duplicate start); nothing new was started.
     pub already_existed: bool,
+    /// The execution still runs (a new one always does; an existing one may have ended).
+    pub running: bool,
+    /// The service and environment the execution deploys, from its input (`None` when an
+    /// existing execution's input does not name them).
+    pub target: Option<(String, String)>,
 }
 
 /// The deployment state machine's executions.

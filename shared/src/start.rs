@@ -67,6 +67,12 @@ pub enum StartError {
         environment: String,
         by: String,
     },
+    /// The deployment id names another environment's deployment (an `Idempotency-Key` or a
+    /// promotion id reused across environments).
+    #[error(
+        "deployment id {id} is already used by a deployment of {owner}; use a new Idempotency-Key for a new deployment"
+    )]
+    IdTaken { id: String, owner: String },
     #[error("{0}")]
     Aws(#[from] AdapterError),
 }
@@ -100,6 +106,17 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
         .validate()
         .map_err(|e| StartError::Invalid(e.to_string()))?;
 
+    // An id belongs to one environment: a start may not lock this environment under the id
+    // of another's deployment (whose end would never release this lock).
+    if let Some(r) = deps.store.deployment(&req.deployment_id).await?
+        && (r.service.as_str(), r.environment.as_str())
+            != (req.service.as_str(), req.environment.as_str())
+    {
+        return Err(StartError::IdTaken {
+            id: req.deployment_id.clone(),
+            owner: format!("{}/{}", r.service, r.environment),
+        });
+    }
     let now = deps.clock.now();
     match deps
         .store
@@ -139,13 +156,29 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
                 );
             }
             if s.already_existed {
-                // A redelivered start of a deployment that already ended must not leave the
-                // environment locked by it.
-                let ended = deps
-                    .store
-                    .deployment(&req.deployment_id)
-                    .await?
-                    .is_some_and(|r| r.phase.is_terminal());
+                let target = (req.service.clone(), req.environment.clone());
+                if s.target.as_ref() != Some(&target) {
+                    // Another environment's execution has this name: it will never release
+                    // this environment's lock.
+                    deps.store
+                        .release_lock(&req.service, &req.environment, &req.deployment_id)
+                        .await?;
+                    return Err(StartError::IdTaken {
+                        id: req.deployment_id.clone(),
+                        owner: s
+                            .target
+                            .map(|(s, e)| format!("{s}/{e}"))
+                            .unwrap_or_else(|| "an execution of unknown input".to_string()),
+                    });
+                }
+                // A redelivered start of a deployment whose execution has ended (whatever its
+                // record says, if it has one) must not leave the environment locked by it.
+                let ended = !s.running
+                    || deps
+                        .store
+                        .deployment(&req.deployment_id)
+                        .await?
+                        .is_some_and(|r| r.phase.is_terminal());
                 if ended {
                     deps.store
                         .release_lock(&req.service, &req.environment, &req.deployment_id)
@@ -278,12 +311,13 @@ mod tests {
     #[tokio::test]
     async fn a_start_whose_request_record_is_not_written_still_reports_the_running_execution() {
         use crate::faults::{FaultRates, Faults, FaultyStore};
-        // GIVEN the table takes the lock, then throttles every write after it
+        // GIVEN the table answers the id check (call 0) and takes the lock (call 1), then
+        // throttles every call after it
         let w = world().await;
         let faults = Faults::new(1, FaultRates::none());
         let later = faults.clone();
         faults.interleave(
-            0,
+            1,
             false,
             Box::new(move || {
                 Box::pin(async move {
@@ -313,6 +347,87 @@ mod tests {
                 .and_then(|e| e.active_deployment),
             Some("d-1".into())
         );
+    }
+
+    async fn with_prd(w: &World) {
+        let mut prd = w
+            .registry
+            .environment_config("checkout", "dev")
+            .await
+            .unwrap()
+            .unwrap();
+        prd.environment = "prd".into();
+        w.registry.put_environment(&prd).await.unwrap();
+    }
+
+    fn holder(w: &World, env: &str) -> Option<String> {
+        w.store
+            .env("checkout", env)
+            .and_then(|e| e.active_deployment)
+    }
+
+    /// An id is one environment's: reusing another environment's deployment id (an
+    /// Idempotency-Key, a promotion) is refused before anything is locked or started.
+    #[tokio::test]
+    async fn an_id_of_another_environments_deployment_is_refused_before_locking() {
+        let w = world().await;
+        with_prd(&w).await;
+        start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        let err = start(&w.deps, &req("d-1", "prd")).await.unwrap_err();
+        assert_eq!(
+            err,
+            StartError::IdTaken {
+                id: "d-1".into(),
+                owner: "checkout/dev".into()
+            }
+        );
+        assert_eq!(holder(&w, "prd"), None, "prd stays free");
+        assert_eq!(w.executions.started_names(), vec!["d-1"]);
+    }
+
+    /// An execution of that name that deploys another environment (here one that was never
+    /// recorded) is refused, and this environment's lock is released at once.
+    #[tokio::test]
+    async fn an_existing_execution_of_another_environment_is_refused_and_unlocks() {
+        let w = world().await;
+        with_prd(&w).await;
+        let mut prd: DeploymentRequest = serde_json::from_value(sample::request()).unwrap();
+        prd.environment = "prd".into();
+        w.executions.start("d-9", &prd).await.unwrap();
+        let err = start(&w.deps, &req("d-9", "dev")).await.unwrap_err();
+        assert_eq!(
+            err,
+            StartError::IdTaken {
+                id: "d-9".into(),
+                owner: "checkout/prd".into()
+            }
+        );
+        assert_eq!(
+            holder(&w, "dev"),
+            None,
+            "dev is not held by prd's execution"
+        );
+    }
+
+    /// A start under the name of an execution that has ended (and whose record says nothing
+    /// terminal, or is missing) does not leave the environment locked.
+    #[tokio::test]
+    async fn a_start_under_an_ended_executions_name_leaves_the_environment_unlocked() {
+        let w = world().await;
+        start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        // its execution ends before any phase ran; the end released the lock
+        w.executions.ended.lock().unwrap().push("d-1".into());
+        w.store
+            .release_lock("checkout", "dev", "d-1")
+            .await
+            .unwrap();
+        // a redelivered start of d-1 takes the lock again, finds the ended execution...
+        let again = start(&w.deps, &req("d-1", "dev")).await.unwrap();
+        assert!(again.duplicate);
+        // ...and frees it: the REQUESTED record alone does not keep it
+        assert_eq!(holder(&w, "dev"), None);
+        start(&w.deps, &req("d-2", "dev")).await.unwrap();
+        assert_eq!(holder(&w, "dev").as_deref(), Some("d-2"));
     }
 
     #[tokio::test]

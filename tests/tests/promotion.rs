@@ -189,6 +189,10 @@ async fn an_approved_promotion_deploys_the_same_image_to_prd() {
         (a.state, a.decided_by.as_deref()),
         (ApprovalState::Approved, Some(CAROL))
     );
+    assert_eq!(
+        a.task_token, None,
+        "the delivered task token (a capability to resume the execution) stays in the table"
+    );
     assert!(
         r.image.contains("@sha256:"),
         "pinned by digest: {}",
@@ -257,7 +261,13 @@ async fn an_approval_that_times_out_ends_not_deployed() {
         r.reason.as_deref(),
         Some("approval timed out after 8s; Green never received traffic")
     );
-    assert_eq!(r.approval.map(|a| a.state), Some(ApprovalState::TimedOut));
+    assert_eq!(
+        r.approval
+            .as_ref()
+            .map(|a| (a.state, a.task_token.is_some())),
+        Some((ApprovalState::TimedOut, false)),
+        "timed out, its task token dropped"
+    );
     assert_eq!(
         ok("split", s.split(&p.prd).await),
         TrafficSplit::all_on(Color::Blue)

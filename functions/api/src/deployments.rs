@@ -24,7 +24,9 @@ impl From<StartError> for ApiError {
                 ApiError::not_found(e.to_string())
             }
             StartError::Invalid(m) => ApiError::invalid(m),
-            StartError::Locked { .. } => ApiError::conflict(e.to_string()),
+            StartError::Locked { .. } | StartError::IdTaken { .. } => {
+                ApiError::conflict(e.to_string())
+            }
             StartError::Aws(a) => ApiError::from(a),
         }
     }

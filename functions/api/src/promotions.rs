@@ -315,16 +315,61 @@ async fn decide(
         })
 }
 
-fn token(r: &DeploymentRecord) -> Result<&str, ApiError> {
-    r.approval
+/// The task token to hand the decision to, or none when a retry of the same decision (it was
+/// recorded before this request: `fresh` is false) finds it delivered already (the token is
+/// dropped once delivered).
+fn token(r: &DeploymentRecord, fresh: bool) -> Result<Option<&str>, ApiError> {
+    match r.approval.as_ref().and_then(|a| a.task_token.as_deref()) {
+        Some(t) => Ok(Some(t)),
+        None if fresh => Err(ApiError::internal(format!(
+            "deployment {} waits for approval without a task token; roll it back",
+            r.id
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Drops the delivered (or undeliverable) task token from the table. Best effort: the token
+/// no longer resumes anything once its task has moved on.
+async fn forget_token(deps: &ApiDeps, id: &str) {
+    if let Err(e) = deps.store.forget_task_token(id).await {
+        tracing::warn!(deployment_id = %id, error = %e, "the decided approval's task token stays in the table");
+    }
+}
+
+/// Hands the decision to the waiting execution (`send`), then drops the token. `before` is the
+/// record as it was before the decision was recorded.
+async fn deliver<F, Fut>(
+    deps: &ApiDeps,
+    before: &DeploymentRecord,
+    r: &DeploymentRecord,
+    send: F,
+) -> Result<(), ApiError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AdapterError>>,
+{
+    if r.phase != shared::domain::Phase::AwaitingApproval {
+        return Ok(());
+    }
+    let fresh = before
+        .approval
         .as_ref()
-        .and_then(|a| a.task_token.as_deref())
-        .ok_or_else(|| {
-            ApiError::internal(format!(
-                "deployment {} waits for approval without a task token; roll it back",
-                r.id
-            ))
-        })
+        .is_some_and(|a| a.state == ApprovalState::Pending);
+    let Some(token) = token(r, fresh)? else {
+        return Ok(());
+    };
+    match send(token.to_string()).await {
+        Ok(()) => {
+            forget_token(deps, &r.id).await;
+            Ok(())
+        }
+        Err(e @ AdapterError::ConditionFailed(_)) => {
+            forget_token(deps, &r.id).await;
+            Err(resumed(e, &r.id))
+        }
+        Err(e) => Err(resumed(e, &r.id)),
+    }
 }
 
 fn resumed(e: AdapterError, id: &str) -> ApiError {
@@ -352,14 +397,16 @@ fn decided(r: &DeploymentRecord, state: ApprovalState, reason: Option<&str>) -> 
 }
 
 /// `POST /deployments/{id}/approve`: records who approved, then resumes the execution. The
-/// person who started a deployment cannot approve it.
+/// principal who started a deployment cannot approve it, under any session name.
 pub async fn approve(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::approve(call.body())?;
     let r = awaiting(deps, call).await?;
-    if r.deployer == call.caller {
+    if shared::domain::principal::same_principal(&r.deployer, &call.caller) {
         return Err(ApiError::forbidden(format!(
-            "{} started deployment {}; a different person must approve it",
-            call.caller, r.id
+            "{} started deployment {} (as {}); a different principal must approve it",
+            shared::domain::principal::principal(&call.caller),
+            r.id,
+            r.deployer
         )));
     }
     let decision = ApprovalDecision {
@@ -368,14 +415,13 @@ pub async fn approve(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         at: deps.clock.now(),
         comment: body.comment,
     };
-    let r = decide(deps, &r, &decision).await?;
-    if r.phase == shared::domain::Phase::AwaitingApproval {
-        let output = json!({"approved_by": call.caller});
-        deps.executions
-            .resume(token(&r)?, &output)
-            .await
-            .map_err(|e| resumed(e, &r.id))?;
-    }
+    let before = r;
+    let r = decide(deps, &before, &decision).await?;
+    let output = json!({"approved_by": call.caller});
+    deliver(deps, &before, &r, |token| async move {
+        deps.executions.resume(&token, &output).await
+    })
+    .await?;
     tracing::warn!(deployment_id = %r.id, approved_by = %call.caller, "deployment approved");
     Ok(decided(&r, ApprovalState::Approved, None))
 }
@@ -392,17 +438,15 @@ pub async fn reject(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         at: deps.clock.now(),
         comment: Some(reason.clone()),
     };
-    let r = decide(deps, &r, &decision).await?;
-    if r.phase == shared::domain::Phase::AwaitingApproval {
+    let before = r;
+    let r = decide(deps, &before, &decision).await?;
+    let cause = format!("rejected by {}: {reason}", call.caller);
+    deliver(deps, &before, &r, |token| async move {
         deps.executions
-            .fail_task(
-                token(&r)?,
-                "BlueGreen.ApprovalRejected",
-                &format!("rejected by {}: {reason}", call.caller),
-            )
+            .fail_task(&token, "BlueGreen.ApprovalRejected", &cause)
             .await
-            .map_err(|e| resumed(e, &r.id))?;
-    }
+    })
+    .await?;
     tracing::warn!(deployment_id = %r.id, rejected_by = %call.caller, %reason, "deployment rejected");
     Ok(decided(&r, ApprovalState::Rejected, Some(&reason)))
 }

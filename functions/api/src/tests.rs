@@ -1622,6 +1622,66 @@ mod promotion {
         assert!(w.executions.failed_tasks.lock().unwrap().is_empty());
     }
 
+    /// Four eyes means two principals: the role that started a deployment cannot approve it
+    /// under another session name.
+    #[tokio::test]
+    async fn the_deployers_role_cannot_approve_under_another_session_name() {
+        let (w, d) = world().await;
+        let mut r = sample::record(Phase::DeployingGreen);
+        r.deployer = "arn:aws:sts::123456789012:assumed-role/ci-deployer/run-41".into();
+        w.store.begin(&r).await.unwrap();
+        w.store
+            .await_approval(sample::DEPLOYMENT_ID, "tok-1", 3600, sample_time())
+            .await
+            .unwrap();
+        let same_role = "arn:aws:sts::123456789012:assumed-role/ci-deployer/approver-please";
+        let r = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), same_role)).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(
+            r.body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("arn:aws:iam::123456789012:role/ci-deployer")),
+            "{}",
+            r.body
+        );
+        assert!(w.executions.resumed.lock().unwrap().is_empty());
+        let other = "arn:aws:sts::123456789012:assumed-role/release-approver/carol";
+        let r = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), other)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// A task token resumes an execution: once the decision is delivered it leaves the table,
+    /// and a retry of the same decision (the answer was lost) succeeds without resending.
+    #[tokio::test]
+    async fn a_delivered_decision_drops_its_task_token_and_a_retry_does_not_resend() {
+        let (w, d) = awaiting_approval().await;
+        let token = |w: &World| {
+            w.store
+                .record(sample::DEPLOYMENT_ID)
+                .and_then(|r| r.approval)
+                .and_then(|a| a.task_token)
+        };
+        assert_eq!(token(&w).as_deref(), Some("tok-1"), "kept while pending");
+        let first = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), BOB)).await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        assert_eq!(token(&w), None, "the delivered token stays in the table");
+        let again = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), BOB)).await;
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.body["decision"], "APPROVED");
+        assert_eq!(w.executions.resumed.lock().unwrap().len(), 1, "resent");
+
+        // a rejection too
+        let (w, d) = awaiting_approval().await;
+        let path = format!("/deployments/{}/reject", sample::DEPLOYMENT_ID);
+        let r = send(
+            &d,
+            as_caller(ev("POST", &path).body(&json!({"reason": "no"})), BOB),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(token(&w), None);
+    }
+
     #[tokio::test]
     async fn a_rejection_needs_a_reason_and_fails_the_waiting_task_with_it() {
         let (w, d) = awaiting_approval().await;

@@ -338,7 +338,8 @@ async fn start_in(
         Err(
             e @ (StartError::UnknownService(_)
             | StartError::UnknownEnvironment(..)
-            | StartError::Invalid(_)),
+            | StartError::Invalid(_)
+            | StartError::IdTaken { .. }),
         ) => {
             let reason = e.to_string();
             tracing::warn!(%environment, %reason, "environment skipped");

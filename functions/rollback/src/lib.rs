@@ -82,6 +82,11 @@ async fn approval_outcome(
         Ok(_) | Err(shared::error::AdapterError::ConditionFailed(_)) => {}
         Err(e) => return Err(e.into()),
     }
+    // The waiting task is gone: its token resumes nothing and leaves the table.
+    match deps.store.forget_task_token(&state.deployment_id).await {
+        Ok(()) | Err(shared::error::AdapterError::ConditionFailed(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(Some(format!(
         "approval timed out after {}; {never}",
         shared::report::duration(timeout)

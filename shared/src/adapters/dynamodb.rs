@@ -683,6 +683,10 @@ impl DeploymentStore for DynamoStore {
         self.decide_approval_item(id, decision).await
     }
 
+    async fn forget_task_token(&self, id: &str) -> Result<(), AdapterError> {
+        self.forget_task_token_item(id).await
+    }
+
     async fn add_evidence(&self, evidence: &Evidence) -> Result<(), AdapterError> {
         self.add_evidence_item(evidence).await
     }

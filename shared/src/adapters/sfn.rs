@@ -60,8 +60,12 @@ impl StepFunctions {
         }
     }
 
-    /// Whether an execution of that ARN exists (in any status).
-    async fn exists(&self, execution_arn: &str) -> Result<bool, AdapterError> {
+    /// The execution of that ARN, if one exists (in any status): whether it still runs and
+    /// which service and environment its input deploys.
+    async fn existing(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Option<StartedExecution>, AdapterError> {
         match self
             .client
             .describe_execution()
@@ -69,9 +73,24 @@ impl StepFunctions {
             .send()
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(out) => {
+                let input: Option<serde_json::Value> =
+                    out.input().and_then(|i| serde_json::from_str(i).ok());
+                let field = |k: &str| {
+                    input
+                        .as_ref()
+                        .and_then(|i| i[k].as_str())
+                        .map(str::to_string)
+                };
+                Ok(Some(StartedExecution {
+                    execution_arn: execution_arn.to_string(),
+                    already_existed: true,
+                    running: *out.status() == aws_sdk_sfn::types::ExecutionStatus::Running,
+                    target: field("service").zip(field("environment")),
+                }))
+            }
             Err(e) => match e.as_service_error() {
-                Some(DescribeExecutionError::ExecutionDoesNotExist(_)) => Ok(false),
+                Some(DescribeExecutionError::ExecutionDoesNotExist(_)) => Ok(None),
                 Some(se) if se.code().is_some_and(|c| RETRY_LATER.contains(&c)) => Err(
                     AdapterError::Transient(format!("DescribeExecution: {}", describe(se))),
                 ),
@@ -97,13 +116,6 @@ fn truncated(s: &str, max: usize) -> &str {
     }
 }
 
-fn already_existed(execution_arn: String) -> StartedExecution {
-    StartedExecution {
-        execution_arn,
-        already_existed: true,
-    }
-}
-
 #[async_trait]
 impl Executions for StepFunctions {
     async fn start(
@@ -114,9 +126,9 @@ impl Executions for StepFunctions {
         let execution_arn = self.execution_arn(name)?;
         // StartExecution alone cannot tell a duplicate from a new start: with the same name and
         // input it returns the running execution as if it had started it.
-        if self.exists(&execution_arn).await? {
-            tracing::info!(%execution_arn, "an execution of this name exists; not starting another");
-            return Ok(already_existed(execution_arn));
+        if let Some(existing) = self.existing(&execution_arn).await? {
+            tracing::info!(%execution_arn, running = existing.running, "an execution of this name exists; not starting another");
+            return Ok(existing);
         }
         let json = serde_json::to_string(input).map_err(|e| {
             AdapterError::Invalid(format!(
@@ -136,6 +148,8 @@ impl Executions for StepFunctions {
                 return Ok(StartedExecution {
                     execution_arn: out.execution_arn().to_string(),
                     already_existed: false,
+                    running: true,
+                    target: Some((input.service.clone(), input.environment.clone())),
                 });
             }
             Err(e) => e,
@@ -144,7 +158,11 @@ impl Executions for StepFunctions {
             Some(StartExecutionError::ExecutionAlreadyExists(_)) => {
                 // Another start of the same name won the race since we looked.
                 tracing::info!(%execution_arn, "the execution was started concurrently");
-                Ok(already_existed(execution_arn))
+                self.existing(&execution_arn).await?.ok_or_else(|| {
+                    AdapterError::Transient(format!(
+                        "StartExecution said {execution_arn} exists, DescribeExecution does not; retry"
+                    ))
+                })
             }
             Some(
                 se @ (StartExecutionError::InvalidName(_)
@@ -326,11 +344,14 @@ mod tests {
         let got = sfn.start("d-1", &request()).await;
 
         // THEN
+        let r = request();
         assert_eq!(
             got,
             Ok(StartedExecution {
                 execution_arn: EXECUTION.into(),
-                already_existed: false
+                already_existed: false,
+                running: true,
+                target: Some((r.service.clone(), r.environment.clone())),
             })
         );
         assert_eq!(describe.num_calls(), 1);
@@ -342,29 +363,55 @@ mod tests {
         assert_eq!(sent, request());
     }
 
+    /// An existing execution of `input` in `status`.
+    fn existing(status: ExecutionStatus, input: Option<serde_json::Value>) -> Rule {
+        mock!(Client::describe_execution)
+            .match_requests(|r| r.execution_arn() == Some(EXECUTION))
+            .then_output(move || {
+                DescribeExecutionOutput::builder()
+                    .execution_arn(EXECUTION)
+                    .state_machine_arn(MACHINE)
+                    .status(status.clone())
+                    .set_input(input.as_ref().map(|i| i.to_string()))
+                    .start_date(DateTime::from_secs(1_735_898_400))
+                    .build()
+                    .unwrap()
+            })
+    }
+
     #[tokio::test]
     async fn a_start_of_an_existing_name_returns_it_without_starting() {
         // GIVEN an execution of that name exists (running or finished); StartExecution is not
         // mocked, so calling it would fail the test
-        let describe = mock!(Client::describe_execution)
-            .match_requests(|r| r.execution_arn() == Some(EXECUTION))
-            .then_output(|| {
-                DescribeExecutionOutput::builder()
-                    .execution_arn(EXECUTION)
-                    .state_machine_arn(MACHINE)
-                    .status(ExecutionStatus::Succeeded)
-                    .start_date(DateTime::from_secs(1_735_898_400))
-                    .build()
-                    .unwrap()
-            });
-        let got = executions(&[&describe]).start("d-1", &request()).await;
-        assert_eq!(
-            got,
-            Ok(StartedExecution {
-                execution_arn: EXECUTION.into(),
-                already_existed: true
-            })
-        );
+        let other = serde_json::json!({"service": "search", "environment": "prd"});
+        for (status, input, running, target) in [
+            (
+                ExecutionStatus::Succeeded,
+                Some(other.clone()),
+                false,
+                Some(("search", "prd")),
+            ),
+            (
+                ExecutionStatus::Running,
+                Some(other),
+                true,
+                Some(("search", "prd")),
+            ),
+            (ExecutionStatus::Aborted, None, false, None),
+        ] {
+            let describe = existing(status.clone(), input);
+            let got = executions(&[&describe]).start("d-1", &request()).await;
+            assert_eq!(
+                got,
+                Ok(StartedExecution {
+                    execution_arn: EXECUTION.into(),
+                    already_existed: true,
+                    running,
+                    target: target.map(|(s, e)| (s.to_string(), e.to_string())),
+                }),
+                "{status:?}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -376,14 +423,19 @@ mod tests {
                     .build(),
             )
         });
-        let got = executions(&[&no_such_execution(), &start])
-            .start("d-1", &request())
+        let r = request();
+        let theirs = serde_json::json!({"service": r.service, "environment": r.environment});
+        let now_there = existing(ExecutionStatus::Running, Some(theirs));
+        let got = executions(&[&no_such_execution(), &start, &now_there])
+            .start("d-1", &r)
             .await;
         assert_eq!(
             got,
             Ok(StartedExecution {
                 execution_arn: EXECUTION.into(),
-                already_existed: true
+                already_existed: true,
+                running: true,
+                target: Some((r.service.clone(), r.environment.clone())),
             })
         );
     }

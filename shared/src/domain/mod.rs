@@ -6,6 +6,7 @@ pub mod metrics;
 mod names;
 mod phase;
 mod plan;
+pub mod principal;
 pub mod promotion;
 mod record;
 mod split;

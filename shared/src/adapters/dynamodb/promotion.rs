@@ -214,6 +214,33 @@ impl DynamoStore {
         })
     }
 
+    pub(super) async fn forget_task_token_item(&self, id: &str) -> Result<(), AdapterError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(deployment_key(id)))
+            .update_expression("REMOVE #approval.#token")
+            .condition_expression("attribute_exists(#approval) AND #approval.#state <> :pending")
+            .expression_attribute_names("#approval", "approval")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#token", "task_token")
+            .expression_attribute_values(":pending", s(ApprovalState::Pending.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        self.updated(id, result, |old| {
+            Err(AdapterError::ConditionFailed(match old.approval {
+                Some(_) => {
+                    format!("deployment {id}'s approval is still pending; its task token stays")
+                }
+                None => format!("deployment {id} has no approval"),
+            }))
+        })
+        .map(|_| ())
+    }
+
     /// The record an UpdateItem returned; on a failed condition, `refused` judges the old one.
     fn updated<R: std::fmt::Debug>(
         &self,
