@@ -1942,3 +1942,124 @@ mod broken_copies {
         );
     }
 }
+
+// ---------------------------------------------------------------------------- concurrency
+
+/// The functions the state machine invokes (its `…FunctionArn` substitutions) and the alarm
+/// trigger keep `PhaseReservedConcurrency` each, the API is capped at `ApiReservedConcurrency`,
+/// and with the defaults Lambda's rule holds at the default account quota: 1,000 concurrent
+/// executions, of which at least 100 stay unreserved.
+fn concurrency_findings(t: &Value) -> Vec<String> {
+    const ACCOUNT_QUOTA: u64 = 1000;
+    const UNRESERVED_MINIMUM: u64 = 100;
+    let mut findings = Vec::new();
+    let reserved = |param: &str, cond: &str| json!({"Fn::If": [cond, {"Ref": param}, {"Ref": "AWS::NoValue"}]});
+    let subs = &t["Resources"]["BlueGreenStateMachine"]["Properties"]["DefinitionSubstitutions"];
+    let mut phases: Vec<String> = subs
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.iter())
+        .filter(|(k, _)| k.ends_with("FunctionArn"))
+        .filter_map(|(_, v)| v["Fn::GetAtt"][0].as_str().map(String::from))
+        .collect();
+    if phases.len() < 6 {
+        findings.push(format!(
+            "only {} phase functions found: {phases:?}",
+            phases.len()
+        ));
+    }
+    phases.push("AlarmTriggerFunction".to_string());
+    for f in &phases {
+        let got = &t["Resources"][f.as_str()]["Properties"]["ReservedConcurrentExecutions"];
+        if got != &reserved("PhaseReservedConcurrency", "ReservePhaseConcurrency") {
+            findings.push(format!(
+                "{f}: ReservedConcurrentExecutions is {got}, not PhaseReservedConcurrency"
+            ));
+        }
+    }
+    let api = &t["Resources"]["ApiFunction"]["Properties"]["ReservedConcurrentExecutions"];
+    if api != &reserved("ApiReservedConcurrency", "LimitApiConcurrency") {
+        findings.push(format!(
+            "ApiFunction: ReservedConcurrentExecutions is {api}, not ApiReservedConcurrency"
+        ));
+    }
+    for (cond, param) in [
+        ("ReservePhaseConcurrency", "PhaseReservedConcurrency"),
+        ("LimitApiConcurrency", "ApiReservedConcurrency"),
+    ] {
+        let expected = json!({"Fn::Not": [{"Fn::Equals": [{"Ref": param}, "0"]}]});
+        if t["Conditions"][cond] != expected {
+            findings.push(format!("{cond}: not \"{param} is not 0\""));
+        }
+    }
+    let default = |p: &str| t["Parameters"][p]["Default"].as_u64().unwrap_or(0);
+    let phase = default("PhaseReservedConcurrency");
+    let total = phase * phases.len() as u64 + default("ApiReservedConcurrency");
+    if phase == 0 || default("ApiReservedConcurrency") == 0 {
+        findings.push("a default reserves nothing".to_string());
+    }
+    if total > ACCOUNT_QUOTA - UNRESERVED_MINIMUM {
+        findings.push(format!(
+            "the defaults reserve {total} of the default quota {ACCOUNT_QUOTA}, leaving fewer than {UNRESERVED_MINIMUM} unreserved"
+        ));
+    }
+    findings
+}
+
+#[test]
+fn the_phases_keep_concurrency_the_api_cannot_take() {
+    assert_eq!(concurrency_findings(&template()), Vec::<String>::new());
+}
+
+mod concurrency_broken_copies {
+    use super::*;
+
+    fn broken(from: &str, to: &str) -> Value {
+        let text = read("template.yaml");
+        assert!(text.contains(from), "the template no longer has {from:?}");
+        parse(&text.replacen(from, to, 1))
+    }
+
+    fn assert_caught(findings: &[String], reason: &str) {
+        assert!(
+            findings.iter().any(|f| f.contains(reason)),
+            "expected a finding with {reason:?}, got {findings:?}"
+        );
+    }
+
+    #[test]
+    fn a_rollback_without_reserved_concurrency() {
+        let t = broken(
+            "      FunctionName: !Sub \"${AWS::StackName}-rollback\"\n      ReservedConcurrentExecutions: !If [ReservePhaseConcurrency, !Ref PhaseReservedConcurrency, !Ref AWS::NoValue]\n",
+            "      FunctionName: !Sub \"${AWS::StackName}-rollback\"\n",
+        );
+        assert_caught(
+            &concurrency_findings(&t),
+            "RollbackFunction: ReservedConcurrentExecutions",
+        );
+    }
+
+    #[test]
+    fn an_unlimited_api() {
+        let t = broken(
+            "      ReservedConcurrentExecutions: !If [LimitApiConcurrency, !Ref ApiReservedConcurrency, !Ref AWS::NoValue]\n",
+            "",
+        );
+        assert_caught(
+            &concurrency_findings(&t),
+            "ApiFunction: ReservedConcurrentExecutions",
+        );
+    }
+
+    #[test]
+    fn defaults_that_leave_too_little_unreserved() {
+        let t = broken(
+            "  PhaseReservedConcurrency:\n    Type: Number\n    Default: 20\n",
+            "  PhaseReservedConcurrency:\n    Type: Number\n    Default: 130\n",
+        );
+        assert_caught(
+            &concurrency_findings(&t),
+            "leaving fewer than 100 unreserved",
+        );
+    }
+}
