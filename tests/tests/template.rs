@@ -1333,55 +1333,6 @@ fn the_alarms_the_reference_pipeline_names_notify_the_topic() {
 }
 
 #[test]
-fn the_approver_policy_requires_mfa_for_every_grant() {
-    let t = template();
-    let p = &t["Resources"]["ApproverPolicy"]["Properties"]["PolicyDocument"];
-    let statements = one_or_many(&p["Statement"]);
-    assert!(!statements.is_empty());
-    for s in &statements {
-        match s["Effect"].as_str() {
-            Some("Allow") => assert_eq!(
-                s["Condition"]["Bool"]["aws:MultiFactorAuthPresent"], "true",
-                "{s}"
-            ),
-            _ => assert_eq!(
-                s["Condition"]["BoolIfExists"]["aws:MultiFactorAuthPresent"], "false",
-                "{s}"
-            ),
-        }
-    }
-    let granted = serde_json::to_string(&statements).unwrap_or_default();
-    for route in [
-        "/POST/deployments/*/approve",
-        "/POST/deployments/*/reject",
-        "/POST/promotions",
-    ] {
-        assert!(granted.contains(route), "{route}");
-    }
-}
-
-#[test]
-fn the_github_deploy_role_trusts_one_repository_and_environment() {
-    let t = template();
-    let trust = &t["Resources"]["GitHubDeployRole"]["Properties"]["AssumeRolePolicyDocument"];
-    let s = &trust["Statement"][0];
-    assert_eq!(s["Action"], "sts:AssumeRoleWithWebIdentity");
-    let cond = &s["Condition"]["StringEquals"];
-    assert_eq!(
-        cond["token.actions.githubusercontent.com:aud"],
-        "sts.amazonaws.com"
-    );
-    assert_eq!(
-        cond["token.actions.githubusercontent.com:sub"]["Fn::Sub"],
-        "repo:${GitHubRepository}:environment:${GitHubEnvironment}"
-    );
-    assert!(
-        s["Condition"].get("StringLike").is_none(),
-        "no wildcard trust"
-    );
-}
-
-#[test]
 fn the_key_policy_lets_the_stack_create_its_aliases_and_grants() {
     assert_eq!(key_policy_findings(&template()), Vec::<String>::new());
 }
@@ -2060,6 +2011,551 @@ mod concurrency_broken_copies {
         assert_caught(
             &concurrency_findings(&t),
             "leaving fewer than 100 unreserved",
+        );
+    }
+}
+
+// ------------------------------------------------------------------ who may change or decide
+//
+// Issue 17 (security model): the GitHub roles trust one repository and environment exactly;
+// the promote workflow's role calls the API and cannot change the stack; decisions need a
+// recent MFA (the approver policy for its holders, the organization's SCP for everyone); the
+// phases keep concurrency of their own.
+
+/// The decision routes: POST routes that approve, reject or promote. Read from the template's
+/// routes, so a new decision route has to be added here (and to the SCP) on purpose.
+fn decision_routes(t: &Value) -> Vec<String> {
+    let mut routes: Vec<String> = api_routes(t)
+        .into_iter()
+        .map(|(route, _, _)| route)
+        .filter(|r| {
+            r == "POST /promotions"
+                || r.ends_with("}/approve") && r.starts_with("POST ")
+                || r.ends_with("}/reject") && r.starts_with("POST ")
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+/// "POST /deployments/{id}/approve" as the tail of an execute-api ARN: "POST/deployments/*/approve".
+fn route_arn_tail(route: &str) -> String {
+    let (method, path) = route.split_once(' ').unwrap_or((route, ""));
+    let path: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "*" } else { seg })
+        .collect();
+    format!("{method}/{}", path.join("/"))
+}
+
+/// A resource string of a policy (a plain string or the template of an Fn::Sub).
+fn resource_text(r: &Value) -> String {
+    r.as_str()
+        .or_else(|| r["Fn::Sub"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The GitHub OIDC trust of a role: one statement, sts:AssumeRoleWithWebIdentity from the
+/// provider, and only StringEquals on exactly `aud` = sts.amazonaws.com and `sub` =
+/// `repo:<owner>/<repo>:environment:<env>` (no wildcard, no StringLike, no other operator or
+/// key that could widen it). The parameters it is made of cannot hold a wildcard either.
+fn github_trust_findings(t: &Value, role: &str) -> Vec<String> {
+    let mut findings = Vec::new();
+    let trust = &t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"];
+    let statements = one_or_many(&trust["Statement"]);
+    if statements.len() != 1 {
+        findings.push(format!(
+            "{role}: {} trust statements, expected one",
+            statements.len()
+        ));
+    }
+    for s in statements {
+        if s["Effect"] != "Allow" || s["Action"] != "sts:AssumeRoleWithWebIdentity" {
+            findings.push(format!(
+                "{role}: trust is not Allow sts:AssumeRoleWithWebIdentity: {s}"
+            ));
+        }
+        let operators: Vec<&String> = s["Condition"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        if operators != ["StringEquals"] {
+            findings.push(format!(
+                "{role}: trust conditions {operators:?}, expected StringEquals only"
+            ));
+        }
+        let eq = &s["Condition"]["StringEquals"];
+        let keys: Vec<&String> = eq
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        if keys
+            != [
+                "token.actions.githubusercontent.com:aud",
+                "token.actions.githubusercontent.com:sub",
+            ]
+        {
+            findings.push(format!(
+                "{role}: trust keys {keys:?}, expected exactly aud and sub"
+            ));
+        }
+        if eq["token.actions.githubusercontent.com:aud"] != "sts.amazonaws.com" {
+            findings.push(format!("{role}: aud is not sts.amazonaws.com"));
+        }
+        let sub = &eq["token.actions.githubusercontent.com:sub"];
+        if sub["Fn::Sub"] != "repo:${GitHubRepository}:environment:${GitHubEnvironment}" {
+            findings.push(format!(
+                "{role}: sub is {sub}, expected repo:${{GitHubRepository}}:environment:${{GitHubEnvironment}}"
+            ));
+        }
+    }
+    for p in ["GitHubRepository", "GitHubEnvironment"] {
+        let pattern = t["Parameters"][p]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        // Every character the pattern admits is in a bracket class; none may hold * or ?.
+        let mut in_class = false;
+        let mut admits_wildcard = false;
+        for c in pattern.chars() {
+            match c {
+                '[' => in_class = true,
+                ']' => in_class = false,
+                '*' | '?' if in_class => admits_wildcard = true,
+                _ => {}
+            }
+        }
+        if pattern.is_empty() {
+            findings.push(format!("{p}: no AllowedPattern"));
+        }
+        if admits_wildcard || pattern.contains('.') && !pattern.contains('[') {
+            findings.push(format!("{p}: AllowedPattern admits a wildcard"));
+        }
+    }
+    findings
+}
+
+/// The promotion role may only invoke the API routes a promotion needs (POST /promotions, GET
+/// /deployments and /deployments/*) of this stack's API; nothing in CloudFormation, S3, IAM or
+/// any other service, and no inline policy.
+fn promotion_role_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let role = &t["Resources"]["PromotionRole"]["Properties"];
+    if !role["Policies"].is_null() {
+        findings.push("PromotionRole: inline policies".to_string());
+    }
+    let allowed_routes = ["POST/promotions", "GET/deployments", "GET/deployments/*"];
+    let policies = one_or_many(&role["ManagedPolicyArns"]);
+    if policies.is_empty() {
+        findings.push("PromotionRole: no policy".to_string());
+    }
+    for p in policies {
+        let Some(name) = p["Ref"].as_str() else {
+            findings.push(format!(
+                "PromotionRole: policy {p} is not one of the stack's"
+            ));
+            continue;
+        };
+        let doc = &t["Resources"][name]["Properties"]["PolicyDocument"];
+        for s in one_or_many(&doc["Statement"]) {
+            for a in actions(s) {
+                let service = a.split(':').next().unwrap_or_default().to_lowercase();
+                if ["cloudformation", "iam", "s3"].contains(&service.as_str()) {
+                    findings.push(format!(
+                        "{name}: {a} lets the promotion role change the stack"
+                    ));
+                } else if a != "execute-api:Invoke" {
+                    findings.push(format!("{name}: {a} is not execute-api:Invoke"));
+                }
+            }
+            for r in one_or_many(&s["Resource"]) {
+                let text = resource_text(r);
+                let prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/";
+                match text.strip_prefix(prefix) {
+                    Some(route) if allowed_routes.contains(&route) => {}
+                    _ => findings.push(format!(
+                        "{name}: {text} is not a promotion route of this stack's API"
+                    )),
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// The approver policy: every grant needs MFA at most an hour old; every decision route is
+/// denied both without MFA and with an older one (explicit denies, so another grant to the same
+/// principal cannot skip MFA).
+fn approver_mfa_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let doc = &t["Resources"]["ApproverPolicy"]["Properties"]["PolicyDocument"];
+    let mut no_mfa = BTreeSet::new();
+    let mut old_mfa = BTreeSet::new();
+    for s in one_or_many(&doc["Statement"]) {
+        let c = &s["Condition"];
+        let tails: Vec<String> = one_or_many(&s["Resource"])
+            .into_iter()
+            .map(|r| {
+                let text = resource_text(r);
+                text.split_once("}/*/")
+                    .map(|(_, tail)| tail.to_string())
+                    .unwrap_or(text)
+            })
+            .collect();
+        match s["Effect"].as_str() {
+            Some("Allow") => {
+                if c["Bool"]["aws:MultiFactorAuthPresent"] != "true" {
+                    findings.push(format!("ApproverPolicy: a grant without MFA: {s}"));
+                }
+                let age = c["NumericLessThanEquals"]["aws:MultiFactorAuthAge"]
+                    .as_str()
+                    .and_then(|a| a.parse::<u64>().ok());
+                if age.is_none_or(|a| a > 3600) {
+                    findings.push(format!(
+                        "ApproverPolicy: a grant without an MFA age of at most 3600 s: {s}"
+                    ));
+                }
+            }
+            _ => {
+                if c["BoolIfExists"]["aws:MultiFactorAuthPresent"] == "false" {
+                    no_mfa.extend(tails);
+                } else if c["NumericGreaterThanIfExists"]["aws:MultiFactorAuthAge"]
+                    .as_str()
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .is_some_and(|a| a <= 3600)
+                {
+                    old_mfa.extend(tails);
+                } else {
+                    findings.push(format!("ApproverPolicy: a deny of unknown purpose: {s}"));
+                }
+            }
+        }
+    }
+    for route in decision_routes(t) {
+        let tail = route_arn_tail(&route);
+        if !no_mfa.contains(&tail) {
+            findings.push(format!("ApproverPolicy: {route} is not denied without MFA"));
+        }
+        if !old_mfa.contains(&tail) {
+            findings.push(format!(
+                "ApproverPolicy: {route} is not denied on an MFA older than an hour"
+            ));
+        }
+    }
+    findings
+}
+
+fn scp() -> Value {
+    serde_json::from_str(&read("compliance/org/deny-decisions-without-mfa.json"))
+        .unwrap_or_else(|e| panic!("compliance/org/deny-decisions-without-mfa.json: {e}"))
+}
+
+/// The organization's guardrail: Deny execute-api:Invoke on exactly the decision routes (of
+/// any API), once when the session has no MFA (BoolIfExists, so sessions without the key are
+/// denied too) and once when it is older than an hour. The one exception: POST /promotions by
+/// roles on the PromotionRole's path (OIDC sessions have no MFA; the deployment a promotion
+/// starts waits for an approver's).
+fn scp_findings(scp: &Value, t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    if scp["Version"] != "2012-10-17" {
+        findings.push("SCP: Version is not 2012-10-17".to_string());
+    }
+    let path = t["Resources"]["PromotionRole"]["Properties"]["Path"]
+        .as_str()
+        .unwrap_or("(no path)");
+    let exempt = format!("arn:aws:iam::*:role{path}*");
+    let mut no_mfa = BTreeSet::new();
+    let mut old_mfa = BTreeSet::new();
+    let mut denied = BTreeSet::new();
+    for s in one_or_many(&scp["Statement"]) {
+        if s["Effect"] != "Deny" || s["Action"] != "execute-api:Invoke" {
+            findings.push(format!("SCP: not a Deny of execute-api:Invoke: {s}"));
+            continue;
+        }
+        let tails: Vec<String> = one_or_many(&s["Resource"])
+            .into_iter()
+            .map(|r| {
+                let r = r.as_str().unwrap_or_default();
+                r.strip_prefix("arn:aws:execute-api:*:*:*/*/")
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("(not a route of every API and stage: {r})"))
+            })
+            .collect();
+        let c = s["Condition"].as_object().cloned().unwrap_or_default();
+        let mut operators: Vec<&str> = c.keys().map(String::as_str).collect();
+        if let Some(except) = c.get("ArnNotLike") {
+            operators.retain(|o| *o != "ArnNotLike");
+            if except != &json!({"aws:PrincipalArn": exempt}) || tails != ["POST/promotions"] {
+                findings.push(format!(
+                    "SCP: only POST /promotions may exempt {exempt}, and nothing else: {s}"
+                ));
+            }
+        }
+        let purpose = match operators.as_slice() {
+            ["BoolIfExists"]
+                if c["BoolIfExists"] == json!({"aws:MultiFactorAuthPresent": "false"}) =>
+            {
+                &mut no_mfa
+            }
+            ["NumericGreaterThanIfExists"]
+                if c["NumericGreaterThanIfExists"]["aws:MultiFactorAuthAge"]
+                    .as_str()
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .is_some_and(|a| a <= 3600) =>
+            {
+                &mut old_mfa
+            }
+            _ => {
+                findings.push(format!(
+                    "SCP: a deny that is neither \"no MFA\" (BoolIfExists) nor \"MFA older than an hour\": {s}"
+                ));
+                continue;
+            }
+        };
+        purpose.extend(tails.iter().cloned());
+        denied.extend(tails);
+    }
+    let decisions: BTreeSet<String> = decision_routes(t)
+        .iter()
+        .map(|r| route_arn_tail(r))
+        .collect();
+    for tail in &decisions {
+        if !no_mfa.contains(tail) {
+            findings.push(format!("SCP: {tail} is not denied without MFA"));
+        }
+        if !old_mfa.contains(tail) {
+            findings.push(format!(
+                "SCP: {tail} is not denied on an MFA older than an hour"
+            ));
+        }
+    }
+    for tail in denied.difference(&decisions) {
+        findings.push(format!("SCP: {tail} is not a decision route"));
+    }
+    findings
+}
+
+#[test]
+fn the_github_roles_trust_exactly_one_repository_and_environment() {
+    let t = template();
+    for role in ["GitHubDeployRole", "PromotionRole"] {
+        assert_eq!(
+            github_trust_findings(&t, role),
+            Vec::<String>::new(),
+            "{role}"
+        );
+    }
+}
+
+#[test]
+fn the_promotion_role_calls_the_api_and_cannot_change_the_stack() {
+    assert_eq!(promotion_role_findings(&template()), Vec::<String>::new());
+}
+
+#[test]
+fn the_deploy_role_does_not_promote() {
+    let t = template();
+    let doc = &t["Resources"]["GitHubDeployPolicy"]["Properties"]["PolicyDocument"];
+    for s in one_or_many(&doc["Statement"]) {
+        for r in one_or_many(&s["Resource"]) {
+            let text = resource_text(r);
+            for route in decision_routes(&t) {
+                assert!(
+                    !text.ends_with(&format!("/*/{}", route_arn_tail(&route))),
+                    "{text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_approver_policy_needs_an_mfa_at_most_an_hour_old() {
+    let t = template();
+    assert_eq!(
+        decision_routes(&t),
+        [
+            "POST /deployments/{id}/approve",
+            "POST /deployments/{id}/reject",
+            "POST /promotions"
+        ]
+    );
+    assert_eq!(approver_mfa_findings(&t), Vec::<String>::new());
+}
+
+#[test]
+fn the_organization_policy_denies_exactly_the_decision_routes_without_mfa() {
+    assert_eq!(scp_findings(&scp(), &template()), Vec::<String>::new());
+}
+
+mod security_broken_copies {
+    use super::*;
+
+    fn broken(from: &str, to: &str) -> Value {
+        let text = read("template.yaml");
+        assert!(text.contains(from), "the template no longer has {from:?}");
+        parse(&text.replacen(from, to, 1))
+    }
+
+    fn broken_scp(from: &str, to: &str) -> Value {
+        let text = read("compliance/org/deny-decisions-without-mfa.json");
+        assert!(text.contains(from), "the SCP no longer has {from:?}");
+        serde_json::from_str(&text.replacen(from, to, 1)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn assert_caught(findings: &[String], reason: &str) {
+        assert!(
+            findings.iter().any(|f| f.contains(reason)),
+            "expected a finding with {reason:?}, got {findings:?}"
+        );
+    }
+
+    const SUB: &str = "token.actions.githubusercontent.com:sub: !Sub \"repo:${GitHubRepository}:environment:${GitHubEnvironment}\"";
+
+    #[test]
+    fn a_trust_of_every_branch_and_environment() {
+        let t = broken(
+            SUB,
+            "token.actions.githubusercontent.com:sub: !Sub \"repo:${GitHubRepository}:*\"",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "GitHubDeployRole: sub is",
+        );
+    }
+
+    #[test]
+    fn a_trust_by_string_like() {
+        let t = broken(
+            "            Condition:\n              StringEquals:\n                token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
+            "            Condition:\n              StringLike:\n                token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "expected StringEquals only",
+        );
+    }
+
+    #[test]
+    fn a_trust_with_a_second_wildcard_condition() {
+        let t = broken(
+            &format!("                {SUB}\n      ManagedPolicyArns: [!Ref PromotionPolicy]"),
+            &format!(
+                "                {SUB}\n              StringLike:\n                token.actions.githubusercontent.com:sub: \"repo:*\"\n      ManagedPolicyArns: [!Ref PromotionPolicy]"
+            ),
+        );
+        assert_caught(
+            &github_trust_findings(&t, "PromotionRole"),
+            "expected StringEquals only",
+        );
+    }
+
+    #[test]
+    fn a_trust_without_the_audience() {
+        let t = broken(
+            "token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
+            "",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "aud is not sts.amazonaws.com",
+        );
+    }
+
+    #[test]
+    fn an_environment_parameter_that_admits_a_wildcard() {
+        let t = broken(
+            "AllowedPattern: \"^[A-Za-z0-9_.-]+$\"",
+            "AllowedPattern: \"^[A-Za-z0-9_.*-]+$\"",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "GitHubEnvironment: AllowedPattern admits a wildcard",
+        );
+    }
+
+    #[test]
+    fn a_promotion_role_that_may_read_the_stack() {
+        let t = broken(
+            "          - Sid: PromoteAndFollow\n            Effect: Allow\n            Action: execute-api:Invoke\n",
+            "          - Sid: PromoteAndFollow\n            Effect: Allow\n            Action: [execute-api:Invoke, cloudformation:DescribeStacks]\n",
+        );
+        assert_caught(
+            &promotion_role_findings(&t),
+            "cloudformation:DescribeStacks lets the promotion role change the stack",
+        );
+    }
+
+    #[test]
+    fn a_promotion_role_that_may_approve() {
+        let t = broken(
+            "${HttpApi}/*/GET/deployments/*\"\n\n  PromotionRole:",
+            "${HttpApi}/*/POST/deployments/*/approve\"\n\n  PromotionRole:",
+        );
+        assert_caught(&promotion_role_findings(&t), "is not a promotion route");
+    }
+
+    #[test]
+    fn an_approver_grant_without_an_mfa_age() {
+        let t = broken(
+            "              NumericLessThanEquals: { aws:MultiFactorAuthAge: \"3600\" }\n",
+            "",
+        );
+        assert_caught(
+            &approver_mfa_findings(&t),
+            "without an MFA age of at most 3600 s",
+        );
+    }
+
+    #[test]
+    fn an_approver_policy_that_accepts_an_old_mfa() {
+        let t = broken(
+            "NumericGreaterThanIfExists: { aws:MultiFactorAuthAge: \"3600\" }",
+            "NumericGreaterThanIfExists: { aws:MultiFactorAuthAge: \"86400\" }",
+        );
+        assert_caught(
+            &approver_mfa_findings(&t),
+            "not denied on an MFA older than an hour",
+        );
+    }
+
+    #[test]
+    fn an_scp_that_forgets_reject() {
+        let scp = broken_scp(
+            ",\n        \"arn:aws:execute-api:*:*:*/*/POST/deployments/*/reject\"\n      ],\n      \"Condition\": {\n        \"BoolIfExists\"",
+            "\n      ],\n      \"Condition\": {\n        \"BoolIfExists\"",
+        );
+        assert_caught(
+            &scp_findings(&scp, &template()),
+            "SCP: POST/deployments/*/reject is not denied without MFA",
+        );
+    }
+
+    #[test]
+    fn an_scp_that_lets_sessions_without_the_key_through() {
+        let scp = broken_scp("\"BoolIfExists\"", "\"Bool\"");
+        assert_caught(&scp_findings(&scp, &template()), "neither \"no MFA\"");
+    }
+
+    #[test]
+    fn an_scp_that_denies_a_route_people_need_without_mfa() {
+        let scp = broken_scp("*/*/POST/promotions\"", "*/*/GET/deployments\"");
+        assert_caught(
+            &scp_findings(&scp, &template()),
+            "SCP: GET/deployments is not a decision route",
+        );
+    }
+
+    #[test]
+    fn an_scp_that_exempts_every_role_from_approving_with_mfa() {
+        let scp = broken_scp(
+            "\"aws:MultiFactorAuthPresent\": \"false\"\n        }\n      }",
+            "\"aws:MultiFactorAuthPresent\": \"false\"\n        },\n        \"ArnNotLike\": {\"aws:PrincipalArn\": \"arn:aws:iam::*:role/*\"}\n      }",
+        );
+        assert_caught(
+            &scp_findings(&scp, &template()),
+            "only POST /promotions may exempt",
         );
     }
 }
