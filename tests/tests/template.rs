@@ -187,8 +187,11 @@ fn iam_findings(t: &Value, allowed: &Allowlist) -> Vec<String> {
             }
         }
         let unscoped = one_or_many(&s["Resource"]).iter().any(|r| *r == "*");
+        let boundary = boundary_only(t, &name);
         for action in actions(s) {
-            if action.contains('*') {
+            if action.contains('*') && boundary {
+                // A permissions boundary grants nothing (boundary_use_findings keeps it one).
+            } else if action.contains('*') {
                 findings.push(format!("{name}: wildcard action {action}"));
             } else if unscoped && !allowed.0.contains_key(&action) {
                 findings.push(format!(
@@ -2019,8 +2022,8 @@ mod concurrency_broken_copies {
 //
 // Issue 17 (security model): the GitHub roles trust one repository and environment exactly;
 // the promote workflow's role calls the API and cannot change the stack; decisions need a
-// recent MFA (the approver policy for its holders, the organization's SCP for everyone); the
-// phases keep concurrency of their own.
+// recent MFA (the approver policy for its holders, the organization's SCP for everyone);
+// CloudFormation's execution role and every role it manages stay within their boundaries.
 
 /// The decision routes: POST routes that approve, reject or promote. Read from the template's
 /// routes, so a new decision route has to be added here (and to the SCP) on purpose.
@@ -2336,6 +2339,341 @@ fn scp_findings(scp: &Value, t: &Value) -> Vec<String> {
     findings
 }
 
+// ------------------------------------------------------------------ the pipeline's CloudFormation role
+
+/// Where permissions boundaries live: policies there may name services by wildcard, because a
+/// boundary grants nothing, as long as nothing uses them as a policy (boundary_use_findings).
+const BOUNDARY_PATH: &str = "/bluegreen.boundary/";
+
+/// The roles of the pipeline itself (not bounded by RuntimeBoundary; out of the execution
+/// role's reach by their paths).
+const PIPELINE_ROLES: [&str; 3] = [
+    "GitHubDeployRole",
+    "PromotionRole",
+    "CloudFormationExecutionRole",
+];
+
+fn boundary_only(t: &Value, policy: &str) -> bool {
+    let attached = resources(t).any(|(_, r)| {
+        one_or_many(&r["Properties"]["ManagedPolicyArns"])
+            .iter()
+            .any(|p| p["Ref"] == policy)
+    });
+    t["Resources"][policy]["Type"] == "AWS::IAM::ManagedPolicy"
+        && t["Resources"][policy]["Properties"]["Path"] == BOUNDARY_PATH
+        && !attached
+}
+
+/// `*` (any run of characters) and `?` (one), as IAM matches actions and resources.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+/// What a resource of a policy stands for: its Fn::Sub text or string, and for the lists of
+/// the environment's resources (same account and region, by the README) an ARN of that kind.
+fn resource_forms(r: &Value) -> Vec<Value> {
+    let example = |arn: &str| Value::String(format!("arn:${{AWS::Partition}}:{arn}"));
+    match r["Ref"].as_str() {
+        Some("ListenerArns") => vec![
+            example("elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:listener/app/lb/1/2"),
+            example(
+                "elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:listener-rule/app/lb/1/2/3",
+            ),
+        ],
+        Some("EcsServiceArns") => {
+            vec![example(
+                "ecs:${AWS::Region}:${AWS::AccountId}:service/cluster/service",
+            )]
+        }
+        Some("EcrRepositoryArns") => {
+            vec![example(
+                "ecr:${AWS::Region}:${AWS::AccountId}:repository/name",
+            )]
+        }
+        _ => match r["Fn::Sub"].as_str() {
+            Some(text) => vec![Value::String(text.to_string())],
+            None => vec![r.clone()],
+        },
+    }
+}
+
+/// Whether `boundary` allows `action` on `resource` under the statement's `condition`: an
+/// Allow naming the action (or a wildcard over it) and the resource (equal, or a pattern over
+/// its text) with no condition, or the same condition.
+fn covers(boundary: &Value, action: &str, resource: &Value, condition: &Value) -> bool {
+    one_or_many(&boundary["Statement"]).iter().any(|b| {
+        b["Effect"] == "Allow"
+            && (b["Condition"].is_null() || &b["Condition"] == condition)
+            && actions(b)
+                .iter()
+                .any(|a| glob(&a.to_lowercase(), &action.to_lowercase()))
+            && {
+                let patterns: Vec<Value> = one_or_many(&b["Resource"])
+                    .into_iter()
+                    .flat_map(resource_forms)
+                    .collect();
+                patterns.iter().any(|p| p == resource || p == "*")
+                    || resource_forms(resource).iter().all(|form| {
+                        patterns.iter().any(|p| match (p.as_str(), form.as_str()) {
+                            (Some(p), Some(f)) => glob(p, f),
+                            _ => p == form,
+                        })
+                    })
+            }
+    })
+}
+
+/// The grants of a role's managed policies that its boundary does not allow: each would be
+/// AccessDenied once the pipeline exists.
+fn uncovered_grants(t: &Value, role: &str, boundary: &str) -> Vec<String> {
+    let doc = &t["Resources"][boundary]["Properties"]["PolicyDocument"];
+    let mut findings = Vec::new();
+    for p in one_or_many(&t["Resources"][role]["Properties"]["ManagedPolicyArns"]) {
+        let name = p["Ref"].as_str().unwrap_or("?");
+        let policy = &t["Resources"][name]["Properties"]["PolicyDocument"];
+        for s in one_or_many(&policy["Statement"]) {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            for action in actions(s) {
+                for r in one_or_many(&s["Resource"]) {
+                    if !covers(doc, &action, r, &s["Condition"]) {
+                        findings.push(format!(
+                            "{role}: {boundary} does not allow {name}'s {action} on {r}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// Every role of the stack (all but the pipeline's own) lives under /<stack>/, where the
+/// execution role may manage roles, and carries RuntimeBoundary whenever the pipeline exists;
+/// RuntimeBoundary allows every grant of every such role. Policies on the boundary path are
+/// never any role's policy.
+fn boundary_use_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let bounded = json!({"Fn::If": ["CreateGitHubDeployRole", {"Ref": "RuntimeBoundary"}, {"Ref": "AWS::NoValue"}]});
+    let mut stack_roles = 0;
+    for (name, r) in of_type(t, "AWS::IAM::Role") {
+        for p in one_or_many(&r["Properties"]["ManagedPolicyArns"]) {
+            let on_boundary_path =
+                |p: &str| t["Resources"][p]["Properties"]["Path"] == BOUNDARY_PATH;
+            if p["Ref"].as_str().is_some_and(on_boundary_path) {
+                findings.push(format!("{name}: the boundary {p} is attached as a policy"));
+            }
+        }
+        if PIPELINE_ROLES.contains(&name.as_str()) {
+            continue;
+        }
+        stack_roles += 1;
+        if r["Properties"]["Path"] != json!({"Fn::Sub": "/${AWS::StackName}/"}) {
+            findings.push(format!("{name}: not under the path /<stack>/"));
+        }
+        if r["Properties"]["PermissionsBoundary"] != bounded {
+            findings.push(format!(
+                "{name}: not bounded by RuntimeBoundary with the pipeline"
+            ));
+        }
+        findings.extend(uncovered_grants(t, name, "RuntimeBoundary"));
+    }
+    if stack_roles < 11 {
+        findings.push(format!("only {stack_roles} stack roles"));
+    }
+    findings
+}
+
+/// A resource text the execution role may manage IAM on: the stack's roles or policies.
+fn stack_iam_resource(r: &Value) -> bool {
+    [
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*",
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-*",
+    ]
+    .contains(&resource_text(r).as_str())
+}
+
+/// CloudFormation's execution role: trusted by CloudFormation only; bounded by
+/// PipelineBoundary, which allows all its grants; IAM (PassRole included) only on the stack's
+/// roles and policies; roles only with RuntimeBoundary, passed only to Lambda and Step
+/// Functions, never losing their boundary; the approver policy never changed. The deploy
+/// role passes this role and no other.
+fn pipeline_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let role = &t["Resources"]["CloudFormationExecutionRole"]["Properties"];
+    let trust = one_or_many(&role["AssumeRolePolicyDocument"]["Statement"]);
+    if trust.len() != 1
+        || trust[0]["Principal"] != json!({"Service": "cloudformation.amazonaws.com"})
+    {
+        findings.push("CloudFormationExecutionRole: trusted by more than CloudFormation".into());
+    }
+    if role["PermissionsBoundary"] != json!({"Ref": "PipelineBoundary"}) {
+        findings.push("CloudFormationExecutionRole: not bounded by PipelineBoundary".into());
+    }
+    findings.extend(uncovered_grants(
+        t,
+        "CloudFormationExecutionRole",
+        "PipelineBoundary",
+    ));
+    let with_runtime_boundary =
+        json!({"StringEquals": {"iam:PermissionsBoundary": {"Ref": "RuntimeBoundary"}}});
+    let mut docs: Vec<(String, &Value)> = one_or_many(&role["ManagedPolicyArns"])
+        .into_iter()
+        .filter_map(|p| p["Ref"].as_str())
+        .map(|p| {
+            (
+                p.to_string(),
+                &t["Resources"][p]["Properties"]["PolicyDocument"],
+            )
+        })
+        .collect();
+    docs.push((
+        "PipelineBoundary".into(),
+        &t["Resources"]["PipelineBoundary"]["Properties"]["PolicyDocument"],
+    ));
+    for (name, doc) in &docs {
+        for s in one_or_many(&doc["Statement"]) {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            let acts = actions(s);
+            if !acts.iter().any(|a| a.to_lowercase().starts_with("iam:")) {
+                continue;
+            }
+            for r in one_or_many(&s["Resource"]) {
+                if !stack_iam_resource(r) {
+                    findings.push(format!(
+                        "{name}: IAM on {r}, not the stack's roles or policies"
+                    ));
+                }
+            }
+            let creates = acts.iter().any(|a| {
+                [
+                    "iam:createrole",
+                    "iam:putrolepermissionsboundary",
+                    "iam:attachrolepolicy",
+                ]
+                .contains(&a.to_lowercase().as_str())
+            });
+            if *name != "PipelineBoundary" && creates && s["Condition"] != with_runtime_boundary {
+                findings.push(format!(
+                    "{name}: creates or changes roles without RuntimeBoundary: {s}"
+                ));
+            }
+        }
+    }
+    let boundary = &t["Resources"]["PipelineBoundary"]["Properties"]["PolicyDocument"];
+    let denies = |action: &str, resource: &str, condition: &Value| {
+        one_or_many(&boundary["Statement"]).iter().any(|s| {
+            s["Effect"] == "Deny"
+                && actions(s).iter().any(|a| a == action)
+                && one_or_many(&s["Resource"]).iter().any(|r| {
+                    let r = resource_text(r);
+                    r == "*" || glob(&r, resource)
+                })
+                && &s["Condition"] == condition
+        })
+    };
+    let role_arn = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/x";
+    let not_runtime =
+        json!({"StringNotEquals": {"iam:PermissionsBoundary": {"Ref": "RuntimeBoundary"}}});
+    for action in [
+        "iam:CreateRole",
+        "iam:PutRolePermissionsBoundary",
+        "iam:AttachRolePolicy",
+        "iam:PutRolePolicy",
+    ] {
+        if !denies(action, role_arn, &not_runtime) {
+            findings.push(format!(
+                "PipelineBoundary: {action} is not denied without RuntimeBoundary"
+            ));
+        }
+    }
+    let elsewhere = json!({"StringNotEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "states.amazonaws.com"]}});
+    if !denies("iam:PassRole", role_arn, &elsewhere) {
+        findings.push("PipelineBoundary: roles may be passed to services other than Lambda and Step Functions".into());
+    }
+    if !denies("iam:DeleteRolePermissionsBoundary", role_arn, &Value::Null) {
+        findings.push("PipelineBoundary: a role may lose its boundary".into());
+    }
+    let approver = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-approver";
+    for action in [
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicy",
+        "iam:SetDefaultPolicyVersion",
+    ] {
+        if !denies(action, approver, &Value::Null) {
+            findings.push(format!(
+                "PipelineBoundary: {action} on the approver policy is not denied"
+            ));
+        }
+    }
+    let deploy = &t["Resources"]["GitHubDeployPolicy"]["Properties"]["PolicyDocument"];
+    for s in one_or_many(&deploy["Statement"]) {
+        if actions(s).iter().any(|a| a == "iam:PassRole")
+            && (s["Resource"] != json!({"Fn::GetAtt": ["CloudFormationExecutionRole", "Arn"]})
+                || s["Condition"]
+                    != json!({"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}))
+        {
+            findings.push(format!(
+                "GitHubDeployPolicy: passes more than the execution role to CloudFormation: {s}"
+            ));
+        }
+    }
+    // The pipeline's own roles and policies on paths no stack name can reach.
+    for (name, r) in resources(t) {
+        let pipeline = PIPELINE_ROLES.contains(&name.as_str())
+            || [
+                "GitHubDeployPolicy",
+                "PromotionPolicy",
+                "PipelineIamPolicy",
+                "PipelineResourcesPolicy",
+            ]
+            .contains(&name.as_str());
+        if pipeline && name != "GitHubDeployRole" {
+            let path = r["Properties"]["Path"].as_str().unwrap_or("/");
+            if !path.starts_with("/bluegreen.") {
+                findings.push(format!(
+                    "{name}: path {path} is within the execution role's reach"
+                ));
+            }
+        }
+    }
+    findings
+}
+
+#[test]
+fn the_pipeline_role_deploys_this_stack_only_and_its_roles_stay_bounded() {
+    let t = template();
+    assert_eq!(pipeline_findings(&t), Vec::<String>::new());
+}
+
+#[test]
+fn every_stack_role_is_bounded_and_its_boundary_allows_what_it_needs() {
+    let t = template();
+    assert_eq!(boundary_use_findings(&t), Vec::<String>::new());
+}
+
+#[test]
+fn glob_matches_as_iam_does() {
+    assert!(glob("lambda:*", "lambda:InvokeFunction"));
+    assert!(glob("a*c", "abbbc"));
+    assert!(glob("a?c", "abc"));
+    assert!(!glob("a?c", "ac"));
+    assert!(!glob("role/s/*", "role/bluegreen.pipeline/x"));
+}
+
 #[test]
 fn the_github_roles_trust_exactly_one_repository_and_environment() {
     let t = template();
@@ -2556,6 +2894,129 @@ mod security_broken_copies {
         assert_caught(
             &scp_findings(&scp, &template()),
             "only POST /promotions may exempt",
+        );
+    }
+    #[test]
+    fn a_stack_role_may_be_created_without_the_runtime_boundary() {
+        let t = broken(
+            "            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*\"\n            Condition:\n              StringEquals: { iam:PermissionsBoundary: !Ref RuntimeBoundary }\n",
+            "            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*\"\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "creates or changes roles without RuntimeBoundary",
+        );
+    }
+
+    #[test]
+    fn a_boundary_that_lets_roles_go_unbounded() {
+        let t = broken(
+            "          - Sid: RolesOnlyWithTheRuntimeBoundary\n            Effect: Deny\n",
+            "          - Sid: RolesOnlyWithTheRuntimeBoundary\n            Effect: Allow\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "iam:CreateRole is not denied without RuntimeBoundary",
+        );
+    }
+
+    #[test]
+    fn the_execution_role_passing_any_role() {
+        let t = broken(
+            "            Action: iam:PassRole\n            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*\"",
+            "            Action: iam:PassRole\n            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*\"",
+        );
+        assert_caught(&pipeline_findings(&t), "IAM on");
+    }
+
+    #[test]
+    fn the_deploy_role_passing_another_role() {
+        let t = broken(
+            "            Resource: !GetAtt CloudFormationExecutionRole.Arn",
+            "            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/admin\"",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "passes more than the execution role",
+        );
+    }
+
+    #[test]
+    fn an_execution_role_without_its_boundary() {
+        let t = broken("      PermissionsBoundary: !Ref PipelineBoundary\n", "");
+        assert_caught(&pipeline_findings(&t), "not bounded by PipelineBoundary");
+    }
+
+    #[test]
+    fn an_execution_grant_its_boundary_does_not_allow() {
+        let t = broken(
+            "              - lambda:CreateFunction\n",
+            "              - lambda:CreateFunction\n              - ec2:RunInstances\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "PipelineBoundary does not allow PipelineResourcesPolicy's ec2:RunInstances",
+        );
+    }
+
+    #[test]
+    fn the_approver_policy_within_the_pipelines_reach() {
+        let t = broken(
+            "              - !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-approver\"\n          - Sid: StackResources",
+            "          - Sid: StackResources",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "on the approver policy is not denied",
+        );
+    }
+
+    #[test]
+    fn a_pipeline_policy_within_the_pipelines_reach() {
+        let t = broken(
+            "  PromotionPolicy:\n    Type: AWS::IAM::ManagedPolicy\n    Condition: CreateGitHubDeployRole\n    Properties:\n      Path: /bluegreen.pipeline/\n",
+            "  PromotionPolicy:\n    Type: AWS::IAM::ManagedPolicy\n    Condition: CreateGitHubDeployRole\n    Properties:\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "PromotionPolicy: path / is within the execution role's reach",
+        );
+    }
+
+    #[test]
+    fn a_stack_role_without_the_runtime_boundary() {
+        let t = broken(
+            "  RollbackRole:\n    Type: AWS::IAM::Role\n    Properties:\n      Path: !Sub \"/${AWS::StackName}/\"\n      PermissionsBoundary: !If [CreateGitHubDeployRole, !Ref RuntimeBoundary, !Ref AWS::NoValue]\n",
+            "  RollbackRole:\n    Type: AWS::IAM::Role\n    Properties:\n      Path: !Sub \"/${AWS::StackName}/\"\n",
+        );
+        assert_caught(
+            &boundary_use_findings(&t),
+            "RollbackRole: not bounded by RuntimeBoundary",
+        );
+    }
+
+    #[test]
+    fn a_runtime_boundary_that_forgets_a_grant() {
+        let t = broken(
+            "              - dynamodb:ConditionCheckItem\n              - states:StartExecution\n",
+            "              - states:StartExecution\n",
+        );
+        assert_caught(
+            &boundary_use_findings(&t),
+            "RuntimeBoundary does not allow DeploymentTablePolicy's dynamodb:ConditionCheckItem",
+        );
+    }
+
+    #[test]
+    fn a_boundary_attached_as_a_policy() {
+        let t = broken(
+            "      ManagedPolicyArns: [!Ref PipelineIamPolicy, !Ref PipelineResourcesPolicy]",
+            "      ManagedPolicyArns: [!Ref PipelineIamPolicy, !Ref PipelineResourcesPolicy, !Ref PipelineBoundary]",
+        );
+        assert_caught(&boundary_use_findings(&t), "the boundary");
+        assert_caught(
+            &iam_findings(&t, &allowlist()),
+            "PipelineBoundary: wildcard action iam:*",
         );
     }
 }
