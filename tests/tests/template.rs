@@ -187,8 +187,11 @@ fn iam_findings(t: &Value, allowed: &Allowlist) -> Vec<String> {
             }
         }
         let unscoped = one_or_many(&s["Resource"]).iter().any(|r| *r == "*");
+        let boundary = boundary_only(t, &name);
         for action in actions(s) {
-            if action.contains('*') {
+            if action.contains('*') && boundary {
+                // A permissions boundary grants nothing (boundary_use_findings keeps it one).
+            } else if action.contains('*') {
                 findings.push(format!("{name}: wildcard action {action}"));
             } else if unscoped && !allowed.0.contains_key(&action) {
                 findings.push(format!(
@@ -1333,55 +1336,6 @@ fn the_alarms_the_reference_pipeline_names_notify_the_topic() {
 }
 
 #[test]
-fn the_approver_policy_requires_mfa_for_every_grant() {
-    let t = template();
-    let p = &t["Resources"]["ApproverPolicy"]["Properties"]["PolicyDocument"];
-    let statements = one_or_many(&p["Statement"]);
-    assert!(!statements.is_empty());
-    for s in &statements {
-        match s["Effect"].as_str() {
-            Some("Allow") => assert_eq!(
-                s["Condition"]["Bool"]["aws:MultiFactorAuthPresent"], "true",
-                "{s}"
-            ),
-            _ => assert_eq!(
-                s["Condition"]["BoolIfExists"]["aws:MultiFactorAuthPresent"], "false",
-                "{s}"
-            ),
-        }
-    }
-    let granted = serde_json::to_string(&statements).unwrap_or_default();
-    for route in [
-        "/POST/deployments/*/approve",
-        "/POST/deployments/*/reject",
-        "/POST/promotions",
-    ] {
-        assert!(granted.contains(route), "{route}");
-    }
-}
-
-#[test]
-fn the_github_deploy_role_trusts_one_repository_and_environment() {
-    let t = template();
-    let trust = &t["Resources"]["GitHubDeployRole"]["Properties"]["AssumeRolePolicyDocument"];
-    let s = &trust["Statement"][0];
-    assert_eq!(s["Action"], "sts:AssumeRoleWithWebIdentity");
-    let cond = &s["Condition"]["StringEquals"];
-    assert_eq!(
-        cond["token.actions.githubusercontent.com:aud"],
-        "sts.amazonaws.com"
-    );
-    assert_eq!(
-        cond["token.actions.githubusercontent.com:sub"]["Fn::Sub"],
-        "repo:${GitHubRepository}:environment:${GitHubEnvironment}"
-    );
-    assert!(
-        s["Condition"].get("StringLike").is_none(),
-        "no wildcard trust"
-    );
-}
-
-#[test]
 fn the_key_policy_lets_the_stack_create_its_aliases_and_grants() {
     assert_eq!(key_policy_findings(&template()), Vec::<String>::new());
 }
@@ -1939,6 +1893,1130 @@ mod broken_copies {
         assert_caught(
             &name_findings(&t, &stack),
             "EnvironmentAlarmsBusPolicy.StatementId: ",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------- concurrency
+
+/// The functions the state machine invokes (its `…FunctionArn` substitutions) and the alarm
+/// trigger keep `PhaseReservedConcurrency` each, the API is capped at `ApiReservedConcurrency`,
+/// and with the defaults Lambda's rule holds at the default account quota: 1,000 concurrent
+/// executions, of which at least 100 stay unreserved.
+fn concurrency_findings(t: &Value) -> Vec<String> {
+    const ACCOUNT_QUOTA: u64 = 1000;
+    const UNRESERVED_MINIMUM: u64 = 100;
+    let mut findings = Vec::new();
+    let reserved = |param: &str, cond: &str| json!({"Fn::If": [cond, {"Ref": param}, {"Ref": "AWS::NoValue"}]});
+    let subs = &t["Resources"]["BlueGreenStateMachine"]["Properties"]["DefinitionSubstitutions"];
+    let mut phases: Vec<String> = subs
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.iter())
+        .filter(|(k, _)| k.ends_with("FunctionArn"))
+        .filter_map(|(_, v)| v["Fn::GetAtt"][0].as_str().map(String::from))
+        .collect();
+    if phases.len() < 6 {
+        findings.push(format!(
+            "only {} phase functions found: {phases:?}",
+            phases.len()
+        ));
+    }
+    phases.push("AlarmTriggerFunction".to_string());
+    for f in &phases {
+        let got = &t["Resources"][f.as_str()]["Properties"]["ReservedConcurrentExecutions"];
+        if got != &reserved("PhaseReservedConcurrency", "ReservePhaseConcurrency") {
+            findings.push(format!(
+                "{f}: ReservedConcurrentExecutions is {got}, not PhaseReservedConcurrency"
+            ));
+        }
+    }
+    let api = &t["Resources"]["ApiFunction"]["Properties"]["ReservedConcurrentExecutions"];
+    if api != &reserved("ApiReservedConcurrency", "LimitApiConcurrency") {
+        findings.push(format!(
+            "ApiFunction: ReservedConcurrentExecutions is {api}, not ApiReservedConcurrency"
+        ));
+    }
+    for (cond, param) in [
+        ("ReservePhaseConcurrency", "PhaseReservedConcurrency"),
+        ("LimitApiConcurrency", "ApiReservedConcurrency"),
+    ] {
+        let expected = json!({"Fn::Not": [{"Fn::Equals": [{"Ref": param}, "0"]}]});
+        if t["Conditions"][cond] != expected {
+            findings.push(format!("{cond}: not \"{param} is not 0\""));
+        }
+    }
+    let default = |p: &str| t["Parameters"][p]["Default"].as_u64().unwrap_or(0);
+    let phase = default("PhaseReservedConcurrency");
+    let total = phase * phases.len() as u64 + default("ApiReservedConcurrency");
+    if phase == 0 || default("ApiReservedConcurrency") == 0 {
+        findings.push("a default reserves nothing".to_string());
+    }
+    if total > ACCOUNT_QUOTA - UNRESERVED_MINIMUM {
+        findings.push(format!(
+            "the defaults reserve {total} of the default quota {ACCOUNT_QUOTA}, leaving fewer than {UNRESERVED_MINIMUM} unreserved"
+        ));
+    }
+    findings
+}
+
+#[test]
+fn the_phases_keep_concurrency_the_api_cannot_take() {
+    assert_eq!(concurrency_findings(&template()), Vec::<String>::new());
+}
+
+mod concurrency_broken_copies {
+    use super::*;
+
+    fn broken(from: &str, to: &str) -> Value {
+        let text = read("template.yaml");
+        assert!(text.contains(from), "the template no longer has {from:?}");
+        parse(&text.replacen(from, to, 1))
+    }
+
+    fn assert_caught(findings: &[String], reason: &str) {
+        assert!(
+            findings.iter().any(|f| f.contains(reason)),
+            "expected a finding with {reason:?}, got {findings:?}"
+        );
+    }
+
+    #[test]
+    fn a_rollback_without_reserved_concurrency() {
+        let t = broken(
+            "      FunctionName: !Sub \"${AWS::StackName}-rollback\"\n      ReservedConcurrentExecutions: !If [ReservePhaseConcurrency, !Ref PhaseReservedConcurrency, !Ref AWS::NoValue]\n",
+            "      FunctionName: !Sub \"${AWS::StackName}-rollback\"\n",
+        );
+        assert_caught(
+            &concurrency_findings(&t),
+            "RollbackFunction: ReservedConcurrentExecutions",
+        );
+    }
+
+    #[test]
+    fn an_unlimited_api() {
+        let t = broken(
+            "      ReservedConcurrentExecutions: !If [LimitApiConcurrency, !Ref ApiReservedConcurrency, !Ref AWS::NoValue]\n",
+            "",
+        );
+        assert_caught(
+            &concurrency_findings(&t),
+            "ApiFunction: ReservedConcurrentExecutions",
+        );
+    }
+
+    #[test]
+    fn defaults_that_leave_too_little_unreserved() {
+        let t = broken(
+            "  PhaseReservedConcurrency:\n    Type: Number\n    Default: 20\n",
+            "  PhaseReservedConcurrency:\n    Type: Number\n    Default: 130\n",
+        );
+        assert_caught(
+            &concurrency_findings(&t),
+            "leaving fewer than 100 unreserved",
+        );
+    }
+}
+
+// ------------------------------------------------------------------ who may change or decide
+//
+// Issue 17 (security model): the GitHub roles trust one repository and environment exactly;
+// the promote workflow's role calls the API and cannot change the stack; decisions need a
+// recent MFA (the approver policy for its holders, the organization's SCP for everyone);
+// CloudFormation's execution role and every role it manages stay within their boundaries.
+
+/// The decision routes: POST routes that approve, reject or promote. Read from the template's
+/// routes, so a new decision route has to be added here (and to the SCP) on purpose.
+fn decision_routes(t: &Value) -> Vec<String> {
+    let mut routes: Vec<String> = api_routes(t)
+        .into_iter()
+        .map(|(route, _, _)| route)
+        .filter(|r| {
+            r == "POST /promotions"
+                || r.ends_with("}/approve") && r.starts_with("POST ")
+                || r.ends_with("}/reject") && r.starts_with("POST ")
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+/// "POST /deployments/{id}/approve" as the tail of an execute-api ARN: "POST/deployments/*/approve".
+fn route_arn_tail(route: &str) -> String {
+    let (method, path) = route.split_once(' ').unwrap_or((route, ""));
+    let path: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "*" } else { seg })
+        .collect();
+    format!("{method}/{}", path.join("/"))
+}
+
+/// A resource string of a policy (a plain string or the template of an Fn::Sub).
+fn resource_text(r: &Value) -> String {
+    r.as_str()
+        .or_else(|| r["Fn::Sub"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The GitHub OIDC trust of a role: one statement, sts:AssumeRoleWithWebIdentity from the
+/// provider, and only StringEquals on exactly `aud` = sts.amazonaws.com and `sub` =
+/// `repo:<owner>/<repo>:environment:<env>` (no wildcard, no StringLike, no other operator or
+/// key that could widen it). The parameters it is made of cannot hold a wildcard either.
+fn github_trust_findings(t: &Value, role: &str) -> Vec<String> {
+    let mut findings = Vec::new();
+    let trust = &t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"];
+    let statements = one_or_many(&trust["Statement"]);
+    if statements.len() != 1 {
+        findings.push(format!(
+            "{role}: {} trust statements, expected one",
+            statements.len()
+        ));
+    }
+    for s in statements {
+        if s["Effect"] != "Allow" || s["Action"] != "sts:AssumeRoleWithWebIdentity" {
+            findings.push(format!(
+                "{role}: trust is not Allow sts:AssumeRoleWithWebIdentity: {s}"
+            ));
+        }
+        let operators: Vec<&String> = s["Condition"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        if operators != ["StringEquals"] {
+            findings.push(format!(
+                "{role}: trust conditions {operators:?}, expected StringEquals only"
+            ));
+        }
+        let eq = &s["Condition"]["StringEquals"];
+        let keys: Vec<&String> = eq
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        if keys
+            != [
+                "token.actions.githubusercontent.com:aud",
+                "token.actions.githubusercontent.com:sub",
+            ]
+        {
+            findings.push(format!(
+                "{role}: trust keys {keys:?}, expected exactly aud and sub"
+            ));
+        }
+        if eq["token.actions.githubusercontent.com:aud"] != "sts.amazonaws.com" {
+            findings.push(format!("{role}: aud is not sts.amazonaws.com"));
+        }
+        let sub = &eq["token.actions.githubusercontent.com:sub"];
+        if sub["Fn::Sub"] != "repo:${GitHubRepository}:environment:${GitHubEnvironment}" {
+            findings.push(format!(
+                "{role}: sub is {sub}, expected repo:${{GitHubRepository}}:environment:${{GitHubEnvironment}}"
+            ));
+        }
+    }
+    for p in ["GitHubRepository", "GitHubEnvironment"] {
+        let pattern = t["Parameters"][p]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        // Every character the pattern admits is in a bracket class; none may hold * or ?.
+        let mut in_class = false;
+        let mut admits_wildcard = false;
+        for c in pattern.chars() {
+            match c {
+                '[' => in_class = true,
+                ']' => in_class = false,
+                '*' | '?' if in_class => admits_wildcard = true,
+                _ => {}
+            }
+        }
+        if pattern.is_empty() {
+            findings.push(format!("{p}: no AllowedPattern"));
+        }
+        if admits_wildcard || pattern.contains('.') && !pattern.contains('[') {
+            findings.push(format!("{p}: AllowedPattern admits a wildcard"));
+        }
+    }
+    findings
+}
+
+/// The promotion role may only invoke the API routes a promotion needs (POST /promotions, GET
+/// /deployments and /deployments/*) of this stack's API; nothing in CloudFormation, S3, IAM or
+/// any other service, and no inline policy.
+fn promotion_role_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let role = &t["Resources"]["PromotionRole"]["Properties"];
+    if !role["Policies"].is_null() {
+        findings.push("PromotionRole: inline policies".to_string());
+    }
+    let allowed_routes = ["POST/promotions", "GET/deployments", "GET/deployments/*"];
+    let policies = one_or_many(&role["ManagedPolicyArns"]);
+    if policies.is_empty() {
+        findings.push("PromotionRole: no policy".to_string());
+    }
+    for p in policies {
+        let Some(name) = p["Ref"].as_str() else {
+            findings.push(format!(
+                "PromotionRole: policy {p} is not one of the stack's"
+            ));
+            continue;
+        };
+        let doc = &t["Resources"][name]["Properties"]["PolicyDocument"];
+        for s in one_or_many(&doc["Statement"]) {
+            for a in actions(s) {
+                let service = a.split(':').next().unwrap_or_default().to_lowercase();
+                if ["cloudformation", "iam", "s3"].contains(&service.as_str()) {
+                    findings.push(format!(
+                        "{name}: {a} lets the promotion role change the stack"
+                    ));
+                } else if a != "execute-api:Invoke" {
+                    findings.push(format!("{name}: {a} is not execute-api:Invoke"));
+                }
+            }
+            for r in one_or_many(&s["Resource"]) {
+                let text = resource_text(r);
+                let prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/";
+                match text.strip_prefix(prefix) {
+                    Some(route) if allowed_routes.contains(&route) => {}
+                    _ => findings.push(format!(
+                        "{name}: {text} is not a promotion route of this stack's API"
+                    )),
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// The approver policy: every grant needs MFA at most an hour old; every decision route is
+/// denied both without MFA and with an older one (explicit denies, so another grant to the same
+/// principal cannot skip MFA).
+fn approver_mfa_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let doc = &t["Resources"]["ApproverPolicy"]["Properties"]["PolicyDocument"];
+    let mut no_mfa = BTreeSet::new();
+    let mut old_mfa = BTreeSet::new();
+    for s in one_or_many(&doc["Statement"]) {
+        let c = &s["Condition"];
+        let tails: Vec<String> = one_or_many(&s["Resource"])
+            .into_iter()
+            .map(|r| {
+                let text = resource_text(r);
+                text.split_once("}/*/")
+                    .map(|(_, tail)| tail.to_string())
+                    .unwrap_or(text)
+            })
+            .collect();
+        match s["Effect"].as_str() {
+            Some("Allow") => {
+                if c["Bool"]["aws:MultiFactorAuthPresent"] != "true" {
+                    findings.push(format!("ApproverPolicy: a grant without MFA: {s}"));
+                }
+                let age = c["NumericLessThanEquals"]["aws:MultiFactorAuthAge"]
+                    .as_str()
+                    .and_then(|a| a.parse::<u64>().ok());
+                if age.is_none_or(|a| a > 3600) {
+                    findings.push(format!(
+                        "ApproverPolicy: a grant without an MFA age of at most 3600 s: {s}"
+                    ));
+                }
+            }
+            _ => {
+                if c["BoolIfExists"]["aws:MultiFactorAuthPresent"] == "false" {
+                    no_mfa.extend(tails);
+                } else if c["NumericGreaterThanIfExists"]["aws:MultiFactorAuthAge"]
+                    .as_str()
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .is_some_and(|a| a <= 3600)
+                {
+                    old_mfa.extend(tails);
+                } else {
+                    findings.push(format!("ApproverPolicy: a deny of unknown purpose: {s}"));
+                }
+            }
+        }
+    }
+    for route in decision_routes(t) {
+        let tail = route_arn_tail(&route);
+        if !no_mfa.contains(&tail) {
+            findings.push(format!("ApproverPolicy: {route} is not denied without MFA"));
+        }
+        if !old_mfa.contains(&tail) {
+            findings.push(format!(
+                "ApproverPolicy: {route} is not denied on an MFA older than an hour"
+            ));
+        }
+    }
+    findings
+}
+
+fn scp() -> Value {
+    serde_json::from_str(&read("compliance/org/deny-decisions-without-mfa.json"))
+        .unwrap_or_else(|e| panic!("compliance/org/deny-decisions-without-mfa.json: {e}"))
+}
+
+/// The organization's guardrail: Deny execute-api:Invoke on exactly the decision routes (of
+/// any API), once when the session has no MFA (BoolIfExists, so sessions without the key are
+/// denied too) and once when it is older than an hour. The one exception: POST /promotions by
+/// roles on the PromotionRole's path (OIDC sessions have no MFA; the deployment a promotion
+/// starts waits for an approver's).
+fn scp_findings(scp: &Value, t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    if scp["Version"] != "2012-10-17" {
+        findings.push("SCP: Version is not 2012-10-17".to_string());
+    }
+    let path = t["Resources"]["PromotionRole"]["Properties"]["Path"]
+        .as_str()
+        .unwrap_or("(no path)");
+    let exempt = format!("arn:aws:iam::*:role{path}*");
+    let mut no_mfa = BTreeSet::new();
+    let mut old_mfa = BTreeSet::new();
+    let mut denied = BTreeSet::new();
+    for s in one_or_many(&scp["Statement"]) {
+        if s["Effect"] != "Deny" || s["Action"] != "execute-api:Invoke" {
+            findings.push(format!("SCP: not a Deny of execute-api:Invoke: {s}"));
+            continue;
+        }
+        let tails: Vec<String> = one_or_many(&s["Resource"])
+            .into_iter()
+            .map(|r| {
+                let r = r.as_str().unwrap_or_default();
+                r.strip_prefix("arn:aws:execute-api:*:*:*/*/")
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("(not a route of every API and stage: {r})"))
+            })
+            .collect();
+        let c = s["Condition"].as_object().cloned().unwrap_or_default();
+        let mut operators: Vec<&str> = c.keys().map(String::as_str).collect();
+        if let Some(except) = c.get("ArnNotLike") {
+            operators.retain(|o| *o != "ArnNotLike");
+            if except != &json!({"aws:PrincipalArn": exempt}) || tails != ["POST/promotions"] {
+                findings.push(format!(
+                    "SCP: only POST /promotions may exempt {exempt}, and nothing else: {s}"
+                ));
+            }
+        }
+        let purpose = match operators.as_slice() {
+            ["BoolIfExists"]
+                if c["BoolIfExists"] == json!({"aws:MultiFactorAuthPresent": "false"}) =>
+            {
+                &mut no_mfa
+            }
+            ["NumericGreaterThanIfExists"]
+                if c["NumericGreaterThanIfExists"]["aws:MultiFactorAuthAge"]
+                    .as_str()
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .is_some_and(|a| a <= 3600) =>
+            {
+                &mut old_mfa
+            }
+            _ => {
+                findings.push(format!(
+                    "SCP: a deny that is neither \"no MFA\" (BoolIfExists) nor \"MFA older than an hour\": {s}"
+                ));
+                continue;
+            }
+        };
+        purpose.extend(tails.iter().cloned());
+        denied.extend(tails);
+    }
+    let decisions: BTreeSet<String> = decision_routes(t)
+        .iter()
+        .map(|r| route_arn_tail(r))
+        .collect();
+    for tail in &decisions {
+        if !no_mfa.contains(tail) {
+            findings.push(format!("SCP: {tail} is not denied without MFA"));
+        }
+        if !old_mfa.contains(tail) {
+            findings.push(format!(
+                "SCP: {tail} is not denied on an MFA older than an hour"
+            ));
+        }
+    }
+    for tail in denied.difference(&decisions) {
+        findings.push(format!("SCP: {tail} is not a decision route"));
+    }
+    findings
+}
+
+// ------------------------------------------------------------------ the pipeline's CloudFormation role
+
+/// Where permissions boundaries live: policies there may name services by wildcard, because a
+/// boundary grants nothing, as long as nothing uses them as a policy (boundary_use_findings).
+const BOUNDARY_PATH: &str = "/bluegreen.boundary/";
+
+/// The roles of the pipeline itself (not bounded by RuntimeBoundary; out of the execution
+/// role's reach by their paths).
+const PIPELINE_ROLES: [&str; 3] = [
+    "GitHubDeployRole",
+    "PromotionRole",
+    "CloudFormationExecutionRole",
+];
+
+fn boundary_only(t: &Value, policy: &str) -> bool {
+    let attached = resources(t).any(|(_, r)| {
+        one_or_many(&r["Properties"]["ManagedPolicyArns"])
+            .iter()
+            .any(|p| p["Ref"] == policy)
+    });
+    t["Resources"][policy]["Type"] == "AWS::IAM::ManagedPolicy"
+        && t["Resources"][policy]["Properties"]["Path"] == BOUNDARY_PATH
+        && !attached
+}
+
+/// `*` (any run of characters) and `?` (one), as IAM matches actions and resources.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+/// What a resource of a policy stands for: its Fn::Sub text or string, and for the lists of
+/// the environment's resources (same account and region, by the README) an ARN of that kind.
+fn resource_forms(r: &Value) -> Vec<Value> {
+    let example = |arn: &str| Value::String(format!("arn:${{AWS::Partition}}:{arn}"));
+    match r["Ref"].as_str() {
+        Some("ListenerArns") => vec![
+            example("elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:listener/app/lb/1/2"),
+            example(
+                "elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:listener-rule/app/lb/1/2/3",
+            ),
+        ],
+        Some("EcsServiceArns") => {
+            vec![example(
+                "ecs:${AWS::Region}:${AWS::AccountId}:service/cluster/service",
+            )]
+        }
+        Some("EcrRepositoryArns") => {
+            vec![example(
+                "ecr:${AWS::Region}:${AWS::AccountId}:repository/name",
+            )]
+        }
+        _ => match r["Fn::Sub"].as_str() {
+            Some(text) => vec![Value::String(text.to_string())],
+            None => vec![r.clone()],
+        },
+    }
+}
+
+/// Whether `boundary` allows `action` on `resource` under the statement's `condition`: an
+/// Allow naming the action (or a wildcard over it) and the resource (equal, or a pattern over
+/// its text) with no condition, or the same condition.
+fn covers(boundary: &Value, action: &str, resource: &Value, condition: &Value) -> bool {
+    one_or_many(&boundary["Statement"]).iter().any(|b| {
+        b["Effect"] == "Allow"
+            && (b["Condition"].is_null() || &b["Condition"] == condition)
+            && actions(b)
+                .iter()
+                .any(|a| glob(&a.to_lowercase(), &action.to_lowercase()))
+            && {
+                let patterns: Vec<Value> = one_or_many(&b["Resource"])
+                    .into_iter()
+                    .flat_map(resource_forms)
+                    .collect();
+                patterns.iter().any(|p| p == resource || p == "*")
+                    || resource_forms(resource).iter().all(|form| {
+                        patterns.iter().any(|p| match (p.as_str(), form.as_str()) {
+                            (Some(p), Some(f)) => glob(p, f),
+                            _ => p == form,
+                        })
+                    })
+            }
+    })
+}
+
+/// The grants of a role's managed policies that its boundary does not allow: each would be
+/// AccessDenied once the pipeline exists.
+fn uncovered_grants(t: &Value, role: &str, boundary: &str) -> Vec<String> {
+    let doc = &t["Resources"][boundary]["Properties"]["PolicyDocument"];
+    let mut findings = Vec::new();
+    for p in one_or_many(&t["Resources"][role]["Properties"]["ManagedPolicyArns"]) {
+        let name = p["Ref"].as_str().unwrap_or("?");
+        let policy = &t["Resources"][name]["Properties"]["PolicyDocument"];
+        for s in one_or_many(&policy["Statement"]) {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            for action in actions(s) {
+                for r in one_or_many(&s["Resource"]) {
+                    if !covers(doc, &action, r, &s["Condition"]) {
+                        findings.push(format!(
+                            "{role}: {boundary} does not allow {name}'s {action} on {r}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// Every role of the stack (all but the pipeline's own) lives under /<stack>/, where the
+/// execution role may manage roles, and carries RuntimeBoundary whenever the pipeline exists;
+/// RuntimeBoundary allows every grant of every such role. Policies on the boundary path are
+/// never any role's policy.
+fn boundary_use_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let bounded = json!({"Fn::If": ["CreateGitHubDeployRole", {"Ref": "RuntimeBoundary"}, {"Ref": "AWS::NoValue"}]});
+    let mut stack_roles = 0;
+    for (name, r) in of_type(t, "AWS::IAM::Role") {
+        for p in one_or_many(&r["Properties"]["ManagedPolicyArns"]) {
+            let on_boundary_path =
+                |p: &str| t["Resources"][p]["Properties"]["Path"] == BOUNDARY_PATH;
+            if p["Ref"].as_str().is_some_and(on_boundary_path) {
+                findings.push(format!("{name}: the boundary {p} is attached as a policy"));
+            }
+        }
+        if PIPELINE_ROLES.contains(&name.as_str()) {
+            continue;
+        }
+        stack_roles += 1;
+        if r["Properties"]["Path"] != json!({"Fn::Sub": "/${AWS::StackName}/"}) {
+            findings.push(format!("{name}: not under the path /<stack>/"));
+        }
+        if r["Properties"]["PermissionsBoundary"] != bounded {
+            findings.push(format!(
+                "{name}: not bounded by RuntimeBoundary with the pipeline"
+            ));
+        }
+        findings.extend(uncovered_grants(t, name, "RuntimeBoundary"));
+    }
+    if stack_roles < 11 {
+        findings.push(format!("only {stack_roles} stack roles"));
+    }
+    findings
+}
+
+/// A resource text the execution role may manage IAM on: the stack's roles or policies.
+fn stack_iam_resource(r: &Value) -> bool {
+    [
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*",
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-*",
+    ]
+    .contains(&resource_text(r).as_str())
+}
+
+/// CloudFormation's execution role: trusted by CloudFormation only; bounded by
+/// PipelineBoundary, which allows all its grants; IAM (PassRole included) only on the stack's
+/// roles and policies; roles only with RuntimeBoundary, passed only to Lambda and Step
+/// Functions, never losing their boundary; the approver policy never changed. The deploy
+/// role passes this role and no other.
+fn pipeline_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let role = &t["Resources"]["CloudFormationExecutionRole"]["Properties"];
+    let trust = one_or_many(&role["AssumeRolePolicyDocument"]["Statement"]);
+    if trust.len() != 1
+        || trust[0]["Principal"] != json!({"Service": "cloudformation.amazonaws.com"})
+    {
+        findings.push("CloudFormationExecutionRole: trusted by more than CloudFormation".into());
+    }
+    if role["PermissionsBoundary"] != json!({"Ref": "PipelineBoundary"}) {
+        findings.push("CloudFormationExecutionRole: not bounded by PipelineBoundary".into());
+    }
+    findings.extend(uncovered_grants(
+        t,
+        "CloudFormationExecutionRole",
+        "PipelineBoundary",
+    ));
+    let with_runtime_boundary =
+        json!({"StringEquals": {"iam:PermissionsBoundary": {"Ref": "RuntimeBoundary"}}});
+    let mut docs: Vec<(String, &Value)> = one_or_many(&role["ManagedPolicyArns"])
+        .into_iter()
+        .filter_map(|p| p["Ref"].as_str())
+        .map(|p| {
+            (
+                p.to_string(),
+                &t["Resources"][p]["Properties"]["PolicyDocument"],
+            )
+        })
+        .collect();
+    docs.push((
+        "PipelineBoundary".into(),
+        &t["Resources"]["PipelineBoundary"]["Properties"]["PolicyDocument"],
+    ));
+    for (name, doc) in &docs {
+        for s in one_or_many(&doc["Statement"]) {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            let acts = actions(s);
+            if !acts.iter().any(|a| a.to_lowercase().starts_with("iam:")) {
+                continue;
+            }
+            for r in one_or_many(&s["Resource"]) {
+                if !stack_iam_resource(r) {
+                    findings.push(format!(
+                        "{name}: IAM on {r}, not the stack's roles or policies"
+                    ));
+                }
+            }
+            let creates = acts.iter().any(|a| {
+                [
+                    "iam:createrole",
+                    "iam:putrolepermissionsboundary",
+                    "iam:attachrolepolicy",
+                ]
+                .contains(&a.to_lowercase().as_str())
+            });
+            if *name != "PipelineBoundary" && creates && s["Condition"] != with_runtime_boundary {
+                findings.push(format!(
+                    "{name}: creates or changes roles without RuntimeBoundary: {s}"
+                ));
+            }
+        }
+    }
+    let boundary = &t["Resources"]["PipelineBoundary"]["Properties"]["PolicyDocument"];
+    let denies = |action: &str, resource: &str, condition: &Value| {
+        one_or_many(&boundary["Statement"]).iter().any(|s| {
+            s["Effect"] == "Deny"
+                && actions(s).iter().any(|a| a == action)
+                && one_or_many(&s["Resource"]).iter().any(|r| {
+                    let r = resource_text(r);
+                    r == "*" || glob(&r, resource)
+                })
+                && &s["Condition"] == condition
+        })
+    };
+    let role_arn = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/x";
+    let not_runtime =
+        json!({"StringNotEquals": {"iam:PermissionsBoundary": {"Ref": "RuntimeBoundary"}}});
+    for action in [
+        "iam:CreateRole",
+        "iam:PutRolePermissionsBoundary",
+        "iam:AttachRolePolicy",
+        "iam:PutRolePolicy",
+    ] {
+        if !denies(action, role_arn, &not_runtime) {
+            findings.push(format!(
+                "PipelineBoundary: {action} is not denied without RuntimeBoundary"
+            ));
+        }
+    }
+    let elsewhere = json!({"StringNotEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "states.amazonaws.com"]}});
+    if !denies("iam:PassRole", role_arn, &elsewhere) {
+        findings.push("PipelineBoundary: roles may be passed to services other than Lambda and Step Functions".into());
+    }
+    if !denies("iam:DeleteRolePermissionsBoundary", role_arn, &Value::Null) {
+        findings.push("PipelineBoundary: a role may lose its boundary".into());
+    }
+    let approver = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-approver";
+    for action in [
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicy",
+        "iam:SetDefaultPolicyVersion",
+    ] {
+        if !denies(action, approver, &Value::Null) {
+            findings.push(format!(
+                "PipelineBoundary: {action} on the approver policy is not denied"
+            ));
+        }
+    }
+    let deploy = &t["Resources"]["GitHubDeployPolicy"]["Properties"]["PolicyDocument"];
+    for s in one_or_many(&deploy["Statement"]) {
+        if actions(s).iter().any(|a| a == "iam:PassRole")
+            && (s["Resource"] != json!({"Fn::GetAtt": ["CloudFormationExecutionRole", "Arn"]})
+                || s["Condition"]
+                    != json!({"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}))
+        {
+            findings.push(format!(
+                "GitHubDeployPolicy: passes more than the execution role to CloudFormation: {s}"
+            ));
+        }
+    }
+    // The pipeline's own roles and policies on paths no stack name can reach.
+    for (name, r) in resources(t) {
+        let pipeline = PIPELINE_ROLES.contains(&name.as_str())
+            || [
+                "GitHubDeployPolicy",
+                "PromotionPolicy",
+                "PipelineIamPolicy",
+                "PipelineResourcesPolicy",
+            ]
+            .contains(&name.as_str());
+        if pipeline && name != "GitHubDeployRole" {
+            let path = r["Properties"]["Path"].as_str().unwrap_or("/");
+            if !path.starts_with("/bluegreen.") {
+                findings.push(format!(
+                    "{name}: path {path} is within the execution role's reach"
+                ));
+            }
+        }
+    }
+    findings
+}
+
+#[test]
+fn the_pipeline_role_deploys_this_stack_only_and_its_roles_stay_bounded() {
+    let t = template();
+    assert_eq!(pipeline_findings(&t), Vec::<String>::new());
+}
+
+#[test]
+fn every_stack_role_is_bounded_and_its_boundary_allows_what_it_needs() {
+    let t = template();
+    assert_eq!(boundary_use_findings(&t), Vec::<String>::new());
+}
+
+#[test]
+fn glob_matches_as_iam_does() {
+    assert!(glob("lambda:*", "lambda:InvokeFunction"));
+    assert!(glob("a*c", "abbbc"));
+    assert!(glob("a?c", "abc"));
+    assert!(!glob("a?c", "ac"));
+    assert!(!glob("role/s/*", "role/bluegreen.pipeline/x"));
+}
+
+#[test]
+fn the_github_roles_trust_exactly_one_repository_and_environment() {
+    let t = template();
+    for role in ["GitHubDeployRole", "PromotionRole"] {
+        assert_eq!(
+            github_trust_findings(&t, role),
+            Vec::<String>::new(),
+            "{role}"
+        );
+    }
+}
+
+#[test]
+fn the_promotion_role_calls_the_api_and_cannot_change_the_stack() {
+    assert_eq!(promotion_role_findings(&template()), Vec::<String>::new());
+}
+
+#[test]
+fn the_deploy_role_does_not_promote() {
+    let t = template();
+    let doc = &t["Resources"]["GitHubDeployPolicy"]["Properties"]["PolicyDocument"];
+    for s in one_or_many(&doc["Statement"]) {
+        for r in one_or_many(&s["Resource"]) {
+            let text = resource_text(r);
+            for route in decision_routes(&t) {
+                assert!(
+                    !text.ends_with(&format!("/*/{}", route_arn_tail(&route))),
+                    "{text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_approver_policy_needs_an_mfa_at_most_an_hour_old() {
+    let t = template();
+    assert_eq!(
+        decision_routes(&t),
+        [
+            "POST /deployments/{id}/approve",
+            "POST /deployments/{id}/reject",
+            "POST /promotions"
+        ]
+    );
+    assert_eq!(approver_mfa_findings(&t), Vec::<String>::new());
+}
+
+#[test]
+fn the_organization_policy_denies_exactly_the_decision_routes_without_mfa() {
+    assert_eq!(scp_findings(&scp(), &template()), Vec::<String>::new());
+}
+
+mod security_broken_copies {
+    use super::*;
+
+    fn broken(from: &str, to: &str) -> Value {
+        let text = read("template.yaml");
+        assert!(text.contains(from), "the template no longer has {from:?}");
+        parse(&text.replacen(from, to, 1))
+    }
+
+    fn broken_scp(from: &str, to: &str) -> Value {
+        let text = read("compliance/org/deny-decisions-without-mfa.json");
+        assert!(text.contains(from), "the SCP no longer has {from:?}");
+        serde_json::from_str(&text.replacen(from, to, 1)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn assert_caught(findings: &[String], reason: &str) {
+        assert!(
+            findings.iter().any(|f| f.contains(reason)),
+            "expected a finding with {reason:?}, got {findings:?}"
+        );
+    }
+
+    const SUB: &str = "token.actions.githubusercontent.com:sub: !Sub \"repo:${GitHubRepository}:environment:${GitHubEnvironment}\"";
+
+    #[test]
+    fn a_trust_of_every_branch_and_environment() {
+        let t = broken(
+            SUB,
+            "token.actions.githubusercontent.com:sub: !Sub \"repo:${GitHubRepository}:*\"",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "GitHubDeployRole: sub is",
+        );
+    }
+
+    #[test]
+    fn a_trust_by_string_like() {
+        let t = broken(
+            "            Condition:\n              StringEquals:\n                token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
+            "            Condition:\n              StringLike:\n                token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "expected StringEquals only",
+        );
+    }
+
+    #[test]
+    fn a_trust_with_a_second_wildcard_condition() {
+        let t = broken(
+            &format!("                {SUB}\n      ManagedPolicyArns: [!Ref PromotionPolicy]"),
+            &format!(
+                "                {SUB}\n              StringLike:\n                token.actions.githubusercontent.com:sub: \"repo:*\"\n      ManagedPolicyArns: [!Ref PromotionPolicy]"
+            ),
+        );
+        assert_caught(
+            &github_trust_findings(&t, "PromotionRole"),
+            "expected StringEquals only",
+        );
+    }
+
+    #[test]
+    fn a_trust_without_the_audience() {
+        let t = broken(
+            "token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
+            "",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "aud is not sts.amazonaws.com",
+        );
+    }
+
+    #[test]
+    fn an_environment_parameter_that_admits_a_wildcard() {
+        let t = broken(
+            "AllowedPattern: \"^[A-Za-z0-9_.-]+$\"",
+            "AllowedPattern: \"^[A-Za-z0-9_.*-]+$\"",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "GitHubEnvironment: AllowedPattern admits a wildcard",
+        );
+    }
+
+    #[test]
+    fn a_promotion_role_that_may_read_the_stack() {
+        let t = broken(
+            "          - Sid: PromoteAndFollow\n            Effect: Allow\n            Action: execute-api:Invoke\n",
+            "          - Sid: PromoteAndFollow\n            Effect: Allow\n            Action: [execute-api:Invoke, cloudformation:DescribeStacks]\n",
+        );
+        assert_caught(
+            &promotion_role_findings(&t),
+            "cloudformation:DescribeStacks lets the promotion role change the stack",
+        );
+    }
+
+    #[test]
+    fn a_promotion_role_that_may_approve() {
+        let t = broken(
+            "${HttpApi}/*/GET/deployments/*\"\n\n  PromotionRole:",
+            "${HttpApi}/*/POST/deployments/*/approve\"\n\n  PromotionRole:",
+        );
+        assert_caught(&promotion_role_findings(&t), "is not a promotion route");
+    }
+
+    #[test]
+    fn an_approver_grant_without_an_mfa_age() {
+        let t = broken(
+            "              NumericLessThanEquals: { aws:MultiFactorAuthAge: \"3600\" }\n",
+            "",
+        );
+        assert_caught(
+            &approver_mfa_findings(&t),
+            "without an MFA age of at most 3600 s",
+        );
+    }
+
+    #[test]
+    fn an_approver_policy_that_accepts_an_old_mfa() {
+        let t = broken(
+            "NumericGreaterThanIfExists: { aws:MultiFactorAuthAge: \"3600\" }",
+            "NumericGreaterThanIfExists: { aws:MultiFactorAuthAge: \"86400\" }",
+        );
+        assert_caught(
+            &approver_mfa_findings(&t),
+            "not denied on an MFA older than an hour",
+        );
+    }
+
+    #[test]
+    fn an_scp_that_forgets_reject() {
+        let scp = broken_scp(
+            ",\n        \"arn:aws:execute-api:*:*:*/*/POST/deployments/*/reject\"\n      ],\n      \"Condition\": {\n        \"BoolIfExists\"",
+            "\n      ],\n      \"Condition\": {\n        \"BoolIfExists\"",
+        );
+        assert_caught(
+            &scp_findings(&scp, &template()),
+            "SCP: POST/deployments/*/reject is not denied without MFA",
+        );
+    }
+
+    #[test]
+    fn an_scp_that_lets_sessions_without_the_key_through() {
+        let scp = broken_scp("\"BoolIfExists\"", "\"Bool\"");
+        assert_caught(&scp_findings(&scp, &template()), "neither \"no MFA\"");
+    }
+
+    #[test]
+    fn an_scp_that_denies_a_route_people_need_without_mfa() {
+        let scp = broken_scp("*/*/POST/promotions\"", "*/*/GET/deployments\"");
+        assert_caught(
+            &scp_findings(&scp, &template()),
+            "SCP: GET/deployments is not a decision route",
+        );
+    }
+
+    #[test]
+    fn an_scp_that_exempts_every_role_from_approving_with_mfa() {
+        let scp = broken_scp(
+            "\"aws:MultiFactorAuthPresent\": \"false\"\n        }\n      }",
+            "\"aws:MultiFactorAuthPresent\": \"false\"\n        },\n        \"ArnNotLike\": {\"aws:PrincipalArn\": \"arn:aws:iam::*:role/*\"}\n      }",
+        );
+        assert_caught(
+            &scp_findings(&scp, &template()),
+            "only POST /promotions may exempt",
+        );
+    }
+    #[test]
+    fn a_stack_role_may_be_created_without_the_runtime_boundary() {
+        let t = broken(
+            "            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*\"\n            Condition:\n              StringEquals: { iam:PermissionsBoundary: !Ref RuntimeBoundary }\n",
+            "            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*\"\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "creates or changes roles without RuntimeBoundary",
+        );
+    }
+
+    #[test]
+    fn a_boundary_that_lets_roles_go_unbounded() {
+        let t = broken(
+            "          - Sid: RolesOnlyWithTheRuntimeBoundary\n            Effect: Deny\n",
+            "          - Sid: RolesOnlyWithTheRuntimeBoundary\n            Effect: Allow\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "iam:CreateRole is not denied without RuntimeBoundary",
+        );
+    }
+
+    #[test]
+    fn the_execution_role_passing_any_role() {
+        let t = broken(
+            "            Action: iam:PassRole\n            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*\"",
+            "            Action: iam:PassRole\n            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*\"",
+        );
+        assert_caught(&pipeline_findings(&t), "IAM on");
+    }
+
+    #[test]
+    fn the_deploy_role_passing_another_role() {
+        let t = broken(
+            "            Resource: !GetAtt CloudFormationExecutionRole.Arn",
+            "            Resource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/admin\"",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "passes more than the execution role",
+        );
+    }
+
+    #[test]
+    fn an_execution_role_without_its_boundary() {
+        let t = broken("      PermissionsBoundary: !Ref PipelineBoundary\n", "");
+        assert_caught(&pipeline_findings(&t), "not bounded by PipelineBoundary");
+    }
+
+    #[test]
+    fn an_execution_grant_its_boundary_does_not_allow() {
+        let t = broken(
+            "              - lambda:CreateFunction\n",
+            "              - lambda:CreateFunction\n              - ec2:RunInstances\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "PipelineBoundary does not allow PipelineResourcesPolicy's ec2:RunInstances",
+        );
+    }
+
+    #[test]
+    fn the_approver_policy_within_the_pipelines_reach() {
+        let t = broken(
+            "              - !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-approver\"\n          - Sid: StackResources",
+            "          - Sid: StackResources",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "on the approver policy is not denied",
+        );
+    }
+
+    #[test]
+    fn a_pipeline_policy_within_the_pipelines_reach() {
+        let t = broken(
+            "  PromotionPolicy:\n    Type: AWS::IAM::ManagedPolicy\n    Condition: CreateGitHubDeployRole\n    Properties:\n      Path: /bluegreen.pipeline/\n",
+            "  PromotionPolicy:\n    Type: AWS::IAM::ManagedPolicy\n    Condition: CreateGitHubDeployRole\n    Properties:\n",
+        );
+        assert_caught(
+            &pipeline_findings(&t),
+            "PromotionPolicy: path / is within the execution role's reach",
+        );
+    }
+
+    #[test]
+    fn a_stack_role_without_the_runtime_boundary() {
+        let t = broken(
+            "  RollbackRole:\n    Type: AWS::IAM::Role\n    Properties:\n      Path: !Sub \"/${AWS::StackName}/\"\n      PermissionsBoundary: !If [CreateGitHubDeployRole, !Ref RuntimeBoundary, !Ref AWS::NoValue]\n",
+            "  RollbackRole:\n    Type: AWS::IAM::Role\n    Properties:\n      Path: !Sub \"/${AWS::StackName}/\"\n",
+        );
+        assert_caught(
+            &boundary_use_findings(&t),
+            "RollbackRole: not bounded by RuntimeBoundary",
+        );
+    }
+
+    #[test]
+    fn a_runtime_boundary_that_forgets_a_grant() {
+        let t = broken(
+            "              - dynamodb:ConditionCheckItem\n              - states:StartExecution\n",
+            "              - states:StartExecution\n",
+        );
+        assert_caught(
+            &boundary_use_findings(&t),
+            "RuntimeBoundary does not allow DeploymentTablePolicy's dynamodb:ConditionCheckItem",
+        );
+    }
+
+    #[test]
+    fn a_boundary_attached_as_a_policy() {
+        let t = broken(
+            "      ManagedPolicyArns: [!Ref PipelineIamPolicy, !Ref PipelineResourcesPolicy]",
+            "      ManagedPolicyArns: [!Ref PipelineIamPolicy, !Ref PipelineResourcesPolicy, !Ref PipelineBoundary]",
+        );
+        assert_caught(&boundary_use_findings(&t), "the boundary");
+        assert_caught(
+            &iam_findings(&t, &allowlist()),
+            "PipelineBoundary: wildcard action iam:*",
         );
     }
 }
