@@ -70,6 +70,9 @@ pub struct AlarmChange {
     pub state: AlarmValue,
     pub reason: String,
     pub delivery: Delivery,
+    /// The account and region the alarm lives in: with its name, the alarm's ARN.
+    pub account: String,
+    pub region: String,
 }
 
 fn invalid(m: impl Into<String>) -> PhaseError {
@@ -82,7 +85,7 @@ pub fn parse(input: Value) -> Result<AlarmChange, PhaseError> {
     let Some(obj) = input.as_object() else {
         return Err(invalid("an alarm event must be a JSON object"));
     };
-    let (data, delivery) = if obj.contains_key("detail-type") {
+    let (data, delivery, account, region) = if obj.contains_key("detail-type") {
         let e: EventBridgeEvent<CloudWatchAlarmData<Value, Value>> = serde_json::from_value(input)
             .map_err(|e| invalid(format!("not an EventBridge {DETAIL_TYPE:?} event: {e}")))?;
         if e.source != SOURCE || e.detail_type != DETAIL_TYPE {
@@ -91,11 +94,11 @@ pub fn parse(input: Value) -> Result<AlarmChange, PhaseError> {
                 e.source, e.detail_type
             )));
         }
-        (e.detail, Delivery::EventBridge)
+        (e.detail, Delivery::EventBridge, e.account, e.region)
     } else if obj.contains_key("alarmData") {
         let e: CloudWatchAlarm<Value, Value> = serde_json::from_value(input)
             .map_err(|e| invalid(format!("not a CloudWatch alarm action payload: {e}")))?;
-        (e.alarm_data, Delivery::LambdaAction)
+        (e.alarm_data, Delivery::LambdaAction, e.account_id, e.region)
     } else {
         return Err(invalid(format!(
             "expected an EventBridge {DETAIL_TYPE:?} event (detail-type) or an alarm action payload (alarmData)"
@@ -104,6 +107,27 @@ pub fn parse(input: Value) -> Result<AlarmChange, PhaseError> {
     if data.alarm_name.is_empty() || data.alarm_name.len() > 255 {
         return Err(invalid("the alarm name must be 1-255 characters"));
     }
+    let account = account
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            invalid(format!(
+                "alarm {}: the event names no 12-digit account, so the alarm cannot be told from a same-named one elsewhere",
+                data.alarm_name
+            ))
+        })?;
+    let region = region
+        .filter(|r| {
+            !r.is_empty()
+                && r.len() <= 32
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        .ok_or_else(|| {
+            invalid(format!(
+                "alarm {}: the event names no region",
+                data.alarm_name
+            ))
+        })?;
     let state = data
         .state
         .ok_or_else(|| invalid(format!("alarm {}: the event has no state", data.alarm_name)))?;
@@ -123,6 +147,8 @@ pub fn parse(input: Value) -> Result<AlarmChange, PhaseError> {
         state: value,
         reason: state.reason,
         delivery,
+        account,
+        region,
     })
 }
 
@@ -221,7 +247,7 @@ async fn run(deps: &Deps, alarm: &AlarmChange) -> Result<Summary, PhaseError> {
     // Every bound environment is tried even if one fails; the failure is then returned so the
     // delivery is retried (rolling back is idempotent).
     for (service, environment) in bound {
-        match act(deps, &service, &environment, &reason).await {
+        match act(deps, alarm, &service, &environment, &reason).await {
             Ok(o) => environments.push(o),
             Err(e) => {
                 tracing::error!(%service, %environment, error = %e, "rollback failed");
@@ -238,8 +264,24 @@ async fn run(deps: &Deps, alarm: &AlarmChange) -> Result<Summary, PhaseError> {
     })
 }
 
+/// The account and region of the environment's load balancer (its listener's or rule's ARN):
+/// where the alarms that judge it live.
+fn home(config: &shared::registry::EnvironmentConfig) -> Option<(String, String)> {
+    let arn = config
+        .traffic
+        .listener_arn
+        .as_deref()
+        .or(config.traffic.rule_arn.as_deref())?;
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, _, region, account, _] => Some((account.to_string(), region.to_string())),
+        _ => None,
+    }
+}
+
 async fn act(
     deps: &Deps,
+    alarm: &AlarmChange,
     service: &str,
     environment: &str,
     reason: &str,
@@ -252,6 +294,23 @@ async fn act(
             reason: why,
         })
     };
+    // An alarm is its ARN: the same name in another account or region is another alarm.
+    let config = deps
+        .registry
+        .environment_config(service, environment)
+        .await?;
+    let Some((account, region)) = config.as_ref().and_then(home) else {
+        return nothing(format!(
+            "{service}/{environment} has no registered load balancer to tell which account's alarm {} is its",
+            alarm.name
+        ));
+    };
+    if (account.as_str(), region.as_str()) != (alarm.account.as_str(), alarm.region.as_str()) {
+        return nothing(format!(
+            "alarm {} fired in account {} ({}); {service}/{environment} runs in account {account} ({region}), so this same-named alarm is not its",
+            alarm.name, alarm.account, alarm.region
+        ));
+    }
     let running = deps
         .store
         .environment(service, environment)
@@ -409,7 +468,9 @@ mod tests {
                     name: ALARM.into(),
                     state,
                     reason: REASON.into(),
-                    delivery
+                    delivery,
+                    account: "123456789012".into(),
+                    region: "us-east-1".into(),
                 })
             );
         }
@@ -446,6 +507,23 @@ mod tests {
                 eventbridge("", "ALARM"),
                 Box::new(|_| {}),
                 "1-255 characters",
+            ),
+            (
+                eventbridge(ALARM, "ALARM"),
+                Box::new(|e| {
+                    e.as_object_mut().map(|o| o.remove("account"));
+                }),
+                "no 12-digit account",
+            ),
+            (
+                lambda_action(ALARM, "ALARM"),
+                Box::new(|e| e["accountId"] = json!("12345")),
+                "no 12-digit account",
+            ),
+            (
+                eventbridge(ALARM, "ALARM"),
+                Box::new(|e| e["region"] = json!("US EAST")),
+                "no region",
             ),
             (
                 lambda_action(ALARM, "ALARM"),
@@ -607,6 +685,41 @@ mod tests {
                     }]
                 })
             );
+        }
+    }
+
+    /// An alarm is its ARN: the same name in another account (an environment account, or the
+    /// controller's own for another team) or another region rolls nothing back.
+    #[tokio::test]
+    async fn a_same_named_alarm_in_another_account_or_region_rolls_nothing_back() {
+        for (key, value, delivery) in [
+            (
+                "account",
+                "210987654321",
+                eventbridge as fn(&str, &str) -> Value,
+            ),
+            ("region", "eu-west-1", eventbridge),
+            ("accountId", "210987654321", lambda_action),
+            ("region", "eu-west-1", lambda_action),
+        ] {
+            let w = shifted_to(25).await;
+            let mut input = delivery(ALARM, "ALARM");
+            input[key] = json!(value);
+            let out = handle(&deps(&w), input).await.unwrap();
+            assert_eq!(out["environments"][0]["outcome"], "nothing_to_do", "{out}");
+            let why = out["environments"][0]["reason"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                why.contains("runs in account 123456789012 (us-east-1)"),
+                "{why}"
+            );
+            assert!(w.router.writes().is_empty(), "{key}={value}: traffic moved");
+            assert_eq!(
+                w.store.record(DEPLOYMENT_ID).unwrap().status,
+                DeploymentStatus::InProgress
+            );
+            assert!(w.executions.stopped.lock().unwrap().is_empty());
         }
     }
 
