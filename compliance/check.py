@@ -73,7 +73,7 @@ ENVIRONMENT_BROKEN_COPIES = [
      'Principal: { AWS: !Sub "arn:${AWS::Partition}:iam::${ControllerAccountId}:role/*Role-*" }',
      "IAM_TRUST_NAMES_ITS_PRINCIPALS"),
     ("the controller's whole account trusted",
-     "            Condition:\n              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n",
+     "              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n",
      "", "IAM_TRUST_NAMES_ITS_PRINCIPALS"),
     ("alarms forwarded without a role", "          RoleArn: !GetAtt AlarmForwardingRole.Arn\n", "",
      "EVENTS_FOREIGN_TARGET_HAS_ROLE"),

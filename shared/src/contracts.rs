@@ -104,6 +104,16 @@ fn name_ok(s: &str) -> bool {
 }
 
 impl DeploymentRequest {
+    /// How deployment `deployment_id` reaches this environment's account.
+    pub fn reach(&self, deployment_id: &str) -> crate::ports::Reach {
+        crate::ports::Reach {
+            role_arn: self.role_arn.clone(),
+            service: self.service.clone(),
+            environment: self.environment.clone(),
+            on_behalf_of: deployment_id.to_string(),
+        }
+    }
+
     /// Cross-field checks that serde cannot express.
     pub fn validate(&self) -> Result<(), PhaseError> {
         let bad = |m: String| Err(PhaseError::InvalidInput(m));

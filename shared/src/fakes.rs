@@ -934,11 +934,14 @@ pub struct FakeAccess {
     pub compute: std::sync::Arc<FakeCompute>,
     pub signals: std::sync::Arc<FakeSignals>,
     pub roles: Mutex<Vec<Option<String>>>,
+    /// Every reach asked for, in order.
+    pub reaches: Mutex<Vec<crate::ports::Reach>>,
 }
 
 impl FakeAccess {
-    fn note(&self, role: Option<&str>) {
-        lock(&self.roles).push(role.map(str::to_string));
+    fn note(&self, reach: &crate::ports::Reach) {
+        lock(&self.roles).push(reach.role_arn.clone());
+        lock(&self.reaches).push(reach.clone());
     }
     pub fn roles(&self) -> Vec<Option<String>> {
         lock(&self.roles).clone()
@@ -949,30 +952,30 @@ impl FakeAccess {
 impl EnvironmentAccess for FakeAccess {
     async fn router(
         &self,
-        role: Option<&str>,
+        reach: &crate::ports::Reach,
     ) -> Result<std::sync::Arc<dyn TrafficRouter>, AdapterError> {
-        self.note(role);
+        self.note(reach);
         Ok(self.router.clone())
     }
     async fn targets(
         &self,
-        role: Option<&str>,
+        reach: &crate::ports::Reach,
     ) -> Result<std::sync::Arc<dyn TargetHealth>, AdapterError> {
-        self.note(role);
+        self.note(reach);
         Ok(self.targets.clone())
     }
     async fn compute(
         &self,
-        role: Option<&str>,
+        reach: &crate::ports::Reach,
     ) -> Result<std::sync::Arc<dyn ComputePlatform>, AdapterError> {
-        self.note(role);
+        self.note(reach);
         Ok(self.compute.clone())
     }
     async fn signals(
         &self,
-        role: Option<&str>,
+        reach: &crate::ports::Reach,
     ) -> Result<std::sync::Arc<dyn HealthSignals>, AdapterError> {
-        self.note(role);
+        self.note(reach);
         Ok(self.signals.clone())
     }
 }
@@ -1137,6 +1140,7 @@ pub mod sample {
                     compute: compute.clone(),
                     signals: signals.clone(),
                     roles: Mutex::new(Vec::new()),
+                    reaches: Mutex::new(Vec::new()),
                 }),
                 registry: Arc::new(FakeRegistry::default()),
                 executions: Arc::new(FakeExecutions::default()),
@@ -1179,6 +1183,8 @@ pub mod sample {
                     release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
                     auto_deploy: vec!["dev".into()],
                     promotion: Default::default(),
+                    // the account the sample environments' roles are in
+                    accounts: vec!["210987654321".into()],
                 })
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -425,20 +425,26 @@ pub struct FaultyAccess {
 
 #[async_trait]
 impl EnvironmentAccess for FaultyAccess {
-    async fn router(&self, role_arn: Option<&str>) -> Result<Arc<dyn TrafficRouter>, AdapterError> {
+    async fn router(
+        &self,
+        reach: &crate::ports::Reach,
+    ) -> Result<Arc<dyn TrafficRouter>, AdapterError> {
         let inner = self
             .faults
-            .call("STS.router", || self.inner.router(role_arn))
+            .call("STS.router", || self.inner.router(reach))
             .await?;
         Ok(Arc::new(FaultyRouter {
             inner,
             faults: self.faults.clone(),
         }))
     }
-    async fn targets(&self, role_arn: Option<&str>) -> Result<Arc<dyn TargetHealth>, AdapterError> {
+    async fn targets(
+        &self,
+        reach: &crate::ports::Reach,
+    ) -> Result<Arc<dyn TargetHealth>, AdapterError> {
         let inner = self
             .faults
-            .call("STS.targets", || self.inner.targets(role_arn))
+            .call("STS.targets", || self.inner.targets(reach))
             .await?;
         Ok(Arc::new(FaultyTargets {
             inner,
@@ -447,11 +453,11 @@ impl EnvironmentAccess for FaultyAccess {
     }
     async fn compute(
         &self,
-        role_arn: Option<&str>,
+        reach: &crate::ports::Reach,
     ) -> Result<Arc<dyn ComputePlatform>, AdapterError> {
         let inner = self
             .faults
-            .call("STS.compute", || self.inner.compute(role_arn))
+            .call("STS.compute", || self.inner.compute(reach))
             .await?;
         Ok(Arc::new(FaultyCompute {
             inner,
@@ -460,11 +466,11 @@ impl EnvironmentAccess for FaultyAccess {
     }
     async fn signals(
         &self,
-        role_arn: Option<&str>,
+        reach: &crate::ports::Reach,
     ) -> Result<Arc<dyn HealthSignals>, AdapterError> {
         let inner = self
             .faults
-            .call("STS.signals", || self.inner.signals(role_arn))
+            .call("STS.signals", || self.inner.signals(reach))
             .await?;
         Ok(Arc::new(FaultySignals {
             inner,

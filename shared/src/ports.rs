@@ -394,18 +394,26 @@ pub async fn recorded(
         .ok_or_else(|| crate::error::PhaseError::Internal(format!("deployment {id} has no record")))
 }
 
+/// Whom the controller acts for in an environment: the environment's role (`None`: the
+/// controller's own account), and the registry key and deployment (or operation) that a
+/// session of that role is tagged with and named after, so the environment account's trust
+/// policy can admit the controller for its own service and environment only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub role_arn: Option<String>,
+    pub service: String,
+    pub environment: String,
+    pub on_behalf_of: String,
+}
+
 /// The AWS services of an environment's account: the controller's own, or the account reached
 /// by assuming the environment's role. The deployment table always stays in the controller's.
 #[async_trait]
 pub trait EnvironmentAccess: Send + Sync {
-    async fn router(&self, role_arn: Option<&str>) -> Result<Arc<dyn TrafficRouter>, AdapterError>;
-    async fn targets(&self, role_arn: Option<&str>) -> Result<Arc<dyn TargetHealth>, AdapterError>;
-    async fn compute(
-        &self,
-        role_arn: Option<&str>,
-    ) -> Result<Arc<dyn ComputePlatform>, AdapterError>;
-    async fn signals(&self, role_arn: Option<&str>)
-    -> Result<Arc<dyn HealthSignals>, AdapterError>;
+    async fn router(&self, reach: &Reach) -> Result<Arc<dyn TrafficRouter>, AdapterError>;
+    async fn targets(&self, reach: &Reach) -> Result<Arc<dyn TargetHealth>, AdapterError>;
+    async fn compute(&self, reach: &Reach) -> Result<Arc<dyn ComputePlatform>, AdapterError>;
+    async fn signals(&self, reach: &Reach) -> Result<Arc<dyn HealthSignals>, AdapterError>;
 }
 
 /// What every phase handler depends on.

@@ -46,6 +46,10 @@ pub struct ServiceConfig {
     /// What promoting a version of this service requires.
     #[serde(default)]
     pub promotion: PromotionPolicy,
+    /// The accounts (12 digits) whose roles this service's environments may name as
+    /// `role_arn`. Empty: its environments act in the controller's own account only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
 }
 
 /// Why a pushed tag does not deploy.
@@ -103,7 +107,38 @@ impl ServiceConfig {
         if self.auto_deploy.len() > 10 || self.auto_deploy.iter().any(|e| !name_ok(e)) {
             return bad("auto_deploy: at most 10 environment names of [A-Za-z0-9_-]".into());
         }
+        if self.accounts.len() > 20
+            || self
+                .accounts
+                .iter()
+                .any(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return bad("accounts: at most 20 AWS account ids of 12 digits".into());
+        }
         self.promotion.validate().map_err(InvalidConfig)
+    }
+
+    /// Whether an environment of this service may act through `role_arn` (none: always). A
+    /// role in an account the service does not list is refused, so one team's environment
+    /// cannot point the controller at another team's role.
+    pub fn allows_role(&self, role_arn: Option<&str>) -> Result<(), InvalidConfig> {
+        let Some(role) = role_arn else {
+            return Ok(());
+        };
+        let account = role.split(':').nth(4).unwrap_or_default();
+        if self.accounts.iter().any(|a| a == account) {
+            return Ok(());
+        }
+        Err(InvalidConfig(format!(
+            "role_arn {role} is in account {account:?}, which service {} does not list in its accounts ({}); an administrator adds the account with PUT /services/{}",
+            self.service,
+            if self.accounts.is_empty() {
+                "none: its environments act in the controller's account".to_string()
+            } else {
+                self.accounts.join(", ")
+            },
+            self.service
+        )))
     }
 
     /// The version a pushed tag releases, or why it does not.
@@ -231,6 +266,48 @@ mod tests {
                 matches!(s.release_version(tag), Err(TagRejected::NotARelease(..))),
                 "{tag}"
             );
+        }
+    }
+
+    #[test]
+    fn an_environment_may_name_roles_only_in_the_services_accounts() {
+        let s = ServiceConfig {
+            accounts: vec!["210987654321".into()],
+            ..service()
+        };
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.allows_role(None), Ok(()));
+        assert_eq!(
+            s.allows_role(Some(
+                "arn:aws:iam::210987654321:role/bluegreen-environment-checkout-prd"
+            )),
+            Ok(())
+        );
+        let other_team = s
+            .allows_role(Some(
+                "arn:aws:iam::555555555555:role/bluegreen-environment-search-prd",
+            ))
+            .unwrap_err();
+        assert!(
+            other_team.0.contains("account \"555555555555\""),
+            "{other_team}"
+        );
+        // by default, no account: environments act in the controller's own
+        assert!(
+            service()
+                .allows_role(Some("arn:aws:iam::210987654321:role/x"))
+                .is_err()
+        );
+        for bad in [
+            vec!["12345".to_string()],
+            vec!["x".repeat(12)],
+            vec!["210987654321".to_string(); 21],
+        ] {
+            let s = ServiceConfig {
+                accounts: bad.clone(),
+                ..service()
+            };
+            assert!(s.validate().is_err(), "{bad:?}");
         }
     }
 

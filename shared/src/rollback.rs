@@ -149,7 +149,7 @@ async fn roll_back_begun(
         // traffic afterwards, put it back: a rolled-back environment serves only the active color.
         // (One that ended before its colors were read never moved any.)
         if let Some((active, _)) = record.colors().filter(|_| record.phase != Phase::Succeeded) {
-            let router = deps.access.router(record.role_arn.as_deref()).await?;
+            let router = deps.access.router(&record.reach()).await?;
             restore(router.as_ref(), &forward(&record)?, active).await?;
         }
         return Ok(RollbackOutcome::AlreadyFinished(record));
@@ -169,7 +169,7 @@ async fn roll_back_begun(
         .await
         .map_err(PhaseError::from)?;
     let id = record.id.clone();
-    let router = deps.access.router(record.role_arn.as_deref()).await?;
+    let router = deps.access.router(&record.reach()).await?;
     let moved = restore(router.as_ref(), &forward(&record)?, active).await?;
     let shifted = moved || !deps.store.steps(&id).await?.is_empty();
     let final_phase = if shifted {

@@ -94,6 +94,17 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
             Some(_) => StartError::UnknownEnvironment(req.service.clone(), req.environment.clone()),
         });
     };
+    // Another team's role is refused here, before any call reaches its account.
+    if env.role_arn.is_some() {
+        let service = deps
+            .registry
+            .service(&req.service)
+            .await?
+            .ok_or_else(|| StartError::UnknownService(req.service.clone()))?;
+        service
+            .allows_role(env.role_arn.as_deref())
+            .map_err(|e| StartError::Invalid(e.0))?;
+    }
     let mut input: DeploymentRequest = env.request(
         req.version.clone(),
         req.image.clone(),
@@ -237,6 +248,7 @@ mod tests {
                 release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
                 auto_deploy: vec!["dev".into()],
                 promotion: Default::default(),
+                accounts: vec!["210987654321".into()],
             })
             .await
             .unwrap();
@@ -364,6 +376,36 @@ mod tests {
         w.store
             .env("checkout", env)
             .and_then(|e| e.active_deployment)
+    }
+
+    /// Finding 2 of the security review: an environment whose role is in an account its
+    /// service does not list (registered before the account was removed, or written to the
+    /// table by hand) starts nothing: refused before the lock and before any call.
+    #[tokio::test]
+    async fn an_environment_pointing_at_another_teams_role_is_refused_before_any_call() {
+        let w = world().await;
+        let mut prd = w
+            .registry
+            .environment_config("checkout", "dev")
+            .await
+            .unwrap()
+            .unwrap();
+        prd.environment = "prd".into();
+        prd.role_arn =
+            Some("arn:aws:iam::555555555555:role/bluegreen-environment-search-prd".into());
+        w.registry.put_environment(&prd).await.unwrap();
+        let err = start(&w.deps, &req("d-1", "prd")).await.unwrap_err();
+        assert!(
+            matches!(&err, StartError::Invalid(m) if m.contains("555555555555")),
+            "{err:?}"
+        );
+        assert_eq!(holder(&w, "prd"), None);
+        assert!(w.executions.started_names().is_empty());
+        // a role in an account checkout lists is fine
+        prd.role_arn =
+            Some("arn:aws:iam::210987654321:role/bluegreen-environment-checkout-prd".into());
+        w.registry.put_environment(&prd).await.unwrap();
+        start(&w.deps, &req("d-1", "prd")).await.unwrap();
     }
 
     /// An id is one environment's: reusing another environment's deployment id (an

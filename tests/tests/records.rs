@@ -86,6 +86,7 @@ async fn started_by_request(w: &World) {
             release_pattern: shared::registry::DEFAULT_RELEASE_PATTERN.into(),
             auto_deploy: vec!["dev".into()],
             promotion: Default::default(),
+            accounts: Vec::new(),
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -858,6 +858,7 @@ fn environment_role_findings(env: &Value) -> Vec<String> {
     let mut any_trusted_by_controller = false;
     for (name, r) in of_type(env, "AWS::IAM::Role") {
         let mut trusted_by_controller = false;
+        let mut tags_sessions = false;
         let trust = &r["Properties"]["AssumeRolePolicyDocument"];
         for s in one_or_many(&trust["Statement"]) {
             let principal = &s["Principal"];
@@ -885,6 +886,29 @@ fn environment_role_findings(env: &Value) -> Vec<String> {
                      aws:PrincipalArn condition naming ControllerRoleArns"
                 ));
             }
+            // the session must act for this role's own registry key (no confused deputy)
+            let tags = &s["Condition"]["StringEquals"];
+            if tags["aws:RequestTag/bluegreen:service"]["Ref"] != "ServiceName"
+                || tags["aws:RequestTag/bluegreen:environment"]["Ref"] != "EnvironmentName"
+            {
+                findings.push(format!(
+                    "{name}: {} is allowed without requiring the session tags \
+                     bluegreen:service = ServiceName and bluegreen:environment = EnvironmentName",
+                    s["Action"]
+                ));
+            }
+            if one_or_many(&s["Action"])
+                .iter()
+                .any(|a| *a == "sts:TagSession")
+            {
+                tags_sessions = true;
+            }
+        }
+        if trusted_by_controller && !tags_sessions {
+            findings.push(format!(
+                "{name}: the controller may not tag its sessions (sts:TagSession), so its \
+                 AssumeRole with session tags is refused"
+            ));
         }
         if !trusted_by_controller {
             continue;
@@ -892,22 +916,29 @@ fn environment_role_findings(env: &Value) -> Vec<String> {
         let role_name = r["Properties"]["RoleName"]["Fn::Sub"]
             .as_str()
             .unwrap_or_default();
-        if role_name != "bluegreen-environment-${EnvironmentName}" {
+        if role_name != "bluegreen-environment-${ServiceName}-${EnvironmentName}" {
             findings.push(format!(
-                "{name}: named {role_name:?}, not bluegreen-environment-${{EnvironmentName}} \
+                "{name}: named {role_name:?}, not bluegreen-environment-${{ServiceName}}-${{EnvironmentName}} \
                  (the roles the controller may assume by default)"
             ));
         }
-        let pattern = env["Parameters"]["EnvironmentName"]["AllowedPattern"]
-            .as_str()
-            .unwrap_or_default();
-        let longest: Option<usize> = pattern
-            .rsplit_once(',')
-            .and_then(|(_, n)| n.trim_end_matches("}$").parse().ok());
-        match longest {
-            Some(n) if "bluegreen-environment-".len() + n <= 64 => {}
+        let longest = |parameter: &str| -> (String, Option<usize>) {
+            let pattern = env["Parameters"][parameter]["AllowedPattern"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let n = pattern
+                .rsplit_once(',')
+                .and_then(|(_, n)| n.trim_end_matches("}$").parse().ok());
+            (pattern, n)
+        };
+        let (service_pattern, service) = longest("ServiceName");
+        let (environment_pattern, environment) = longest("EnvironmentName");
+        match service.zip(environment) {
+            Some((s, e)) if "bluegreen-environment-".len() + s + 1 + e <= 64 => {}
             _ => findings.push(format!(
-                "{name}: EnvironmentName's pattern {pattern:?} lets the role name exceed 64 characters"
+                "{name}: ServiceName's pattern {service_pattern:?} and EnvironmentName's \
+                 {environment_pattern:?} let the role name exceed 64 characters"
             )),
         }
     }
@@ -1741,7 +1772,7 @@ mod broken_copies {
     #[test]
     fn the_controllers_whole_account_trusted() {
         let env = broken_environment(
-            "            Condition:\n              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n",
+            "              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n",
             "",
         );
         assert_caught(
@@ -1753,7 +1784,7 @@ mod broken_copies {
     #[test]
     fn an_environment_role_the_controller_may_not_assume() {
         let env = broken_environment(
-            "RoleName: !Sub \"bluegreen-environment-${EnvironmentName}\"",
+            "RoleName: !Sub \"bluegreen-environment-${ServiceName}-${EnvironmentName}\"",
             "RoleName: !Sub \"deployments-${EnvironmentName}\"",
         );
         assert_caught(
@@ -1764,10 +1795,32 @@ mod broken_copies {
 
     #[test]
     fn an_environment_name_too_long_for_a_role_name() {
-        let env = broken_environment("{1,42}$", "{1,64}$");
+        let env = broken_environment("{1,17}$", "{1,64}$");
         assert_caught(
             &environment_role_findings(&env),
-            "lets the role name exceed 64 characters",
+            "let the role name exceed 64 characters",
+        );
+    }
+
+    /// Finding 2 of the security review: a role that any session of the controller may assume
+    /// lets another service's environment, naming it as role_arn, act here.
+    #[test]
+    fn an_environment_role_that_ignores_the_sessions_registry_key() {
+        let env = broken_environment(
+            "            Action: sts:AssumeRole\n            Condition:\n              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n              StringEquals:\n                aws:RequestTag/bluegreen:service: !Ref ServiceName\n                aws:RequestTag/bluegreen:environment: !Ref EnvironmentName\n",
+            "            Action: sts:AssumeRole\n            Condition:\n              ArnLike:\n                aws:PrincipalArn: !Ref ControllerRoleArns\n",
+        );
+        assert_caught(
+            &environment_role_findings(&env),
+            "EnvironmentRole: \"sts:AssumeRole\" is allowed without requiring the session tags",
+        );
+        let untagged = broken_environment(
+            "            Action: sts:TagSession\n",
+            "            Action: sts:GetCallerIdentity\n",
+        );
+        assert_caught(
+            &environment_role_findings(&untagged),
+            "EnvironmentRole: the controller may not tag its sessions",
         );
     }
 

@@ -97,7 +97,7 @@ async fn live_weights(deps: &ApiDeps, r: &DeploymentRecord) -> Result<TrafficSpl
     let fwd = forward(r)?;
     let router = deps
         .access
-        .router(r.role_arn.as_deref())
+        .router(&r.reach())
         .await
         .map_err(|e| e.to_string())?;
     router.current_split(&fwd).await.map_err(|e| e.to_string())

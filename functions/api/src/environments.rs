@@ -41,6 +41,16 @@ struct Plan {
 }
 
 impl Plan {
+    /// How this environment rollback (recorded as deployment `id`) reaches the account.
+    fn reach(&self) -> shared::ports::Reach {
+        shared::ports::Reach {
+            role_arn: self.config.role_arn.clone(),
+            service: self.config.service.clone(),
+            environment: self.config.environment.clone(),
+            on_behalf_of: self.id.clone(),
+        }
+    }
+
     fn standby(&self) -> Color {
         self.active.other()
     }
@@ -147,7 +157,7 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
 async fn run(deps: &ApiDeps, p: &Plan) -> Result<Reply, (ApiError, Reached)> {
     let at = |reached: Reached| move |e: ApiError| (e, reached);
     let standby = p.standby();
-    let role = p.config.role_arn.as_deref();
+    let role = &p.reach();
     let tg = p.config.traffic.target_group(standby);
 
     // Never shift traffic to a target group without healthy targets.
@@ -293,7 +303,7 @@ async fn standby_image(deps: &ApiDeps, p: &Plan) -> String {
         container: container.clone(),
     };
     let image = async {
-        let compute = deps.access.compute(p.config.role_arn.as_deref()).await?;
+        let compute = deps.access.compute(&p.reach()).await?;
         compute.current_image(&svc).await
     }
     .await;
@@ -315,7 +325,7 @@ async fn undo(deps: &ApiDeps, p: &Plan, reached: Reached, e: ApiError) -> ApiErr
         if reached == Reached::TrafficWritten {
             let router = deps
                 .access
-                .router(p.config.role_arn.as_deref())
+                .router(&p.reach())
                 .await
                 .map_err(|e| e.to_string())?;
             shared::rollback::restore(

@@ -38,12 +38,15 @@ pub async fn get_service(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError>
 
 pub async fn put_environment(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let config = requests::environment(call.param(0), call.param(1), call.body())?;
-    if deps.registry.service(&config.service).await?.is_none() {
+    let Some(service) = deps.registry.service(&config.service).await? else {
         return Err(ApiError::not_found(format!(
             "service {0} is not registered; register it with PUT /services/{0} first",
             config.service
         )));
-    }
+    };
+    service
+        .allows_role(config.role_arn.as_deref())
+        .map_err(|e| ApiError::invalid(e.0))?;
     deps.registry
         .put_environment(&config)
         .await

@@ -1061,6 +1061,34 @@ fn environment_body() -> Value {
     v
 }
 
+/// Finding 2 of the security review: team A registering an environment that names team B's
+/// role (in an account checkout does not list) is refused, and nothing is stored.
+#[tokio::test]
+async fn an_environment_naming_a_role_in_an_account_its_service_does_not_list_is_refused() {
+    let (w, d) = world().await;
+    let path = "/services/checkout/environments/prd";
+    let mut body = environment_body();
+    body["role_arn"] = json!("arn:aws:iam::555555555555:role/bluegreen-environment-search-prd");
+    let r = send(&d, ev("PUT", path).body(&body)).await;
+    assert_error(&r, 400, "InvalidRequest", "account \"555555555555\"");
+    assert!(
+        w.registry
+            .environment_config("checkout", "prd")
+            .await
+            .unwrap()
+            .is_none(),
+        "stored anyway"
+    );
+    // once an administrator lists the account, the same registration is accepted
+    let mut service = send(&d, ev("GET", "/services/checkout")).await.body;
+    service["accounts"] = json!(["555555555555"]);
+    service.as_object_mut().map(|o| o.remove("service"));
+    let r = send(&d, ev("PUT", "/services/checkout").body(&service)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(&d, ev("PUT", path).body(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 #[tokio::test]
 async fn environments_are_validated_and_need_their_service() {
     let w = World::default();

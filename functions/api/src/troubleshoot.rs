@@ -42,7 +42,7 @@ fn health_view(color: Color, tg: &str, report: Result<TargetHealthReport, String
 }
 
 async fn target_health(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
-    let targets = deps.access.targets(r.role_arn.as_deref()).await;
+    let targets = deps.access.targets(&r.reach()).await;
     let mut out = vec![];
     // the new color first: that is where deployments go wrong
     for color in r.colors_new_first() {
@@ -71,7 +71,7 @@ async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
         }
         Err(e) => return vec![json!({"error": e.to_string()})],
     };
-    let compute = match deps.access.compute(r.role_arn.as_deref()).await {
+    let compute = match deps.access.compute(&r.reach()).await {
         Ok(c) => c,
         Err(e) => return vec![json!({"error": e.to_string()})],
     };

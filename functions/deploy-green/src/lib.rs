@@ -42,19 +42,19 @@ async fn roll_out(
     let svc = req.service_ref(target);
     let revision = deps
         .access
-        .compute(req.role_arn.as_deref())
+        .compute(&req.reach(&state.deployment_id))
         .await?
         .deploy_image(&svc, &req.image.to_string())
         .await?;
     let readiness = deps
         .access
-        .compute(req.role_arn.as_deref())
+        .compute(&req.reach(&state.deployment_id))
         .await?
         .readiness(&svc, &revision)
         .await?;
     let health = deps
         .access
-        .targets(req.role_arn.as_deref())
+        .targets(&req.reach(&state.deployment_id))
         .await?
         .target_health(req.traffic.target_group(target))
         .await?;
@@ -124,7 +124,7 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
 
     let missing: Vec<String> = deps
         .access
-        .signals(req.role_arn.as_deref())
+        .signals(&req.reach(&state.deployment_id))
         .await?
         .alarm_states(&req.alarms)
         .await?
@@ -140,7 +140,7 @@ async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseErr
 
     let split = deps
         .access
-        .router(req.role_arn.as_deref())
+        .router(&req.reach(&state.deployment_id))
         .await?
         .current_split(&fwd)
         .await?;
@@ -244,7 +244,7 @@ async fn running_version(
 ) -> Result<Option<String>, PhaseError> {
     let image = deps
         .access
-        .compute(state.request.role_arn.as_deref())
+        .compute(&state.request.reach(&state.deployment_id))
         .await?
         .current_image(&state.request.service_ref(color))
         .await?;
@@ -340,6 +340,16 @@ mod tests {
                 .iter()
                 .all(|r| r.as_deref() == Some("arn:aws:iam::210987654321:role/bluegreen-prd")),
             "{roles:?}"
+        );
+        // every session acts for this deployment's registry key and is named after it
+        let reaches = w.access.reaches.lock().unwrap().clone();
+        assert!(
+            reaches.iter().all(|r| (
+                r.service.as_str(),
+                r.environment.as_str(),
+                r.on_behalf_of.as_str()
+            ) == ("checkout", "dev", sample::DEPLOYMENT_ID)),
+            "{reaches:?}"
         );
         let record = w
             .store

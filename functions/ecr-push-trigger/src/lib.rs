@@ -780,6 +780,7 @@ mod tests {
                 release_pattern: shared::registry::DEFAULT_RELEASE_PATTERN.into(),
                 auto_deploy: vec!["tst".into(), "dev".into()],
                 promotion: Default::default(),
+                accounts: Vec::new(),
             })
             .await
             .unwrap();

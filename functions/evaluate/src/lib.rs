@@ -59,7 +59,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     let target = progress.target_color;
     let metrics = deps
         .access
-        .signals(req.role_arn.as_deref())
+        .signals(&req.reach(&state.deployment_id))
         .await?
         .color_metrics(&MetricsWindow {
             load_balancer: req.traffic.target()?.load_balancer_dimension(),
@@ -97,7 +97,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     let (target_metrics, baseline_metrics) = (metrics.target, metrics.baseline);
     let alarms = deps
         .access
-        .signals(req.role_arn.as_deref())
+        .signals(&req.reach(&state.deployment_id))
         .await?
         .alarm_states(&req.alarms)
         .await?;

@@ -35,7 +35,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         })?;
         let split = deps
             .access
-            .router(state.request.role_arn.as_deref())
+            .router(&state.request.reach(&state.deployment_id))
             .await?
             .current_split(&state.request.forward_target()?)
             .await?;

@@ -31,7 +31,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     // Never send traffic to a target group without healthy targets.
     let health = deps
         .access
-        .targets(req.role_arn.as_deref())
+        .targets(&req.reach(&state.deployment_id))
         .await?
         .target_health(req.traffic.target_group(target))
         .await?;
@@ -76,7 +76,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     let split = TrafficSplit::with_percent_on(target, weight)
         .map_err(|e| PhaseError::Internal(format!("step {weight}%: {e}")))?;
     deps.access
-        .router(req.role_arn.as_deref())
+        .router(&req.reach(&state.deployment_id))
         .await?
         .set_split(&req.forward_target()?, split)
         .await

@@ -393,6 +393,7 @@ mod tests {
             release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
             auto_deploy: vec!["dev".into()],
             promotion: Default::default(),
+            accounts: Vec::new(),
         }
     }
 

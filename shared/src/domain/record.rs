@@ -114,6 +114,16 @@ pub struct ReadinessSummary {
 pub const STRATEGY_BLUE_GREEN: &str = "blue_green";
 
 impl DeploymentRecord {
+    /// How this deployment reaches its environment's account.
+    pub fn reach(&self) -> crate::ports::Reach {
+        crate::ports::Reach {
+            role_arn: self.role_arn.clone(),
+            service: self.service.clone(),
+            environment: self.environment.clone(),
+            on_behalf_of: self.id.clone(),
+        }
+    }
+
     /// The active and target colors, once the first phase has read them from the listener.
     pub fn colors(&self) -> Option<(Color, Color)> {
         self.active_color.zip(self.target_color)
