@@ -70,7 +70,7 @@ pub enum StartError {
     /// The deployment id names another environment's deployment (an `Idempotency-Key` or a
     /// promotion id reused across environments).
     #[error(
-        "deployment id {id} is already used by a deployment of {owner}; use a new Idempotency-Key for a new deployment"
+        "deployment id {id} is already used for {owner}; use a new Idempotency-Key for a new deployment"
     )]
     IdTaken { id: String, owner: String },
     #[error("{0}")]
@@ -83,6 +83,17 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
             "deployment id {:?} must be 1-80 of [A-Za-z0-9_-]",
             req.deployment_id
         )));
+    }
+    // An id belongs to one environment: a start may not lock this environment under the id
+    // of another's deployment (whose end would never release this lock).
+    if let Some(r) = deps.store.deployment(&req.deployment_id).await?
+        && (r.service.as_str(), r.environment.as_str())
+            != (req.service.as_str(), req.environment.as_str())
+    {
+        return Err(StartError::IdTaken {
+            id: req.deployment_id.clone(),
+            owner: format!("{}/{}", r.service, r.environment),
+        });
     }
     let Some(env) = deps
         .registry
@@ -117,17 +128,6 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
         .validate()
         .map_err(|e| StartError::Invalid(e.to_string()))?;
 
-    // An id belongs to one environment: a start may not lock this environment under the id
-    // of another's deployment (whose end would never release this lock).
-    if let Some(r) = deps.store.deployment(&req.deployment_id).await?
-        && (r.service.as_str(), r.environment.as_str())
-            != (req.service.as_str(), req.environment.as_str())
-    {
-        return Err(StartError::IdTaken {
-            id: req.deployment_id.clone(),
-            owner: format!("{}/{}", r.service, r.environment),
-        });
-    }
     let now = deps.clock.now();
     match deps
         .store
@@ -361,7 +361,8 @@ mod tests {
         );
     }
 
-    async fn with_prd(w: &World) {
+    /// checkout/dev's configuration, as prd (not registered).
+    async fn prd_config(w: &World) -> EnvironmentConfig {
         let mut prd = w
             .registry
             .environment_config("checkout", "dev")
@@ -369,6 +370,11 @@ mod tests {
             .unwrap()
             .unwrap();
         prd.environment = "prd".into();
+        prd
+    }
+
+    async fn with_prd(w: &World) {
+        let prd = prd_config(w).await;
         w.registry.put_environment(&prd).await.unwrap();
     }
 
@@ -384,13 +390,7 @@ mod tests {
     #[tokio::test]
     async fn an_environment_pointing_at_another_teams_role_is_refused_before_any_call() {
         let w = world().await;
-        let mut prd = w
-            .registry
-            .environment_config("checkout", "dev")
-            .await
-            .unwrap()
-            .unwrap();
-        prd.environment = "prd".into();
+        let mut prd = prd_config(&w).await;
         prd.role_arn =
             Some("arn:aws:iam::555555555555:role/bluegreen-environment-search-prd".into());
         w.registry.put_environment(&prd).await.unwrap();

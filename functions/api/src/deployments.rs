@@ -49,16 +49,12 @@ pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         &body,
         deps.clock.now(),
     )?;
+    // A repeat of a start whose deployment already runs (or ran): the same answer. A key
+    // used for another environment is refused by the start itself (IdTaken).
     if call.idempotency_key.is_some()
         && let Some(r) = deps.store.deployment(&id).await?
+        && (r.service.as_str(), r.environment.as_str()) == (&body.service, &body.environment)
     {
-        // A repeat of a start whose deployment already runs (or ran): the same answer.
-        if (r.service.as_str(), r.environment.as_str()) != (&body.service, &body.environment) {
-            return Err(ApiError::conflict(format!(
-                "Idempotency-Key {id} was already used for {}/{} v{}; use a new key for a new deployment",
-                r.service, r.environment, r.version
-            )));
-        }
         tracing::info!(deployment_id = %id, "repeated start: nothing new started");
         return Ok(accepted(call, &id, &r.execution_arn));
     }

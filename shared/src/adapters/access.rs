@@ -24,6 +24,9 @@ pub const SERVICE_TAG: &str = "bluegreen:service";
 /// The session tag naming the environment a role session acts for.
 pub const ENVIRONMENT_TAG: &str = "bluegreen:environment";
 
+/// Role sessions kept per Lambda instance (each deployment names its own).
+const MAX_CACHED_SESSIONS: usize = 64;
+
 pub struct AwsAccess {
     base: SdkConfig,
     by_reach: Mutex<HashMap<(String, String, String, String), SdkConfig>>,
@@ -94,10 +97,12 @@ impl AwsAccess {
                 aws_credential_types::provider::SharedCredentialsProvider::new(provider),
             )
             .build();
-        self.by_reach
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, config.clone());
+        let mut cached = self.by_reach.lock().unwrap_or_else(|p| p.into_inner());
+        // One entry per deployment an instance has served: start afresh rather than grow.
+        if cached.len() >= MAX_CACHED_SESSIONS {
+            cached.clear();
+        }
+        cached.insert(key, config.clone());
         config
     }
 }

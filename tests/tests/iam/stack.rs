@@ -466,7 +466,8 @@ impl Stack {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
         let role_name = self.reference(role)?;
-        for (name, p) in self.created()? {
+        let created = self.created()?;
+        for &(name, p) in &created {
             let ty = p["Type"].as_str().unwrap_or_default();
             if ty != "AWS::IAM::ManagedPolicy" && ty != "AWS::IAM::Policy" {
                 continue;
@@ -482,7 +483,7 @@ impl Stack {
             }
         }
         for arn in &managed {
-            let ours = self.created()?.iter().any(|(name, p)| {
+            let ours = created.iter().any(|(name, p)| {
                 p["Type"] == "AWS::IAM::ManagedPolicy" && self.reference(name).as_deref() == Ok(arn)
             });
             if !ours {
