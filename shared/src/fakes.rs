@@ -1220,6 +1220,7 @@ pub mod sample {
             crate::ports::PhaseDeps {
                 store: self.store.clone(),
                 access: self.access.clone(),
+                registry: self.registry.clone(),
                 clock: self.clock.clone(),
             }
         }

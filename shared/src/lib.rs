@@ -8,6 +8,7 @@ pub mod contracts;
 pub mod domain;
 pub mod emf;
 pub mod error;
+pub mod govern;
 pub mod ports;
 pub mod registry;
 pub mod report;

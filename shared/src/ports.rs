@@ -422,6 +422,8 @@ pub struct PhaseDeps {
     pub store: Arc<dyn DeploymentStore>,
     /// The environment's ELB, ECS and CloudWatch (its account, via its role if it has one).
     pub access: Arc<dyn EnvironmentAccess>,
+    /// The service registry, which governs every deployment whatever its execution input says.
+    pub registry: Arc<dyn Registry>,
     pub clock: Arc<dyn Clock>,
 }
 

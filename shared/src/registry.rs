@@ -68,6 +68,68 @@ pub(crate) fn name_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// An ECR private registry host: `<12-digit account>.dkr.ecr.<region>.amazonaws.com[.cn]`.
+fn ecr_host(host: &str) -> bool {
+    let Some(rest) = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    matches!(parts.as_slice(), [account, "dkr", "ecr", region]
+        if account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !region.is_empty()
+            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+}
+
+/// Why `req` may not run in a protected environment of `service` (`None` when it may): it
+/// must come through promotion with every gate passed, pinned by its digest, from the
+/// service's registered repository.
+pub fn protection_refusal(
+    service: Option<&ServiceConfig>,
+    req: &DeploymentRequest,
+) -> Option<String> {
+    let env = format!("{}/{}", req.service, req.environment);
+    let promote = format!(
+        "promote it with POST /services/{}/environments/{}/promotions (bluegreen promote)",
+        req.service, req.environment
+    );
+    match &req.gates {
+        None => {
+            return Some(format!(
+                "{env} is protected: deployments there go only through promotion, which checks the gates; {promote}"
+            ));
+        }
+        Some(gates) if gates.is_empty() || gates.iter().any(|g| !g.passed) => {
+            return Some(format!(
+                "{env} is protected: the promotion's gates did not all pass; {promote}"
+            ));
+        }
+        Some(_) => {}
+    }
+    match (&req.image_digest, req.image.digest()) {
+        (Some(d), Some(pinned)) if d == pinned => {}
+        _ => {
+            return Some(format!(
+                "{env} is protected: the image must be pinned by its digest (<repository>@sha256:...), and {} is not",
+                req.image
+            ));
+        }
+    }
+    let Some(service) = service else {
+        return Some(format!(
+            "{env} is protected and service {:?} is not in the registry: its images' repository is unknown",
+            req.service
+        ));
+    };
+    service
+        .registered_image(&req.image)
+        .err()
+        .map(|why| format!("{env} is protected: {why}"))
+}
+
 fn repository_ok(s: &str) -> bool {
     // ECR: (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*, 2-256 characters
     (2..=256).contains(&s.len())
@@ -141,6 +203,25 @@ impl ServiceConfig {
         )))
     }
 
+    /// Whether `image` comes from this service's registered ECR repository
+    /// (`<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>`), or why not.
+    pub fn registered_image(&self, image: &ImageRef) -> Result<(), String> {
+        let full = image.repository();
+        let wanted = || {
+            format!(
+                "{image} is not from {}'s registered ECR repository {} (<account>.dkr.ecr.<region>.amazonaws.com/{})",
+                self.service, self.repository, self.repository
+            )
+        };
+        let Some((host, path)) = full.split_once('/') else {
+            return Err(wanted());
+        };
+        if path != self.repository || !ecr_host(host) {
+            return Err(wanted());
+        }
+        Ok(())
+    }
+
     /// The version a pushed tag releases, or why it does not.
     pub fn release_version(&self, tag: &str) -> Result<Version, TagRejected> {
         let matches = regex_lite::Regex::new(&self.release_pattern)
@@ -179,6 +260,17 @@ pub struct EnvironmentConfig {
     /// (`prd`, `prod`, `production`) require it with a 24-hour timeout; others do not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalPolicy>,
+    /// Whether deployments here go only through promotion (the gates, then approval if it is
+    /// required), pinned by digest to an image of the service's registered ECR repository.
+    /// Absent: production environments (`prd`, `prod`, `production`) are protected; others
+    /// are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<bool>,
+}
+
+/// Whether an environment of this name is protected when its registry entry does not say.
+pub fn protected_by_default(environment: &str) -> bool {
+    crate::domain::promotion::is_production(environment)
 }
 
 impl EnvironmentConfig {
@@ -210,6 +302,12 @@ impl EnvironmentConfig {
             gates: None,
             image_pushed_at: None,
         }
+    }
+
+    /// Whether the environment is protected: configured, or the default for its name.
+    pub fn is_protected(&self) -> bool {
+        self.protected
+            .unwrap_or_else(|| protected_by_default(&self.environment))
     }
 
     /// The approval policy in force: configured, or the default for the environment's name.

@@ -20,9 +20,14 @@ pub async fn init() -> Result<(Config, aws_config::SdkConfig), lambda_runtime::E
 /// Cold start of a phase function: the deployment table and access to environments' accounts.
 pub async fn phase_deps() -> Result<crate::ports::PhaseDeps, lambda_runtime::Error> {
     let (config, aws) = init().await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     Ok(crate::ports::PhaseDeps {
         store: std::sync::Arc::new(crate::adapters::dynamodb::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
+            dynamodb.clone(),
+            config.table_name.clone(),
+        )),
+        registry: std::sync::Arc::new(crate::adapters::registry::DynamoRegistry::new(
+            dynamodb,
             config.table_name,
         )),
         access: std::sync::Arc::new(crate::adapters::access::AwsAccess::new(aws)),

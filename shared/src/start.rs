@@ -73,6 +73,10 @@ pub enum StartError {
         "deployment id {id} is already used for {owner}; use a new Idempotency-Key for a new deployment"
     )]
     IdTaken { id: String, owner: String },
+    /// The environment is protected and this start is not a promotion of a registered image
+    /// pinned by digest with every gate passed.
+    #[error("{0}")]
+    Protected(String),
     #[error("{0}")]
     Aws(#[from] AdapterError),
 }
@@ -105,17 +109,15 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
             Some(_) => StartError::UnknownEnvironment(req.service.clone(), req.environment.clone()),
         });
     };
+    let service = deps
+        .registry
+        .service(&req.service)
+        .await?
+        .ok_or_else(|| StartError::UnknownService(req.service.clone()))?;
     // Another team's role is refused here, before any call reaches its account.
-    if env.role_arn.is_some() {
-        let service = deps
-            .registry
-            .service(&req.service)
-            .await?
-            .ok_or_else(|| StartError::UnknownService(req.service.clone()))?;
-        service
-            .allows_role(env.role_arn.as_deref())
-            .map_err(|e| StartError::Invalid(e.0))?;
-    }
+    service
+        .allows_role(env.role_arn.as_deref())
+        .map_err(|e| StartError::Invalid(e.0))?;
     let mut input: DeploymentRequest = env.request(
         req.version.clone(),
         req.image.clone(),
@@ -127,6 +129,12 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
     input
         .validate()
         .map_err(|e| StartError::Invalid(e.to_string()))?;
+    // The environment's policy decides, not the request: nothing is locked or started.
+    if env.is_protected()
+        && let Some(why) = crate::registry::protection_refusal(Some(&service), &input)
+    {
+        return Err(StartError::Protected(why));
+    }
 
     let now = deps.clock.now();
     match deps
@@ -391,6 +399,7 @@ mod tests {
     async fn an_environment_pointing_at_another_teams_role_is_refused_before_any_call() {
         let w = world().await;
         let mut prd = prd_config(&w).await;
+        prd.protected = Some(false); // the role is what is under test here
         prd.role_arn =
             Some("arn:aws:iam::555555555555:role/bluegreen-environment-search-prd".into());
         w.registry.put_environment(&prd).await.unwrap();
@@ -406,6 +415,90 @@ mod tests {
             Some("arn:aws:iam::210987654321:role/bluegreen-environment-checkout-prd".into());
         w.registry.put_environment(&prd).await.unwrap();
         start(&w.deps, &req("d-1", "prd")).await.unwrap();
+    }
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn promoted(id: &str, image: &str, passed: bool) -> StartRequest {
+        use crate::domain::{Gate, GateResult};
+        StartRequest {
+            image: ImageRef::parse(image).unwrap(),
+            image_digest: Some(DIGEST.into()),
+            gates: Some(
+                Gate::ALL
+                    .iter()
+                    .map(|g| GateResult {
+                        gate: *g,
+                        passed: passed || *g != Gate::Performance,
+                        detail: "checked".into(),
+                    })
+                    .collect(),
+            ),
+            ..req(id, "prd")
+        }
+    }
+
+    /// Finding 1 of the security review: production is protected by default. A plain start
+    /// (the API's POST of a deployment, an image push), a promotion whose gates failed, an
+    /// image by tag and an image from another registry are all refused before the lock; a
+    /// promotion of the registered repository's image pinned by digest starts.
+    #[tokio::test]
+    async fn a_protected_environment_takes_only_promotions_of_registered_images_by_digest() {
+        let w = world().await;
+        with_prd(&w).await;
+        let registered = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout@{DIGEST}");
+        let refused = [
+            (req("d-1", "prd"), "only through promotion"),
+            (promoted("d-1", &registered, false), "did not all pass"),
+            (
+                StartRequest {
+                    image: ImageRef::parse(sample::IMAGE_V130).unwrap(),
+                    ..promoted("d-1", &registered, true)
+                },
+                "pinned by its digest",
+            ),
+            (
+                promoted("d-1", &format!("docker.io/attacker/checkout@{DIGEST}"), true),
+                "registered ECR repository checkout",
+            ),
+            (
+                promoted(
+                    "d-1",
+                    &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/payments@{DIGEST}"),
+                    true,
+                ),
+                "registered ECR repository checkout",
+            ),
+        ];
+        for (r, why) in refused {
+            let err = start(&w.deps, &r).await.unwrap_err();
+            assert!(
+                matches!(&err, StartError::Protected(m) if m.contains(why)),
+                "{}: {err:?}",
+                r.image
+            );
+            assert_eq!(holder(&w, "prd"), None, "nothing locked");
+            assert!(w.executions.started_names().is_empty(), "nothing started");
+        }
+        let s = start(&w.deps, &promoted("d-1", &registered, true))
+            .await
+            .unwrap();
+        assert_eq!(s.deployment_id, "d-1");
+        // an environment marked unprotected takes plain starts
+        let mut prd = prd_config(&w).await;
+        prd.environment = "prd2".into();
+        prd.protected = Some(false);
+        w.registry.put_environment(&prd).await.unwrap();
+        start(&w.deps, &req("d-2", "prd2")).await.unwrap();
+        // and one marked protected refuses them whatever its name
+        let mut qa = prd_config(&w).await;
+        qa.environment = "qa".into();
+        qa.protected = Some(true);
+        w.registry.put_environment(&qa).await.unwrap();
+        assert!(matches!(
+            start(&w.deps, &req("d-3", "qa")).await,
+            Err(StartError::Protected(_))
+        ));
     }
 
     /// An id is one environment's: reusing another environment's deployment id (an

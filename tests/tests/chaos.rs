@@ -490,6 +490,17 @@ impl Run {
             request["approval_timeout_seconds"] = json!(APPROVAL_TIMEOUT);
         }
         let world = World::default().with_registry().await;
+        if approval.is_some() {
+            // the registry decides, whatever the input says
+            let mut env = World::environment_config();
+            env.approval = Some(shared::domain::ApprovalPolicy {
+                required: true,
+                timeout_seconds: APPROVAL_TIMEOUT,
+            });
+            shared::ports::Registry::put_environment(world.registry.as_ref(), &env)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
         let faults = Faults::new(rng.next_u64(), rates);
         let store: Arc<dyn DeploymentStore> = Arc::new(FaultyStore {
             inner: world.store.clone(),
@@ -502,6 +513,7 @@ impl Run {
         let deps = PhaseDeps {
             store: store.clone(),
             access: access.clone(),
+            registry: world.registry.clone(),
             clock: world.clock.clone(),
         };
         let status_deps = StatusDeps {

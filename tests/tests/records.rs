@@ -49,6 +49,7 @@ fn faulty(w: &World, faults: &Arc<Faults>) -> PhaseDeps {
             inner: w.access.clone(),
             faults: faults.clone(),
         }),
+        registry: w.registry.clone(),
         clock: w.clock.clone(),
     }
 }

@@ -27,6 +27,7 @@ impl From<StartError> for ApiError {
             StartError::Locked { .. } | StartError::IdTaken { .. } => {
                 ApiError::conflict(e.to_string())
             }
+            StartError::Protected(m) => ApiError::protected(m),
             StartError::Aws(a) => ApiError::from(a),
         }
     }

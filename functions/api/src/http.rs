@@ -74,6 +74,11 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
     /// A promotion whose gates did not all pass; the checklist goes with it.
+    /// The environment's protection refuses the request (deploy only through promotion).
+    pub fn protected(message: impl Into<String>) -> Self {
+        Self::new(403, "ProtectedEnvironment", message)
+    }
+
     pub fn promotion_refused(message: impl Into<String>) -> Self {
         Self::new(412, "PromotionRefused", message)
     }

@@ -22,7 +22,7 @@ pub async fn handle(deps: &Deps, input: Value) -> Result<ExecutionState, PhaseEr
 async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, PhaseError> {
     let progress = match state.progress.take() {
         Some(p) => p,
-        None => begin(deps, &state).await?,
+        None => begin(deps, &mut state).await?,
     };
     // Once the deployment holds the environment, a refusal must still go through rollback,
     // which records why and releases the lock: it is no longer a request to reject.
@@ -113,13 +113,30 @@ async fn roll_out(
     Ok(state)
 }
 
-/// First call: decide the colors, check the alarms exist, create the record and take the lock.
-async fn begin(deps: &Deps, state: &ExecutionState) -> Result<Progress, PhaseError> {
-    let req = &state.request;
+/// First call: apply the registry to the input, decide the colors, check the alarms exist,
+/// create the record and take the lock.
+async fn begin(deps: &Deps, state: &mut ExecutionState) -> Result<Progress, PhaseError> {
     // Before anything can fail: the execution is in history from here on, whatever ends it.
+    let requested = state.request.requested_record(
+        &state.deployment_id,
+        &state.execution_arn,
+        state.started_at,
+    );
+    deps.store.record_request(&requested).await?;
+    // The environment's policy, not the input, decides; the phases after this one read the
+    // governed request from the execution state.
+    let governed = shared::govern::govern(deps.registry.as_ref(), &mut state.request).await?;
+    if !governed.replaced.is_empty() {
+        tracing::warn!(
+            replaced = ?governed.replaced,
+            registered = governed.registered,
+            "the execution input differed from the registry; the registry's values apply"
+        );
+    }
+    let state = &*state;
+    let req = &state.request;
     let requested =
         req.requested_record(&state.deployment_id, &state.execution_arn, state.started_at);
-    deps.store.record_request(&requested).await?;
     let fwd = req.forward_target()?;
 
     let missing: Vec<String> = deps
@@ -262,6 +279,7 @@ async fn running_version(
 mod tests {
     use super::*;
     use shared::domain::TrafficSplit;
+    use shared::ports::Registry;
     use shared::fakes::sample::{self, World};
 
     fn deps(w: &World) -> Deps {
@@ -327,11 +345,62 @@ mod tests {
         );
     }
 
+    /// Finding 1 of the security review: a direct StartExecution decides nothing the registry
+    /// decides. Its missing approval is added, its protected environment refuses it before
+    /// anything is deployed or locked, and an unregistered environment acts in the controller's
+    /// account only.
     #[tokio::test]
-    async fn the_environment_role_is_used_for_every_aws_call_outside_the_table() {
+    async fn the_registry_not_the_execution_input_decides_approval_and_protection() {
+        // GIVEN dev registered as needing approval, and an input that does not ask for it
+        let w = World::default().with_registry().await;
+        let mut env = World::environment_config();
+        env.approval = Some(shared::domain::ApprovalPolicy {
+            required: true,
+            timeout_seconds: 900,
+        });
+        w.registry.put_environment(&env).await.unwrap();
+        let out = ok(handle(&deps(&w), sample::state(sample::request())).await);
+        // THEN green, once ready, waits for a person, for the registry's timeout
+        assert_eq!(
+            out.progress.as_ref().map(|p| p.next),
+            Some(NextAction::AwaitApproval)
+        );
+        assert_eq!(out.request.approval_timeout_seconds, Some(900));
+
+        // GIVEN prd (protected by default) registered, and an input that is no promotion
+        let w = World::default().with_registry().await;
+        let mut prd = World::environment_config();
+        prd.environment = "prd".into();
+        w.registry.put_environment(&prd).await.unwrap();
+        let mut req = sample::request();
+        req["environment"] = "prd".into();
+        let before = w.compute.image_of("checkout-green");
+        let e = handle(&deps(&w), sample::state(req)).await.unwrap_err();
+        // THEN it is refused by name before any deployment or lock; history says why
+        assert_eq!(e.error_type(), "BlueGreen.InvalidInput");
+        assert!(e.to_string().contains("checkout/prd is protected"), "{e}");
+        assert_eq!(w.compute.image_of("checkout-green"), before);
+        assert_eq!(w.store.env("checkout", "prd").and_then(|e| e.active_deployment), None);
+        assert!(w.store.record(sample::DEPLOYMENT_ID).is_some());
+
+        // GIVEN an unregistered environment and an input naming a role
         let w = World::default();
         let mut req = sample::request();
-        req["role_arn"] = "arn:aws:iam::210987654321:role/bluegreen-prd".into();
+        req["role_arn"] = "arn:aws:iam::555555555555:role/another-team".into();
+        let e = handle(&deps(&w), sample::state(req)).await.unwrap_err();
+        assert!(e.to_string().contains("not in the registry"), "{e}");
+        assert!(w.access.roles().is_empty(), "no call was made with the role");
+    }
+
+    #[tokio::test]
+    async fn the_environment_role_is_used_for_every_aws_call_outside_the_table() {
+        let w = World::default().with_registry().await;
+        let mut env = World::environment_config();
+        env.role_arn = Some("arn:aws:iam::210987654321:role/bluegreen-prd".into());
+        w.registry.put_environment(&env).await.unwrap();
+        // the input names another role: the registry's applies
+        let mut req = sample::request();
+        req["role_arn"] = "arn:aws:iam::210987654321:role/somebody-elses".into();
         ok(handle(&deps(&w), sample::state(req)).await);
         let roles = w.access.roles();
         assert!(!roles.is_empty());

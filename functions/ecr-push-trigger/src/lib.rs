@@ -339,7 +339,8 @@ async fn start_in(
             e @ (StartError::UnknownService(_)
             | StartError::UnknownEnvironment(..)
             | StartError::Invalid(_)
-            | StartError::IdTaken { .. }),
+            | StartError::IdTaken { .. }
+            | StartError::Protected(_)),
         ) => {
             let reason = e.to_string();
             tracing::warn!(%environment, %reason, "environment skipped");

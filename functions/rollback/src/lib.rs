@@ -183,6 +183,7 @@ mod tests {
                 inner: w.access.clone(),
                 faults: Faults::new(1, throttled),
             }),
+            registry: w.registry.clone(),
             clock: w.clock.clone(),
         };
         let e = handle(&first, input.clone()).await.err();
