@@ -805,6 +805,8 @@ impl Registry for FakeRegistry {
 pub struct FakeImages {
     pub scans: Mutex<HashMap<String, crate::domain::ScanSummary>>,
     pub pushed: Mutex<HashMap<String, OffsetDateTime>>,
+    /// Digests deleted from the repository (their scans stay readable).
+    pub deleted: Mutex<Vec<String>>,
 }
 
 impl FakeImages {
@@ -829,12 +831,17 @@ impl crate::ports::Images for FakeImages {
     ) -> Result<Option<crate::domain::ScanSummary>, AdapterError> {
         Ok(lock(&self.scans).get(digest).cloned())
     }
-    async fn pushed_at(
+    /// An image is stored once it was pushed or scanned here, until it is deleted.
+    async fn stored_image(
         &self,
+        _registry_id: &str,
         _repository: &str,
         digest: &str,
-    ) -> Result<Option<OffsetDateTime>, AdapterError> {
-        Ok(lock(&self.pushed).get(digest).copied())
+    ) -> Result<Option<crate::ports::StoredImage>, AdapterError> {
+        let pushed_at = lock(&self.pushed).get(digest).copied();
+        let stored = (pushed_at.is_some() || lock(&self.scans).contains_key(digest))
+            && !lock(&self.deleted).iter().any(|d| d == digest);
+        Ok(stored.then_some(crate::ports::StoredImage { pushed_at }))
     }
 }
 

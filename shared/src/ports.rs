@@ -334,12 +334,21 @@ pub trait Images: Send + Sync {
         repository: &str,
         digest: &str,
     ) -> Result<Option<crate::domain::ScanSummary>, AdapterError>;
-    /// When the image was pushed, if the registry says.
-    async fn pushed_at(
+    /// The image `digest` in `repository` of the registry of account `registry_id`, or `None`
+    /// when it is not there.
+    async fn stored_image(
         &self,
+        registry_id: &str,
         repository: &str,
         digest: &str,
-    ) -> Result<Option<OffsetDateTime>, AdapterError>;
+    ) -> Result<Option<StoredImage>, AdapterError>;
+}
+
+/// An image the registry holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImage {
+    /// When it was pushed, if the registry says.
+    pub pushed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

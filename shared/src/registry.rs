@@ -68,20 +68,26 @@ pub(crate) fn name_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// An ECR private registry host: `<12-digit account>.dkr.ecr.<region>.amazonaws.com[.cn]`.
-fn ecr_host(host: &str) -> bool {
-    let Some(rest) = host
+/// The account of an ECR private registry host
+/// (`<12-digit account>.dkr.ecr.<region>.amazonaws.com[.cn]`).
+fn ecr_account(host: &str) -> Option<&str> {
+    let rest = host
         .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))
-    else {
-        return false;
-    };
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
     let parts: Vec<&str> = rest.split('.').collect();
-    matches!(parts.as_slice(), [account, "dkr", "ecr", region]
-        if account.len() == 12
-            && account.bytes().all(|b| b.is_ascii_digit())
-            && !region.is_empty()
-            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    match parts.as_slice() {
+        [account, "dkr", "ecr", region]
+            if account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && !region.is_empty()
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+        {
+            Some(account)
+        }
+        _ => None,
+    }
 }
 
 /// Why `req` may not run in a protected environment of `service` (`None` when it may): it
@@ -203,9 +209,9 @@ impl ServiceConfig {
         )))
     }
 
-    /// Whether `image` comes from this service's registered ECR repository
-    /// (`<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>`), or why not.
-    pub fn registered_image(&self, image: &ImageRef) -> Result<(), String> {
+    /// The registry (account id) of `image` if it comes from this service's registered ECR
+    /// repository (`<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>`), or why not.
+    pub fn registered_image(&self, image: &ImageRef) -> Result<String, String> {
         let full = image.repository();
         let wanted = || {
             format!(
@@ -216,10 +222,10 @@ impl ServiceConfig {
         let Some((host, path)) = full.split_once('/') else {
             return Err(wanted());
         };
-        if path != self.repository || !ecr_host(host) {
-            return Err(wanted());
+        match ecr_account(host) {
+            Some(account) if path == self.repository => Ok(account.to_string()),
+            _ => Err(wanted()),
         }
-        Ok(())
     }
 
     /// The version a pushed tag releases, or why it does not.

@@ -228,17 +228,33 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         ));
     };
     let image = pinned(&record, &digest)?;
-    let pushed_at = match record.image_pushed_at {
-        Some(t) => Some(t),
-        None => deps
-            .images
-            .pushed_at(&service.repository, &digest)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "push time unknown; lead time will not count this release");
-                None
-            }),
+    // Deployed by digest, verified against ECR: an image of the service's registered
+    // repository must be there under this digest. A protected environment takes nothing else.
+    let stored = match service.registered_image(&image) {
+        Ok(account) => Some(
+            deps.images
+                .stored_image(&account, &service.repository, &digest)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::promotion_refused(format!(
+                        "v{version} cannot be promoted to {}: {image} is not in ECR repository {} of account {account} (deleted since it was deployed?)",
+                        body.to.to_uppercase(),
+                        service.repository
+                    ))
+                    .with("gates", promotion["gates"].clone())
+                })?,
+        ),
+        Err(why) if target.is_protected() => {
+            return Err(ApiError::protected(format!(
+                "{}/{} is protected: {why}",
+                body.service, body.to
+            )));
+        }
+        Err(_) => None,
     };
+    let pushed_at = record
+        .image_pushed_at
+        .or_else(|| stored.and_then(|s| s.pushed_at));
     let start = requests::StartBody {
         service: body.service.clone(),
         environment: body.to.clone(),

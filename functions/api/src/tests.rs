@@ -1383,6 +1383,70 @@ mod promotion {
         assert!(w.executions.started_names().is_empty());
     }
 
+    /// Finding 1 of the security review: production (protected by default) takes no
+    /// deployment outside promotion, and a promotion only of the registered repository's
+    /// image that ECR still holds under the digest that succeeded upstream.
+    #[tokio::test]
+    async fn a_protected_environment_takes_only_promoted_registered_images_that_ecr_holds() {
+        // a direct deployment to prd, image and all, is refused and starts nothing
+        let (w, d) = upstream_succeeded().await;
+        let mut body = start_body();
+        body["environment"] = json!("prd");
+        let r = send(&d, ev("POST", "/deployments").body(&body)).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(r.body["error"], "ProtectedEnvironment");
+        assert!(
+            r.body["message"].as_str().unwrap().contains("/promotions"),
+            "{}",
+            r.body
+        );
+        assert!(w.executions.started_names().is_empty());
+        assert_eq!(w.store.env("checkout", "prd").and_then(|e| e.active_deployment), None);
+
+        // every gate passed, but the image succeeded upstream from another registry
+        {
+            let mut records = w.store.records.lock().unwrap();
+            let r = records.get_mut("checkout-dev-1-3-0-aaaa").unwrap();
+            r.image = format!("docker.io/someone/checkout@{DIGEST}");
+        }
+        all_evidence(&d).await;
+        w.images.scanned(DIGEST, &[]);
+        let r = promote(&d).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(r.body["error"], "ProtectedEnvironment");
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("registered ECR repository checkout"),
+            "{}",
+            r.body
+        );
+        assert!(w.executions.started_names().is_empty());
+
+        // the registered repository's image, deleted from ECR since
+        {
+            let mut records = w.store.records.lock().unwrap();
+            let r = records.get_mut("checkout-dev-1-3-0-aaaa").unwrap();
+            r.image = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout@{DIGEST}");
+        }
+        w.images.deleted.lock().unwrap().push(DIGEST.into());
+        let r = promote(&d).await;
+        assert_eq!(r.status, 412, "{}", r.body);
+        assert!(
+            r.body["message"].as_str().unwrap().contains("is not in ECR repository checkout"),
+            "{}",
+            r.body
+        );
+        assert!(w.executions.started_names().is_empty());
+
+        // back in ECR: promoted
+        w.images.deleted.lock().unwrap().clear();
+        let r = promote(&d).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(w.executions.started_names().len(), 1);
+    }
+
     #[tokio::test]
     async fn with_every_gate_passed_the_same_image_is_deployed_and_waits_for_approval() {
         let (w, d) = upstream_succeeded().await;

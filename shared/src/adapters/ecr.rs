@@ -4,7 +4,7 @@
 use super::map_sdk_error;
 use crate::domain::ScanSummary;
 use crate::error::AdapterError;
-use crate::ports::Images;
+use crate::ports::{Images, StoredImage};
 use async_trait::async_trait;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError;
@@ -80,24 +80,39 @@ impl Images for EcrImages {
         }))
     }
 
-    async fn pushed_at(
+    async fn stored_image(
         &self,
+        registry_id: &str,
         repository: &str,
         digest: &str,
-    ) -> Result<Option<OffsetDateTime>, AdapterError> {
-        let out = self
+    ) -> Result<Option<StoredImage>, AdapterError> {
+        let out = match self
             .client
             .describe_images()
+            .registry_id(registry_id)
             .repository_name(repository)
             .image_ids(image(digest))
             .send()
             .await
-            .map_err(|e| map_sdk_error("DescribeImages", e, IMAGE_NOT_FOUND))?;
-        Ok(out
+            .map_err(|e| map_sdk_error("DescribeImages", e, IMAGE_NOT_FOUND))
+        {
+            Ok(out) => out,
+            Err(AdapterError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // DescribeImages answers for the digest asked; anything else is not this image.
+        let Some(detail) = out
             .image_details()
             .iter()
-            .find_map(|d| d.image_pushed_at())
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()))
+            .find(|d| d.image_digest() == Some(digest))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(StoredImage {
+            pushed_at: detail
+                .image_pushed_at()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
+        }))
     }
 }
 
@@ -184,24 +199,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pushed_at_reads_the_image_detail() {
+    async fn stored_image_reads_the_detail_of_that_digest_in_that_registry() {
         let rule = mock!(Client::describe_images)
             .match_requests(|r| {
-                r.image_ids().first().and_then(|i| i.image_digest()) == Some(DIGEST)
+                r.registry_id() == Some("123456789012")
+                    && r.repository_name() == Some("checkout")
+                    && r.image_ids().first().and_then(|i| i.image_digest()) == Some(DIGEST)
             })
             .then_output(|| {
                 DescribeImagesOutput::builder()
                     .image_details(
                         ImageDetail::builder()
+                            .image_digest(DIGEST)
                             .image_pushed_at(DateTime::from_secs(1_735_898_400))
                             .build(),
                     )
                     .build()
             });
         let got = images(&[&rule])
-            .pushed_at("checkout", DIGEST)
+            .stored_image("123456789012", "checkout", DIGEST)
             .await
             .unwrap();
-        assert_eq!(got, Some(time::macros::datetime!(2025-01-03 10:00:00 UTC)));
+        assert_eq!(
+            got.and_then(|i| i.pushed_at),
+            Some(time::macros::datetime!(2025-01-03 10:00:00 UTC))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_the_registry_does_not_hold_is_none() {
+        let missing = mock!(Client::describe_images).then_error(|| {
+            aws_sdk_ecr::operation::describe_images::DescribeImagesError::ImageNotFoundException(
+                ImageNotFoundException::builder()
+                    .message("no such image")
+                    .meta(
+                        aws_sdk_ecr::error::ErrorMetadata::builder()
+                            .code("ImageNotFoundException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let got = images(&[&missing])
+            .stored_image("123456789012", "checkout", DIGEST)
+            .await
+            .unwrap();
+        assert_eq!(got, None);
+        // an answer about another image is not this one
+        let other = mock!(Client::describe_images).then_output(|| {
+            DescribeImagesOutput::builder()
+                .image_details(ImageDetail::builder().image_digest("sha256:other").build())
+                .build()
+        });
+        let got = images(&[&other])
+            .stored_image("123456789012", "checkout", DIGEST)
+            .await
+            .unwrap();
+        assert_eq!(got, None);
     }
 }
