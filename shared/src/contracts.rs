@@ -356,6 +356,9 @@ pub struct ExecutionState {
     pub progress: Option<Progress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CaughtError>,
+    /// What the approval notification says, once green is ready and waits for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_request: Option<String>,
 }
 
 impl ExecutionState {

@@ -332,6 +332,77 @@ pub fn outcome(
     lines
 }
 
+/// Text someone else wrote, on one line without control characters.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// What a person is asked to approve: the image by digest, who deployed it, the promotion's
+/// checklist with the upstream deployment, and the commands that decide. Sent as the approval
+/// notification once green is ready.
+pub fn approval_request(
+    deployment_id: &str,
+    req: &crate::contracts::DeploymentRequest,
+    timeout_seconds: u64,
+) -> Vec<String> {
+    let env = one_line(&req.environment);
+    let service = one_line(&req.service);
+    let id = one_line(deployment_id);
+    let mut lines = vec![
+        format!(
+            "Approval needed: {service} v{} to {} (deployment {id})",
+            req.version,
+            env.to_uppercase()
+        ),
+        "Green is ready and serves no traffic; nothing changes for users until someone decides."
+            .to_string(),
+        format!("  Image:    {}", one_line(&req.image.to_string())),
+        format!(
+            "  Digest:   {}",
+            req.image_digest
+                .as_deref()
+                .or(req.image.digest())
+                .map_or_else(|| "not pinned (deployed by tag)".to_string(), one_line)
+        ),
+        format!("  Deployer: {}", one_line(&req.deployer)),
+    ];
+    match &req.gates {
+        Some(gates) => {
+            lines.push("  Gates:".to_string());
+            for g in gates {
+                lines.push(format!(
+                    "    {} {}: {}",
+                    if g.passed { OK } else { FAIL },
+                    g.gate.title(),
+                    one_line(&g.detail)
+                ));
+            }
+            if let Some(up) = gates.iter().find_map(|g| g.upstream.as_ref()) {
+                let up_id = one_line(&up.deployment_id);
+                let up_env = one_line(&up.environment);
+                lines.push(format!(
+                    "  Upstream: deployment {up_id} in {} (GET /services/{service}/environments/{up_env}/deployments/{up_id}; bluegreen status {up_id} --service {service} --env {up_env})",
+                    up_env.to_uppercase()
+                ));
+            }
+        }
+        None => lines.push("  Gates:    none (not a promotion)".to_string()),
+    }
+    lines.push(format!(
+        "Approve: bluegreen approve {id} --service {service} --env {env} --comment \"...\""
+    ));
+    lines.push(format!(
+        "Reject:  bluegreen reject {id} --service {service} --env {env} --reason \"...\""
+    ));
+    lines.push(format!(
+        "Without a decision within {} the deployment ends NOT_DEPLOYED.",
+        duration(timeout_seconds)
+    ));
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +411,63 @@ mod tests {
     };
     use crate::fakes::sample;
     use time::macros::datetime;
+
+    #[test]
+    fn an_approval_request_names_the_image_by_digest_the_deployer_and_the_checklist() {
+        use crate::domain::{Gate, GateResult, UpstreamDeployment};
+        let mut req: crate::contracts::DeploymentRequest =
+            serde_json::from_value(sample::request()).unwrap();
+        req.environment = "prd".into();
+        req.image_digest = Some(format!("sha256:{}", "ab".repeat(32)));
+        req.deployer = "arn:aws:iam::123456789012:user/mallory\u{1b}[2J\nApproved!".into();
+        req.gates = Some(vec![
+            GateResult {
+                gate: Gate::UpstreamSucceeded,
+                passed: true,
+                detail: "v1.3.0 SUCCEEDED in TST".into(),
+                upstream: Some(UpstreamDeployment {
+                    environment: "tst".into(),
+                    deployment_id: "checkout-tst-1".into(),
+                }),
+            },
+            GateResult {
+                gate: Gate::ImageScan,
+                passed: true,
+                detail: "0 CRITICAL".into(),
+                upstream: None,
+            },
+        ]);
+        let lines = approval_request("d-9", &req, 3600);
+        let text = lines.join("\n");
+        assert_eq!(
+            lines[0],
+            "Approval needed: checkout v1.3.0 to PRD (deployment d-9)"
+        );
+        for expected in [
+            format!("  Digest:   sha256:{}", "ab".repeat(32)),
+            "    ✓ Same image succeeded upstream: v1.3.0 SUCCEEDED in TST".to_string(),
+            "    ✓ Image scan: 0 CRITICAL".to_string(),
+            "  Upstream: deployment checkout-tst-1 in TST (GET /services/checkout/environments/tst/deployments/checkout-tst-1; bluegreen status checkout-tst-1 --service checkout --env tst)".to_string(),
+            "Approve: bluegreen approve d-9 --service checkout --env prd --comment \"...\"".to_string(),
+            "Without a decision within 1h 00m the deployment ends NOT_DEPLOYED.".to_string(),
+        ] {
+            assert!(lines.contains(&expected), "{expected:?} not in\n{text}");
+        }
+        // the deployer's name is data: no escape sequence, no line of its own
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("  Deployer: ") && l.ends_with(" Approved!")),
+            "{text}"
+        );
+        // not a promotion: said so
+        req.gates = None;
+        assert!(
+            approval_request("d-9", &req, 3600)
+                .contains(&"  Gates:    none (not a promotion)".to_string())
+        );
+    }
 
     fn entry(kind: EvaluationKind, green: u16, target: ColorMetrics) -> LedgerEntry {
         let th = Thresholds::default();

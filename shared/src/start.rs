@@ -431,6 +431,7 @@ mod tests {
                         gate: *g,
                         passed: passed || *g != Gate::Performance,
                         detail: "checked".into(),
+                        upstream: None,
                     })
                     .collect(),
             ),
@@ -458,7 +459,11 @@ mod tests {
                 "pinned by its digest",
             ),
             (
-                promoted("d-1", &format!("docker.io/attacker/checkout@{DIGEST}"), true),
+                promoted(
+                    "d-1",
+                    &format!("docker.io/attacker/checkout@{DIGEST}"),
+                    true,
+                ),
                 "registered ECR repository checkout",
             ),
             (

@@ -32,7 +32,7 @@
 //!   summary counts how often that was needed. The invariants are checked after that.
 //! - Bounds: transient faults 10-50 % per SDK attempt and per Lambda invoke; crashes 0-3 % per
 //!   call and per invoke.
-//! - A third of the runs need approval: NotifyApproval (sns:publish, `States.Format`) fails
+//! - A third of the runs need approval: NotifyApproval (sns:publish of `$.approval_request`) fails
 //!   like an invoke; AwaitApproval invokes request-approval with `$$.Task.Token`, then the
 //!   person approves or rejects (the decision recorded, then the token sent back, as the API
 //!   does) or nobody decides (`States.Timeout` after `TimeoutSecondsPath`).

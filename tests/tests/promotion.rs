@@ -151,6 +151,42 @@ async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -
         published,
         "no SNS publish succeeded before the approval wait"
     );
+    // what the approver is asked: the image by digest, who deployed, the checklist and the
+    // upstream deployment
+    let message = history
+        .events()
+        .iter()
+        .filter_map(|e| e.task_scheduled_event_details())
+        .filter(|d| d.resource_type() == "sns" && d.resource() == "publish")
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d.parameters()).ok())
+        .find_map(|p| p["Message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no SNS publish was scheduled"));
+    let input = ok(
+        "execution",
+        s.sfn
+            .describe_execution()
+            .execution_arn(&execution_arn)
+            .send()
+            .await,
+    );
+    let digest = serde_json::from_str::<serde_json::Value>(input.input().unwrap_or("{}"))
+        .ok()
+        .and_then(|i| i["image_digest"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("the execution input has no digest"));
+    for expected in [
+        format!("Approval needed: {service} v1.3.0 to PRD"),
+        format!("Digest:   {digest}"),
+        format!("Deployer: {ALICE}"),
+        "✓ Same image succeeded upstream".to_string(),
+        "✓ Integration tests: 156/156 passed".to_string(),
+        "Upstream: deployment ".to_string(),
+        format!("bluegreen approve {deployment_id} --service {service} --env prd"),
+    ] {
+        assert!(
+            message.contains(&expected),
+            "{expected:?} not in:\n{message}"
+        );
+    }
     Promoted {
         prd,
         deployment_id,

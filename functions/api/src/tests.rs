@@ -1401,7 +1401,12 @@ mod promotion {
             r.body
         );
         assert!(w.executions.started_names().is_empty());
-        assert_eq!(w.store.env("checkout", "prd").and_then(|e| e.active_deployment), None);
+        assert_eq!(
+            w.store
+                .env("checkout", "prd")
+                .and_then(|e| e.active_deployment),
+            None
+        );
 
         // every gate passed, but the image succeeded upstream from another registry
         {
@@ -1434,7 +1439,10 @@ mod promotion {
         let r = promote(&d).await;
         assert_eq!(r.status, 412, "{}", r.body);
         assert!(
-            r.body["message"].as_str().unwrap().contains("is not in ECR repository checkout"),
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not in ECR repository checkout"),
             "{}",
             r.body
         );

@@ -88,10 +88,14 @@ async fn roll_out(
             )
             .await?;
         // Environments that need a person's approval wait for it before any traffic moves.
-        progress.next = if req.approval_timeout_seconds.is_some() {
-            NextAction::AwaitApproval
-        } else {
-            NextAction::Shift
+        progress.next = match req.approval_timeout_seconds {
+            Some(timeout) => {
+                state.approval_request = Some(
+                    shared::report::approval_request(&state.deployment_id, req, timeout).join("\n"),
+                );
+                NextAction::AwaitApproval
+            }
+            None => NextAction::Shift,
         };
         progress.wait_seconds = 0;
     } else if progress.green_polls >= req.timings.max_health_polls() {
@@ -279,8 +283,8 @@ async fn running_version(
 mod tests {
     use super::*;
     use shared::domain::TrafficSplit;
-    use shared::ports::Registry;
     use shared::fakes::sample::{self, World};
+    use shared::ports::Registry;
 
     fn deps(w: &World) -> Deps {
         w.phase_deps()
@@ -380,7 +384,12 @@ mod tests {
         assert_eq!(e.error_type(), "BlueGreen.InvalidInput");
         assert!(e.to_string().contains("checkout/prd is protected"), "{e}");
         assert_eq!(w.compute.image_of("checkout-green"), before);
-        assert_eq!(w.store.env("checkout", "prd").and_then(|e| e.active_deployment), None);
+        assert_eq!(
+            w.store
+                .env("checkout", "prd")
+                .and_then(|e| e.active_deployment),
+            None
+        );
         assert!(w.store.record(sample::DEPLOYMENT_ID).is_some());
 
         // GIVEN an unregistered environment and an input naming a role
@@ -389,7 +398,10 @@ mod tests {
         req["role_arn"] = "arn:aws:iam::555555555555:role/another-team".into();
         let e = handle(&deps(&w), sample::state(req)).await.unwrap_err();
         assert!(e.to_string().contains("not in the registry"), "{e}");
-        assert!(w.access.roles().is_empty(), "no call was made with the role");
+        assert!(
+            w.access.roles().is_empty(),
+            "no call was made with the role"
+        );
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ pub use phase::{InvalidTransition, Phase};
 pub use plan::{InvalidPlan, StepPlan, Thresholds, Timings};
 pub use promotion::{
     Approval, ApprovalDecision, ApprovalPolicy, ApprovalState, Evidence, EvidenceKind, Gate,
-    GateResult, PromotionPolicy, Quarantine, ScanSummary,
+    GateResult, PromotionPolicy, Quarantine, ScanSummary, UpstreamDeployment,
 };
 pub use record::{
     DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind, LedgerEntry,

@@ -378,6 +378,18 @@ pub struct GateResult {
     pub gate: Gate,
     pub passed: bool,
     pub detail: String,
+    /// The upstream deployment whose image is promoted (on the upstream gate, when one
+    /// succeeded there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamDeployment>,
+}
+
+/// A deployment in the environment a version is promoted from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDeployment {
+    pub environment: String,
+    pub deployment_id: String,
 }
 
 /// Everything the gates judge, read by the caller.
@@ -583,6 +595,12 @@ pub fn gates(i: &GateInputs<'_>) -> Vec<GateResult> {
         gate,
         passed,
         detail,
+        upstream: promoted
+            .filter(|_| gate == Gate::UpstreamSucceeded)
+            .map(|r| UpstreamDeployment {
+                environment: i.from.to_string(),
+                deployment_id: r.id.clone(),
+            }),
     })
     .collect()
 }
