@@ -428,13 +428,17 @@ fn the_evaluator_agrees_with_aws_on_set_operators() {
 /// What the evaluator does not know it refuses by name, rather than guessing.
 #[test]
 fn the_evaluator_names_what_it_cannot_evaluate() {
-    let numeric = statement(
+    let date = statement(
         json!({"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*",
-        "Condition": {"NumericLessThanEquals": {"s3:max-keys": "10"}}}),
+        "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2025-01-01T00:00:00Z"}}}),
     );
-    let r = request("s3:ListBucket", "*", &[("s3:max-keys", &["5"])]);
-    let err = evaluate(&[&numeric], &r).err().unwrap_or_default();
-    assert!(err.contains("NumericLessThanEquals"), "{err}");
+    let r = request(
+        "s3:ListBucket",
+        "*",
+        &[("aws:CurrentTime", &["2025-06-01T00:00:00Z"])],
+    );
+    let err = evaluate(&[&date], &r).err().unwrap_or_default();
+    assert!(err.contains("DateGreaterThan"), "{err}");
     let variable = statement(json!({"Effect": "Allow", "Action": "s3:*",
         "Resource": "arn:aws:s3:::b/home/${aws:username}/*"}));
     let err = evaluate(
@@ -700,4 +704,64 @@ fn every_call_recorded_on_the_local_stack_is_allowed_by_its_functions_role() {
         "calls the functions' roles would not allow:\n{}",
         found.join("\n")
     );
+}
+
+/// IAM User Guide, "Numeric condition operators" and the MFA examples ("Allows access only
+/// when MFA is authenticated within the last hour"): the request's value is compared with the
+/// policy's as numbers; `...IfExists` passes a request without the key; a value that is not a
+/// number matches nothing.
+#[test]
+fn the_evaluator_agrees_with_aws_on_numeric_operators() {
+    let arn = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod/POST/x";
+    let recent = [statement(
+        json!({"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*",
+               "Condition": {"NumericLessThanEquals": {"aws:MultiFactorAuthAge": "3600"}}}),
+    )];
+    let age = |a: &'static str| -> Vec<(&'static str, &'static [&'static str])> {
+        match a {
+            "" => vec![],
+            "600" => vec![("aws:MultiFactorAuthAge", &["600"])],
+            "3600" => vec![("aws:MultiFactorAuthAge", &["3600"])],
+            "3601" => vec![("aws:MultiFactorAuthAge", &["3601"])],
+            _ => vec![("aws:MultiFactorAuthAge", &["soon"])],
+        }
+    };
+    for (a, expected) in [
+        ("600", Allow),
+        ("3600", Allow),
+        ("3601", ImplicitDeny),
+        ("", ImplicitDeny),
+        ("x", ImplicitDeny),
+    ] {
+        let r = request("execute-api:Invoke", arn, &age(a));
+        assert_eq!(decide(&recent, &r), expected, "age {a:?}");
+    }
+    let old = [
+        recent[0].clone(),
+        statement(
+            json!({"Effect": "Deny", "Action": "execute-api:Invoke", "Resource": "*",
+                   "Condition": {"NumericGreaterThanIfExists": {"aws:MultiFactorAuthAge": "3600"}}}),
+        ),
+    ];
+    // ...IfExists is true for a request without the key: no MFA age, denied
+    for (a, expected) in [("600", Allow), ("3601", ExplicitDeny), ("", ExplicitDeny)] {
+        let r = request("execute-api:Invoke", arn, &age(a));
+        assert_eq!(decide(&old, &r), expected, "age {a:?}");
+    }
+    let cases: [(&str, &str, Decision); 6] = [
+        ("NumericEquals", "10", Allow),
+        ("NumericNotEquals", "10", ImplicitDeny),
+        ("NumericLessThan", "10", ImplicitDeny),
+        ("NumericGreaterThanEquals", "10", Allow),
+        ("NumericGreaterThan", "9.5", Allow),
+        ("NumericLessThanEquals", "9.5", ImplicitDeny),
+    ];
+    for (op, policy_value, expected) in cases {
+        let p = [statement(
+            json!({"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*",
+                   "Condition": {op: {"s3:max-keys": policy_value}}}),
+        )];
+        let r = request("s3:ListBucket", "*", &[("s3:max-keys", &["10"])]);
+        assert_eq!(decide(&p, &r), expected, "{op} {policy_value}");
+    }
 }

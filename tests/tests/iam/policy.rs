@@ -11,11 +11,12 @@
 //! Covered: Allow/Deny with explicit deny first and implicit deny last (IAM User Guide, "Policy
 //! evaluation logic"); Action/NotAction (case-insensitive, `*` and `?`); Resource/NotResource
 //! (ARN segments, a `*` that ends a segment may run past the colon, "Resource" element);
-//! Condition with every String, Arn, Bool and Null operator, `...IfExists`, and
+//! Condition with every String, Numeric, Arn, Bool and Null operator, `...IfExists`, and
 //! `ForAnyValue:`/`ForAllValues:` (AND across operators and keys, OR across values, NOR for a
 //! negated operator; a missing key fails a positive operator and passes a negated one).
-//! Anything else (numeric, date, IP and binary operators, policy variables) is refused with a
-//! named error rather than guessed.
+//! Numeric operators compare the request's value with the policy's as numbers; a value that is
+//! not a number matches nothing. Anything else (date, IP and binary operators, policy
+//! variables) is refused with a named error rather than guessed.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -237,6 +238,14 @@ fn arn_like(pattern: &str, value: &str) -> bool {
         .all(|(i, (p, v))| glob(p, v, i < 5))
 }
 
+/// `compare(request value, policy value)` when both are numbers; false otherwise.
+fn numeric(value: &str, policy: &str, compare: fn(f64, f64) -> bool) -> bool {
+    match (value.trim().parse::<f64>(), policy.trim().parse::<f64>()) {
+        (Ok(v), Ok(p)) => compare(v, p),
+        _ => false,
+    }
+}
+
 fn condition(
     operator: &str,
     key: &str,
@@ -278,6 +287,12 @@ fn condition(
         "ArnEquals" | "ArnLike" => (arn_like, false),
         "ArnNotEquals" | "ArnNotLike" => (arn_like, true),
         "Bool" => (|p, v| p.eq_ignore_ascii_case(v), false),
+        "NumericEquals" => (|p, v| numeric(v, p, |v, p| v == p), false),
+        "NumericNotEquals" => (|p, v| numeric(v, p, |v, p| v == p), true),
+        "NumericLessThan" => (|p, v| numeric(v, p, |v, p| v < p), false),
+        "NumericLessThanEquals" => (|p, v| numeric(v, p, |v, p| v <= p), false),
+        "NumericGreaterThan" => (|p, v| numeric(v, p, |v, p| v > p), false),
+        "NumericGreaterThanEquals" => (|p, v| numeric(v, p, |v, p| v >= p), false),
         other => return Err(format!("condition operator {other} is not evaluated here")),
     };
     let one = |v: &str| policy.iter().any(|p| test(p, v));
