@@ -31,6 +31,8 @@ pub trait Prompter {
 pub struct Settings {
     /// `<registry>/<repository>:<version>` when `deploy` has no `--image`.
     pub registry: Option<String>,
+    /// The service when a command has no `--service` (`service` in the config file).
+    pub service: Option<String>,
     pub mfa_serial: Option<String>,
     /// `--mfa-serial` (or its variable) was given: MFA for every guarded call, not only in
     /// `mfa_environments`.
@@ -45,6 +47,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             registry: None,
+            service: None,
             mfa_serial: None,
             mfa_always: false,
             mfa_code: None,
@@ -66,8 +69,68 @@ pub struct Ctx<'a> {
     pub sleep: &'a dyn Fn(Duration),
 }
 
-/// Environment names `status`/`troubleshoot` take as environments without asking the API.
-const KNOWN_ENVIRONMENTS: &[&str] = &["dev", "tst", "test", "stg", "staging", "prd", "prod"];
+/// Service, environment and deployment id as the API's paths take them: checked here, so a
+/// value can never reach another path than the one its command means.
+fn path_name(what: &str, value: &str, max: usize) -> Result<String, CliError> {
+    if !value.is_empty()
+        && value.len() <= max
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(value.to_string())
+    } else {
+        Err(CliError::usage(format!(
+            "{what} {:?} must be 1-{max} of [A-Za-z0-9_-]",
+            value.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
+/// The service and environment a command acts in: every route names both in its path, which
+/// is what IAM policies scope callers by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub service: String,
+    pub environment: String,
+}
+
+impl Scope {
+    pub fn new(service: &str, environment: &str) -> Result<Self, CliError> {
+        Ok(Self {
+            service: path_name("service", service, 64)?,
+            environment: path_name("environment", environment, 64)?,
+        })
+    }
+
+    /// The scope a deployment the API returned belongs to.
+    fn of(d: &Value) -> Result<Self, CliError> {
+        Self::new(s(&d["service"]), s(&d["environment"])).map_err(|e| {
+            CliError::refused(format!(
+                "the API returned a deployment without a usable service and environment: {}",
+                e.message
+            ))
+        })
+    }
+
+    /// `/services/<service>/environments/<environment>`.
+    pub fn base(&self) -> String {
+        format!(
+            "/services/{}/environments/{}",
+            self.service, self.environment
+        )
+    }
+    pub fn deployments(&self) -> String {
+        format!("{}/deployments", self.base())
+    }
+    pub fn deployment(&self, id: &str) -> Result<String, CliError> {
+        Ok(format!(
+            "{}/{}",
+            self.deployments(),
+            path_name("deployment id", id, 80)?
+        ))
+    }
+}
 
 fn is_success(status: u16) -> bool {
     (200..300).contains(&status)
@@ -203,38 +266,33 @@ impl Ctx<'_> {
         Ok(t)
     }
 
-    /// Up to `limit` deployments of `environment`, newest first, following the pages. An API
-    /// without the `service` filter gets it applied here.
+    /// The service a command acts on: `--service`, else `service` in the config file.
+    pub fn service(&self, flag: Option<&str>, command: &str) -> Result<String, CliError> {
+        let service = flag.or(self.settings.service.as_deref()).ok_or_else(|| {
+            CliError::usage(format!(
+                "{command} needs the service: pass --service <service> (-s), or set service = \"<service>\" in the config file"
+            ))
+        })?;
+        path_name("service", service, 64)
+    }
+
+    /// Up to `limit` deployments of the scope's service in its environment, newest first,
+    /// following the pages.
     fn list(
         &mut self,
         api: &dyn Transport,
-        environment: &str,
-        service: Option<&str>,
+        scope: &Scope,
         limit: usize,
     ) -> Result<Vec<Value>, CliError> {
         let mut found: Vec<Value> = vec![];
         let mut cursor: Option<String> = None;
-        let mut server_filters = service.is_some();
         for _ in 0..50 {
-            let want = if service.is_some() && !server_filters {
-                100
-            } else {
-                (limit - found.len()).clamp(1, 100)
-            };
-            let mut req = Request::get("/deployments")
-                .query("environment", environment)
-                .query("limit", want);
-            if let (Some(svc), true) = (service, server_filters) {
-                req = req.query("service", svc);
-            }
+            let want = (limit - found.len()).clamp(1, 100);
+            let mut req = Request::get(scope.deployments()).query("limit", want);
             if let Some(c) = &cursor {
                 req = req.query("cursor", c);
             }
             let r = self.call(api, &req)?;
-            if r.status == 400 && server_filters && s(&r.body["message"]).contains("\"service\"") {
-                server_filters = false;
-                continue;
-            }
             if !is_success(r.status) {
                 return self.refused(&req, &r);
             }
@@ -242,10 +300,7 @@ impl Ctx<'_> {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            found.extend(
-                rows.into_iter()
-                    .filter(|d| service.is_none_or(|svc| s(&d["service"]) == svc)),
-            );
+            found.extend(rows);
             cursor = r.body["next_cursor"].as_str().map(str::to_string);
             if found.len() >= limit || cursor.is_none() {
                 break;
@@ -255,52 +310,41 @@ impl Ctx<'_> {
         Ok(found)
     }
 
-    fn latest(
-        &mut self,
-        api: &dyn Transport,
-        environment: &str,
-        service: Option<&str>,
-    ) -> Result<Value, CliError> {
-        self.list(api, environment, service, 1)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                CliError::refused(format!(
-                    "no deployments recorded in {}{}",
-                    environment.to_uppercase(),
-                    service.map(|s| format!(" for {s}")).unwrap_or_default()
-                ))
-            })
+    fn latest(&mut self, api: &dyn Transport, scope: &Scope) -> Result<Value, CliError> {
+        self.list(api, scope, 1)?.into_iter().next().ok_or_else(|| {
+            CliError::refused(format!(
+                "no deployments recorded in {} for {}",
+                scope.environment.to_uppercase(),
+                scope.service
+            ))
+        })
     }
 
-    /// A deployment id, or an environment meaning its latest deployment: the deployment.
+    /// A deployment id in `environment`, or (without one) an environment meaning its latest
+    /// deployment: the deployment.
     fn resolve(
         &mut self,
         api: &dyn Transport,
         target: &str,
-        service: Option<&str>,
+        service: &str,
+        environment: Option<&str>,
     ) -> Result<Value, CliError> {
-        let as_env = service.is_some() || KNOWN_ENVIRONMENTS.contains(&target);
-        if !as_env {
-            let req = Request::get(format!("/deployments/{target}"));
-            let r = self.call(api, &req)?;
-            if is_success(r.status) {
-                return Ok(r.body);
-            }
-            if r.status != 404 {
-                return self.refused(&req, &r);
-            }
+        if let Some(environment) = environment {
+            let req = Request::get(Scope::new(service, environment)?.deployment(target)?);
+            return self.fetch(api, &req);
         }
-        let latest = self.latest(api, target, service).map_err(|e| {
-            if as_env {
-                e
-            } else {
-                CliError::refused(format!(
-                    "there is no deployment {target:?}, and no environment of that name with deployments: check the id (bluegreen history --env <env>)"
-                ))
-            }
+        let scope = Scope::new(service, target).map_err(|_| {
+            CliError::usage(format!(
+                "{target:?} is not an environment: to show a deployment by id, pass its environment too (--env <environment>)"
+            ))
         })?;
-        let req = Request::get(format!("/deployments/{}", s(&latest["deployment_id"])));
+        let latest = self.latest(api, &scope).map_err(|e| {
+            CliError::refused(format!(
+                "{}; to show a deployment by id, pass its environment too (--env <environment>)",
+                e.message
+            ))
+        })?;
+        let req = Request::get(scope.deployment(s(&latest["deployment_id"]))?);
         self.fetch(api, &req)
     }
 }
@@ -334,11 +378,12 @@ pub fn deploy(ctx: &mut Ctx, a: &Deploy) -> Result<(), CliError> {
             format!("{}/{repo}:{}", registry.trim_end_matches('/'), a.version)
         }
     };
-    let mut body = json!({"service": a.service, "environment": a.environment, "version": a.version, "image": image});
+    let scope = Scope::new(&a.service, &a.environment)?;
+    let mut body = json!({"version": a.version, "image": image});
     if let Some(d) = &a.image_digest {
         body["image_digest"] = json!(d);
     }
-    let accepted = ctx.fetch(&*api, &Request::post("/deployments", body))?;
+    let accepted = ctx.fetch(&*api, &Request::post(scope.deployments(), body))?;
     if !a.follow {
         return if ctx.json {
             ctx.print_json(&accepted)
@@ -363,7 +408,7 @@ pub fn deploy(ctx: &mut Ctx, a: &Deploy) -> Result<(), CliError> {
     ctx.human(&lines)?;
     ctx.human(&[String::new()])?;
     let id = s(&accepted["deployment_id"]).to_string();
-    let first = recorded(ctx, &*api, &id)?;
+    let first = recorded(ctx, &*api, &scope, &id)?;
     follow(ctx, &*api, first)
 }
 
@@ -372,8 +417,13 @@ pub fn deploy(ctx: &mut Ctx, a: &Deploy) -> Result<(), CliError> {
 const RECORD_WAIT: Duration = Duration::from_secs(60);
 
 /// The deployment, once its record exists.
-fn recorded(ctx: &mut Ctx, api: &dyn Transport, id: &str) -> Result<Value, CliError> {
-    let get = Request::get(format!("/deployments/{id}"));
+fn recorded(
+    ctx: &mut Ctx,
+    api: &dyn Transport,
+    scope: &Scope,
+    id: &str,
+) -> Result<Value, CliError> {
+    let get = Request::get(scope.deployment(id)?);
     let mut waited = Duration::ZERO;
     loop {
         let r = ctx.call(api, &get)?;
@@ -391,11 +441,12 @@ fn recorded(ctx: &mut Ctx, api: &dyn Transport, id: &str) -> Result<Value, CliEr
 pub fn status(
     ctx: &mut Ctx,
     target: &str,
-    service: Option<&str>,
+    service: &str,
+    environment: Option<&str>,
     follow_it: bool,
 ) -> Result<(), CliError> {
     let api = ctx.session.api();
-    let d = ctx.resolve(&*api, target, service)?;
+    let d = ctx.resolve(&*api, target, service, environment)?;
     if follow_it {
         return follow(ctx, &*api, d);
     }
@@ -410,7 +461,7 @@ pub fn status(
 /// Polls the deployment until it ends; exit 1 unless it succeeded.
 fn follow(ctx: &mut Ctx, api: &dyn Transport, first: Value) -> Result<(), CliError> {
     let id = s(&first["deployment_id"]).to_string();
-    let get = Request::get(format!("/deployments/{id}"));
+    let get = Request::get(Scope::of(&first)?.deployment(&id)?);
     let last = if ctx.json {
         let mut d = first;
         while s(&d["status"]) == "IN_PROGRESS" {
@@ -491,22 +542,21 @@ pub fn rollback(
         )));
     }
     let api = ctx.session.api();
-    let path = format!("/environments/{environment}/rollback");
+    let scope = Scope::new(service, environment)?;
+    let path = format!("{}/rollback", scope.base());
     // The current state is shown when it can be read; the rollback itself does not need it, so
     // a failure here prints nothing (not even with --output json) and the preview decides.
     let json = std::mem::replace(&mut ctx.json, false);
-    let state = ctx
-        .latest(&*api, environment, Some(service))
-        .and_then(|latest| {
-            let req = Request::get(format!("/deployments/{}", s(&latest["deployment_id"])));
-            ctx.fetch(&*api, &req)
-        });
+    let state = ctx.latest(&*api, &scope).and_then(|latest| {
+        let req = Request::get(scope.deployment(s(&latest["deployment_id"]))?);
+        ctx.fetch(&*api, &req)
+    });
     ctx.json = json;
     if let Ok(d) = state {
         ctx.human(&render::current_state(&d))?;
     }
     // Without "confirm" the API changes nothing and says what the rollback would do.
-    let preview = Request::post(&path, json!({"service": service}));
+    let preview = Request::post(&path, json!({}));
     let r = ctx.call(&*api, &preview)?;
     if !(r.status == 400 && s(&r.body["error"]) == "ConfirmationRequired") {
         return ctx.refused(&preview, &r);
@@ -517,7 +567,7 @@ pub fn rollback(
     if !yes && !ctx.prompt.confirm("Confirm rollback?")? {
         return Err(CliError::refused("rollback cancelled; nothing was changed"));
     }
-    let mut body = json!({"service": service, "confirm": true});
+    let mut body = json!({"confirm": true});
     if let Some(r) = reason {
         body["reason"] = json!(r);
     }
@@ -543,10 +593,12 @@ pub fn promote(
         from.to_uppercase(),
         to.to_uppercase()
     )])?;
+    let into = Scope::new(service, to)?;
+    Scope::new(service, from)?;
     let api = ctx.guarded(to)?;
     let req = Request::post(
-        "/promotions",
-        json!({"service": service, "version": version, "from": from, "to": to}),
+        format!("{}/promotions", into.base()),
+        json!({"version": version, "from": from}),
     );
     let r = ctx.call(&*api, &req)?;
     if is_success(r.status) {
@@ -579,9 +631,10 @@ pub enum Decision {
     Reject { reason: String },
 }
 
-pub fn decide(ctx: &mut Ctx, id: &str, decision: &Decision) -> Result<(), CliError> {
+pub fn decide(ctx: &mut Ctx, scope: &Scope, id: &str, decision: &Decision) -> Result<(), CliError> {
+    let path = scope.deployment(id)?;
     let api = ctx.session.api();
-    let d = ctx.fetch(&*api, &Request::get(format!("/deployments/{id}")))?;
+    let d = ctx.fetch(&*api, &Request::get(path.clone()))?;
     ctx.human(&[format!(
         "Deployment {}: {} v{} → {}",
         ctx.paint.bold(id),
@@ -589,18 +642,17 @@ pub fn decide(ctx: &mut Ctx, id: &str, decision: &Decision) -> Result<(), CliErr
         s(&d["version"]),
         s(&d["environment"]).to_uppercase()
     )])?;
-    let api = ctx.guarded(s(&d["environment"]))?;
+    let api = ctx.guarded(&scope.environment)?;
     let req = match decision {
         Decision::Approve { comment } => Request::post(
-            format!("/deployments/{id}/approve"),
+            format!("{path}/approve"),
             comment
                 .as_ref()
                 .map_or_else(|| json!({}), |c| json!({"comment": c})),
         ),
-        Decision::Reject { reason } => Request::post(
-            format!("/deployments/{id}/reject"),
-            json!({"reason": reason}),
-        ),
+        Decision::Reject { reason } => {
+            Request::post(format!("{path}/reject"), json!({"reason": reason}))
+        }
     };
     let r = ctx.call(&*api, &req)?;
     if r.status == 409 {
@@ -624,45 +676,38 @@ pub fn decide(ctx: &mut Ctx, id: &str, decision: &Decision) -> Result<(), CliErr
     if ctx.json {
         ctx.print_json(&r.body)
     } else {
-        let lines = render::decision(&ctx.paint, &r.body);
+        let lines = render::decision(&ctx.paint, &r.body, &scope.service, &scope.environment);
         ctx.lines(&lines)
     }
 }
 
-pub fn history(
+pub fn history(ctx: &mut Ctx, scope: &Scope, limit: usize) -> Result<(), CliError> {
+    let api = ctx.session.api();
+    let rows = ctx.list(&*api, scope, limit)?;
+    if ctx.json {
+        ctx.print_json(&json!({"service": scope.service, "environment": scope.environment, "deployments": rows}))
+    } else {
+        let lines = render::history(&ctx.paint, &scope.environment, &rows);
+        ctx.lines(&lines)
+    }
+}
+
+pub fn metrics(
     ctx: &mut Ctx,
-    environment: &str,
-    service: Option<&str>,
-    limit: usize,
+    service: &str,
+    days: u32,
+    environment: Option<&str>,
 ) -> Result<(), CliError> {
     let api = ctx.session.api();
-    let rows = ctx.list(&*api, environment, service, limit)?;
-    if ctx.json {
-        ctx.print_json(&json!({"environment": environment, "deployments": rows}))
-    } else {
-        let lines = render::history(&ctx.paint, environment, &rows);
-        ctx.lines(&lines)
+    let mut req = Request::get(format!(
+        "/services/{}/metrics",
+        path_name("service", service, 64)?
+    ))
+    .query("days", days);
+    if let Some(e) = environment {
+        req = req.query("environment", e);
     }
-}
-
-pub fn metrics(ctx: &mut Ctx, days: u32, environment: Option<&str>) -> Result<(), CliError> {
-    let api = ctx.session.api();
-    let plain = Request::get("/metrics").query("days", days);
-    let m = match environment {
-        Some(e) => {
-            let req = plain.clone().query("environment", e);
-            let r = ctx.call(&*api, &req)?;
-            if is_success(r.status) {
-                r.body
-            } else if r.status == 400 && s(&r.body["message"]).contains("\"environment\"") {
-                // An API from before the DORA block: the table without it.
-                ctx.fetch(&*api, &plain)?
-            } else {
-                return ctx.refused(&req, &r);
-            }
-        }
-        None => ctx.fetch(&*api, &plain)?,
-    };
+    let m = ctx.fetch(&*api, &req)?;
     if ctx.json {
         ctx.print_json(&m)
     } else {
@@ -671,12 +716,17 @@ pub fn metrics(ctx: &mut Ctx, days: u32, environment: Option<&str>) -> Result<()
     }
 }
 
-pub fn troubleshoot(ctx: &mut Ctx, target: &str, service: Option<&str>) -> Result<(), CliError> {
+pub fn troubleshoot(
+    ctx: &mut Ctx,
+    target: &str,
+    service: &str,
+    environment: Option<&str>,
+) -> Result<(), CliError> {
     let api = ctx.session.api();
-    let d = ctx.resolve(&*api, target, service)?;
+    let d = ctx.resolve(&*api, target, service, environment)?;
     let req = Request::get(format!(
-        "/deployments/{}/troubleshoot",
-        s(&d["deployment_id"])
+        "{}/troubleshoot",
+        Scope::of(&d)?.deployment(s(&d["deployment_id"]))?
     ));
     let t = ctx.fetch(&*api, &req)?;
     if ctx.json {

@@ -63,11 +63,12 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start a deployment of a version (POST /deployments).
+    /// Start a deployment of a version (POST /services/{service}/environments/{env}/deployments).
     Deploy {
         version: String,
+        /// The service (default: `service` in the config file).
         #[arg(long, short)]
-        service: String,
+        service: Option<String>,
         #[arg(long = "env", short = 'e')]
         environment: String,
         /// The image; default <registry>/<the service's repository>:<version>.
@@ -82,12 +83,16 @@ pub enum Command {
         #[arg(long, short)]
         follow: bool,
     },
-    /// A deployment's phases, steps and weights (by id, or an environment's latest).
+    /// A deployment's phases, steps and weights (by id with --env, or an environment's latest).
     Status {
-        /// A deployment id, or an environment (its latest deployment).
+        /// A deployment id (with --env), or an environment (its latest deployment).
         target: String,
+        /// The service (default: `service` in the config file).
         #[arg(long, short)]
         service: Option<String>,
+        /// The deployment's environment, when TARGET is a deployment id.
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
         /// Watch it until it ends (exit 1 unless it succeeds).
         #[arg(long, short)]
         follow: bool,
@@ -99,8 +104,9 @@ pub enum Command {
     Rollback {
         #[arg(value_name = "ENV")]
         environment: String,
+        /// The service (default: `service` in the config file).
         #[arg(long, short)]
-        service: String,
+        service: Option<String>,
         #[arg(long)]
         reason: Option<String>,
         /// Do not ask (needed when stdin is not a terminal).
@@ -110,8 +116,9 @@ pub enum Command {
     /// Promote a version between environments through the gates (MFA for prd).
     Promote {
         version: String,
+        /// The service (default: `service` in the config file).
         #[arg(long, short)]
-        service: String,
+        service: Option<String>,
         #[arg(long)]
         from: String,
         #[arg(long)]
@@ -120,12 +127,24 @@ pub enum Command {
     /// Approve a deployment waiting for approval (MFA when configured).
     Approve {
         id: String,
+        /// The deployment's service (default: `service` in the config file).
+        #[arg(long, short)]
+        service: Option<String>,
+        /// The deployment's environment.
+        #[arg(long = "env", short = 'e')]
+        environment: String,
         #[arg(long)]
         comment: Option<String>,
     },
     /// Reject a deployment waiting for approval (MFA when configured).
     Reject {
         id: String,
+        /// The deployment's service (default: `service` in the config file).
+        #[arg(long, short)]
+        service: Option<String>,
+        /// The deployment's environment.
+        #[arg(long = "env", short = 'e')]
+        environment: String,
         #[arg(long)]
         reason: String,
     },
@@ -133,13 +152,17 @@ pub enum Command {
     History {
         #[arg(long = "env", short = 'e')]
         environment: String,
+        /// The service (default: `service` in the config file).
         #[arg(long, short)]
         service: Option<String>,
         #[arg(long, short, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
         limit: u64,
     },
-    /// Per-environment deployment metrics and the DORA four.
+    /// One service's per-environment deployment metrics and the DORA four.
     Metrics {
+        /// The service (default: `service` in the config file).
+        #[arg(long, short)]
+        service: Option<String>,
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=90))]
         days: u32,
         /// The environment for the DORA block (the API's default otherwise).
@@ -148,9 +171,13 @@ pub enum Command {
     },
     /// Why a deployment failed: target health, ECS, links, next steps.
     Troubleshoot {
-        /// A deployment id, or an environment (its latest deployment).
+        /// A deployment id (with --env), or an environment (its latest deployment).
         target: String,
+        /// The service (default: `service` in the config file).
         #[arg(long, short)]
         service: Option<String>,
+        /// The deployment's environment, when TARGET is a deployment id.
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
     },
 }

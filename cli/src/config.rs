@@ -13,9 +13,11 @@ pub struct FileConfig {
     /// Environments whose guarded calls need MFA (default `prd`).
     pub mfa_environments: Option<Vec<String>>,
     pub caller: Option<String>,
+    /// The service commands act on when `--service` is not given.
+    pub service: Option<String>,
 }
 
-const KEYS: &str = "endpoint, region, registry, mfa_serial, mfa_environments, caller";
+const KEYS: &str = "endpoint, region, registry, mfa_serial, mfa_environments, caller, service";
 
 pub fn parse(text: &str, origin: &Path) -> Result<FileConfig, CliError> {
     let mut c = FileConfig::default();
@@ -45,6 +47,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<FileConfig, CliError> {
             "registry" => &mut c.registry,
             "mfa_serial" => &mut c.mfa_serial,
             "caller" => &mut c.caller,
+            "service" => &mut c.service,
             "mfa_environments" => {
                 c.mfa_environments = Some(
                     value
@@ -145,13 +148,14 @@ mod tests {
 
     #[test]
     fn the_file_is_key_equals_quoted_value() {
-        let text = "# mine\nendpoint = \"https://a.execute-api.eu-west-1.amazonaws.com\"\nmfa_serial = \"arn:aws:iam::1:mfa/alice\"\nmfa_environments = \"prd, stg\"\n";
+        let text = "# mine\nendpoint = \"https://a.execute-api.eu-west-1.amazonaws.com\"\nmfa_serial = \"arn:aws:iam::1:mfa/alice\"\nmfa_environments = \"prd, stg\"\nservice = \"checkout\"\n";
         let c = parse(text, Path::new("c.toml")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             c.endpoint.as_deref(),
             Some("https://a.execute-api.eu-west-1.amazonaws.com")
         );
         assert_eq!(c.mfa_environments, Some(vec!["prd".into(), "stg".into()]));
+        assert_eq!(c.service.as_deref(), Some("checkout"));
         for (bad, says) in [
             ("endpoint: x", "c.toml:1: no `=`"),
             ("endpoint = x", "double-quoted"),

@@ -32,11 +32,12 @@ pub fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
             if registry.is_some() {
                 ctx.settings.registry.clone_from(registry);
             }
+            let service = ctx.service(service.as_deref(), "deploy")?;
             app::deploy(
                 ctx,
                 &Deploy {
                     version: version.clone(),
-                    service: service.clone(),
+                    service,
                     environment: environment.clone(),
                     image: image.clone(),
                     image_digest: image_digest.clone(),
@@ -47,51 +48,91 @@ pub fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
         Command::Status {
             target,
             service,
+            environment,
             follow,
             interval,
         } => {
             ctx.settings.interval = std::time::Duration::from_secs(*interval);
-            app::status(ctx, target, service.as_deref(), *follow)
+            let service = ctx.service(service.as_deref(), "status")?;
+            app::status(ctx, target, &service, environment.as_deref(), *follow)
         }
         Command::Rollback {
             environment,
             service,
             reason,
             yes,
-        } => app::rollback(ctx, environment, service, reason.as_deref(), *yes),
+        } => {
+            let service = ctx.service(service.as_deref(), "rollback")?;
+            app::rollback(ctx, environment, &service, reason.as_deref(), *yes)
+        }
         Command::Promote {
             version,
             service,
             from,
             to,
-        } => app::promote(ctx, version, service, from, to),
-        Command::Approve { id, comment } => app::decide(
-            ctx,
+        } => {
+            let service = ctx.service(service.as_deref(), "promote")?;
+            app::promote(ctx, version, &service, from, to)
+        }
+        Command::Approve {
             id,
-            &Decision::Approve {
-                comment: comment.clone(),
-            },
-        ),
-        Command::Reject { id, reason } => app::decide(
-            ctx,
+            service,
+            environment,
+            comment,
+        } => {
+            let service = ctx.service(service.as_deref(), "approve")?;
+            app::decide(
+                ctx,
+                &app::Scope::new(&service, environment)?,
+                id,
+                &Decision::Approve {
+                    comment: comment.clone(),
+                },
+            )
+        }
+        Command::Reject {
             id,
-            &Decision::Reject {
-                reason: reason.clone(),
-            },
-        ),
+            service,
+            environment,
+            reason,
+        } => {
+            let service = ctx.service(service.as_deref(), "reject")?;
+            app::decide(
+                ctx,
+                &app::Scope::new(&service, environment)?,
+                id,
+                &Decision::Reject {
+                    reason: reason.clone(),
+                },
+            )
+        }
         Command::History {
             environment,
             service,
             limit,
-        } => app::history(
-            ctx,
+        } => {
+            let service = ctx.service(service.as_deref(), "history")?;
+            app::history(
+                ctx,
+                &app::Scope::new(&service, environment)?,
+                usize::try_from(*limit).unwrap_or(20),
+            )
+        }
+        Command::Metrics {
+            service,
+            days,
             environment,
-            service.as_deref(),
-            usize::try_from(*limit).unwrap_or(20),
-        ),
-        Command::Metrics { days, environment } => app::metrics(ctx, *days, environment.as_deref()),
-        Command::Troubleshoot { target, service } => {
-            app::troubleshoot(ctx, target, service.as_deref())
+        } => {
+            let service = ctx.service(service.as_deref(), "metrics")?;
+            app::metrics(ctx, &service, *days, environment.as_deref())
+        }
+        Command::Troubleshoot {
+            target,
+            service,
+            environment,
+        } => {
+            let service = ctx.service(service.as_deref(), "troubleshoot")?;
+            app::troubleshoot(ctx, target, &service, environment.as_deref())
         }
     }
 }

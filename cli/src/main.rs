@@ -42,6 +42,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         live,
         settings: Settings {
             registry: file.registry.clone(),
+            service: file.service.clone(),
             mfa_always: g.mfa_serial.is_some(),
             mfa_serial: g.mfa_serial.clone().or(file.mfa_serial.clone()),
             mfa_code: g.mfa_code.clone(),

@@ -415,7 +415,7 @@ pub fn accepted(p: &Paint, a: &Value, service: &str, version: &str, env: &str) -
             env_title(env)
         ),
         format!("  Execution: {}", s(&a["execution_arn"])),
-        format!("  Follow:    bluegreen status {id} --follow"),
+        format!("  Follow:    bluegreen status {id} --service {service} --env {env} --follow"),
     ]
 }
 
@@ -448,8 +448,10 @@ pub fn rollback_result(p: &Paint, r: &Value) -> Vec<String> {
     lines.push(String::new());
     lines.push("Post-rollback actions:".into());
     lines.push(format!(
-        "  • Investigate {standby}: bluegreen troubleshoot {}",
-        s(&r["deployment_id"])
+        "  • Investigate {standby}: bluegreen troubleshoot {} --service {} --env {}",
+        s(&r["deployment_id"]),
+        s(&r["service"]),
+        s(&r["environment"])
     ));
     lines.push(format!(
         "  • History: bluegreen history --env {} --service {}",
@@ -492,6 +494,7 @@ pub fn gates(p: &Paint, gates: &Value) -> Vec<String> {
 pub fn promotion(p: &Paint, r: &Value) -> Vec<String> {
     let pr = &r["promotion"];
     let id = s(&r["deployment_id"]);
+    let (svc, to) = (s(&pr["service"]), s(&pr["to"]));
     let mut lines = gates(p, &pr["gates"]);
     lines.push(String::new());
     lines.push(format!(
@@ -505,14 +508,20 @@ pub fn promotion(p: &Paint, r: &Value) -> Vec<String> {
     ));
     if r["awaiting_approval"] == Value::Bool(true) {
         lines.push("⏳ Waiting for manual approval:".into());
-        lines.push(format!("  Approve: bluegreen approve {id} --comment \"…\""));
-        lines.push(format!("  Reject:  bluegreen reject {id} --reason \"…\""));
+        lines.push(format!(
+            "  Approve: bluegreen approve {id} --service {svc} --env {to} --comment \"…\""
+        ));
+        lines.push(format!(
+            "  Reject:  bluegreen reject {id} --service {svc} --env {to} --reason \"…\""
+        ));
     }
-    lines.push(format!("  Follow:  bluegreen status {id} --follow"));
+    lines.push(format!(
+        "  Follow:  bluegreen status {id} --service {svc} --env {to} --follow"
+    ));
     lines
 }
 
-pub fn decision(p: &Paint, r: &Value) -> Vec<String> {
+pub fn decision(p: &Paint, r: &Value, service: &str, environment: &str) -> Vec<String> {
     let approved = s(&r["decision"]) == "APPROVED";
     let mut line = format!(
         "{} {} {} by {} at {}",
@@ -528,7 +537,7 @@ pub fn decision(p: &Paint, r: &Value) -> Vec<String> {
     let mut lines = vec![line];
     lines.push(if approved {
         format!(
-            "  Follow: bluegreen status {} --follow",
+            "  Follow: bluegreen status {} --service {service} --env {environment} --follow",
             s(&r["deployment_id"])
         )
     } else {

@@ -36,7 +36,7 @@ fn stderr(o: &Output) -> String {
 fn bluegreen_local_1_selects_the_local_stack_and_says_to_start_it() {
     // Port 1 is not served: the connection is refused.
     let o = bluegreen(
-        &["metrics"],
+        &["metrics", "-s", "checkout"],
         &[("BLUEGREEN_LOCAL", "1"), ("BLUEGREEN_ROUTER_PORT", "1")],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

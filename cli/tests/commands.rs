@@ -96,7 +96,9 @@ fn run_full(
         asked: RefCell::new(vec![]),
     };
     let mut out: Vec<u8> = vec![];
+    // as if the config file said service = "checkout"
     let mut settings = Settings {
+        service: Some("checkout".into()),
         mfa_always: cli.global.mfa_serial.is_some(),
         mfa_serial: cli.global.mfa_serial.clone(),
         mfa_code: cli.global.mfa_code.clone(),
@@ -135,7 +137,11 @@ const AID: &str = "checkout-prd-1-4-0-1736000000000";
 
 fn history_api() -> InMemory {
     let api = InMemory::new();
-    api.on("GET /deployments", 200, fixture("history"));
+    api.on(
+        "GET /services/checkout/environments/prd/deployments",
+        200,
+        fixture("history"),
+    );
     api
 }
 
@@ -143,14 +149,19 @@ fn history_api() -> InMemory {
 fn status_by_id_reads_like_the_report() {
     let api = InMemory::new();
     api.on(
-        &format!("GET /deployments/{ID}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{ID}"),
         200,
         fixture("deployment-succeeded"),
     );
-    let r = run(api, &["status", ID]);
+    let r = run(api, &["status", ID, "--env", "prd"]);
     assert_eq!(
         (r.code, r.lines()),
-        (0, vec![format!("GET /deployments/{ID}")])
+        (
+            0,
+            vec![format!(
+                "GET /services/checkout/environments/prd/deployments/{ID}"
+            )]
+        )
     );
     insta::assert_snapshot!(r.out);
 }
@@ -159,7 +170,7 @@ fn status_by_id_reads_like_the_report() {
 fn status_of_an_environment_is_its_latest_deployment() {
     let api = history_api();
     api.on(
-        &format!("GET /deployments/{ID}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{ID}"),
         200,
         fixture("deployment-rolled-back"),
     );
@@ -167,8 +178,8 @@ fn status_of_an_environment_is_its_latest_deployment() {
     assert_eq!(
         r.lines(),
         vec![
-            "GET /deployments?environment=prd&limit=1&service=checkout".to_string(),
-            format!("GET /deployments/{ID}")
+            "GET /services/checkout/environments/prd/deployments?limit=1".to_string(),
+            format!("GET /services/checkout/environments/prd/deployments/{ID}")
         ]
     );
     assert_eq!(
@@ -179,10 +190,15 @@ fn status_of_an_environment_is_its_latest_deployment() {
 }
 
 #[test]
-fn an_unknown_id_falls_back_to_an_environment_name() {
-    let api = history_api();
+fn without_an_environment_the_target_is_an_environment_of_any_name() {
+    let api = InMemory::new();
     api.on(
-        &format!("GET /deployments/{ID}"),
+        "GET /services/checkout/environments/production-eu/deployments",
+        200,
+        fixture("history"),
+    );
+    api.on(
+        &format!("GET /services/checkout/environments/production-eu/deployments/{ID}"),
         200,
         fixture("deployment-succeeded"),
     );
@@ -190,9 +206,8 @@ fn an_unknown_id_falls_back_to_an_environment_name() {
     assert_eq!(
         r.lines(),
         vec![
-            "GET /deployments/production-eu".to_string(),
-            "GET /deployments?environment=production-eu&limit=1".into(),
-            format!("GET /deployments/{ID}"),
+            "GET /services/checkout/environments/production-eu/deployments?limit=1".to_string(),
+            format!("GET /services/checkout/environments/production-eu/deployments/{ID}"),
         ]
     );
     assert_eq!(
@@ -202,9 +217,41 @@ fn an_unknown_id_falls_back_to_an_environment_name() {
 }
 
 #[test]
+fn a_command_without_a_service_names_what_is_missing_and_sends_nothing() {
+    for args in [
+        vec!["status", "prd"],
+        vec!["history", "-e", "prd"],
+        vec!["approve", ID, "-e", "prd"],
+        vec!["metrics"],
+        vec!["deploy", "1.3.0", "-e", "dev", "--image", "r/c:1.3.0"],
+    ] {
+        let r = run_settings(InMemory::new(), &args, |s| s.service = None);
+        assert_eq!(r.code, 2, "{args:?}: {:?}", r.error);
+        assert!(
+            r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("needs the service: pass --service")),
+            "{args:?}: {:?}",
+            r.error
+        );
+        assert!(r.sent.is_empty(), "{args:?}");
+    }
+    // a service, environment or id that is not a path segment never reaches a path
+    for args in [
+        vec!["status", ID, "-s", "checkout/environments/dev", "-e", "prd"],
+        vec!["status", "../x", "-e", "prd"],
+        vec!["history", "-e", "prd?x=1"],
+    ] {
+        let r = run(InMemory::new(), &args);
+        assert_eq!(r.code, 2, "{args:?}: {:?}", r.error);
+        assert!(r.sent.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
 fn follow_prints_new_lines_until_the_end_and_fails_on_rollback() {
     let api = InMemory::new();
-    let get = format!("GET /deployments/{ID}");
+    let get = format!("GET /services/checkout/environments/prd/deployments/{ID}");
     api.on(&get, 200, fixture("deployment-in-progress"))
         .on(&get, 200, fixture("deployment-in-progress"))
         .on(&get, 200, fixture("deployment-rolled-back"));
@@ -213,7 +260,7 @@ fn follow_prints_new_lines_until_the_end_and_fails_on_rollback() {
         200,
         json!({"steps": [10, 25, 50, 100], "timings": {"step_wait_seconds": 60}}),
     );
-    let r = run(api, &["status", ID, "--follow"]);
+    let r = run(api, &["status", ID, "-e", "prd", "--follow"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.lines().len(), 3, "{:?}", r.lines());
     assert!(
@@ -228,7 +275,7 @@ fn follow_prints_new_lines_until_the_end_and_fails_on_rollback() {
 fn an_id_that_is_neither_a_deployment_nor_an_environment_says_so() {
     let api = InMemory::new();
     api.on(
-        "GET /deployments",
+        "GET /services/checkout/environments/checkout-prd-typo/deployments",
         200,
         json!({"environment": "x", "deployments": [], "next_cursor": null}),
     );
@@ -236,19 +283,19 @@ fn an_id_that_is_neither_a_deployment_nor_an_environment_says_so() {
     assert_eq!(r.code, 1);
     assert!(
         r.error
-            .is_some_and(|e| e.contains("there is no deployment \"checkout-prd-typo\""))
+            .is_some_and(|e| e.contains("no deployments recorded in CHECKOUT-PRD-TYPO for checkout; to show a deployment by id, pass its environment too (--env <environment>)")),
     );
     let r = run(history_api_empty(), &["troubleshoot", "prd"]);
     assert!(
         r.error
-            .is_some_and(|e| e == "no deployments recorded in PRD")
+            .is_some_and(|e| e.starts_with("no deployments recorded in PRD for checkout"))
     );
 }
 
 fn history_api_empty() -> InMemory {
     let api = InMemory::new();
     api.on(
-        "GET /deployments",
+        "GET /services/checkout/environments/prd/deployments",
         200,
         json!({"environment": "prd", "deployments": [], "next_cursor": null}),
     );
@@ -259,16 +306,16 @@ fn history_api_empty() -> InMemory {
 fn rollback_with_json_prints_one_document_even_when_the_state_cannot_be_read() {
     let api = InMemory::new();
     api.on(
-        "GET /deployments",
+        "GET /services/checkout/environments/prd/deployments",
         503,
         json!({"error": "Throttled", "message": "slow down"}),
     );
     api.on(
-        "POST /environments/prd/rollback",
+        "POST /services/checkout/environments/prd/rollback",
         400,
         json!({"error": "ConfirmationRequired", "message": "Rollback will shift all traffic to Blue (v1.2.0)."}),
     )
-    .on("POST /environments/prd/rollback", 200, fixture("environment-rollback"));
+    .on("POST /services/checkout/environments/prd/rollback", 200, fixture("environment-rollback"));
     let r = run(
         api,
         &["rollback", "prd", "-s", "checkout", "--yes", "-o", "json"],
@@ -283,13 +330,13 @@ fn rollback_with_json_prints_one_document_even_when_the_state_cannot_be_read() {
 #[test]
 fn follow_with_json_prints_only_the_final_deployment() {
     let api = InMemory::new();
-    let get = format!("GET /deployments/{ID}");
+    let get = format!("GET /services/checkout/environments/prd/deployments/{ID}");
     api.on(&get, 200, fixture("deployment-in-progress")).on(
         &get,
         200,
         fixture("deployment-succeeded"),
     );
-    let r = run(api, &["status", ID, "--follow", "-o", "json"]);
+    let r = run(api, &["status", ID, "-e", "prd", "--follow", "-o", "json"]);
     assert_eq!(r.code, 0);
     assert_eq!(
         serde_json::from_str::<Value>(&r.out).ok(),
@@ -301,7 +348,11 @@ fn follow_with_json_prints_only_the_final_deployment() {
 fn deploy_posts_the_release_and_builds_the_image_from_the_registry() {
     let api = InMemory::new();
     api.on("GET /services/checkout", 200, fixture("service"));
-    api.on("POST /deployments", 202, fixture("accepted"));
+    api.on(
+        "POST /services/checkout/environments/prd/deployments",
+        202,
+        fixture("accepted"),
+    );
     let r = run(
         api,
         &[
@@ -318,14 +369,15 @@ fn deploy_posts_the_release_and_builds_the_image_from_the_registry() {
     assert_eq!(r.code, 0, "{:?}", r.error);
     assert_eq!(
         r.lines(),
-        vec!["GET /services/checkout", "POST /deployments"]
+        vec![
+            "GET /services/checkout",
+            "POST /services/checkout/environments/prd/deployments"
+        ]
     );
     assert_eq!(
         r.sent[1].body,
-        Some(
-            json!({"service": "checkout", "environment": "prd", "version": "1.3.0",
-                    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0"})
-        )
+        Some(json!({"version": "1.3.0",
+                    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0"}))
     );
     insta::assert_snapshot!(r.out);
 }
@@ -334,8 +386,12 @@ fn deploy_posts_the_release_and_builds_the_image_from_the_registry() {
 fn deploy_follow_waits_for_the_record_the_execution_writes() {
     // GIVEN an API that accepted the deployment but has not recorded it yet
     let api = InMemory::new();
-    api.on("POST /deployments", 202, fixture("accepted"));
-    let get = format!("GET /deployments/{ID}");
+    api.on(
+        "POST /services/checkout/environments/prd/deployments",
+        202,
+        fixture("accepted"),
+    );
+    let get = format!("GET /services/checkout/environments/prd/deployments/{ID}");
     api.on(
         &get,
         404,
@@ -361,7 +417,11 @@ fn deploy_follow_waits_for_the_record_the_execution_writes() {
     assert_eq!(r.code, 0, "{:?}", r.error);
     assert_eq!(
         r.lines(),
-        vec!["POST /deployments".to_string(), get.clone(), get]
+        vec![
+            "POST /services/checkout/environments/prd/deployments".to_string(),
+            get.clone(),
+            get
+        ]
     );
     assert!(r.out.contains("✓ Deployment successful! (12m 45s)"));
 }
@@ -369,7 +429,11 @@ fn deploy_follow_waits_for_the_record_the_execution_writes() {
 #[test]
 fn deploy_with_an_image_sends_it_as_is_and_json_prints_the_api_answer() {
     let api = InMemory::new();
-    api.on("POST /deployments", 202, fixture("accepted"));
+    api.on(
+        "POST /services/checkout/environments/prd/deployments",
+        202,
+        fixture("accepted"),
+    );
     let r = run(
         api,
         &[
@@ -387,12 +451,13 @@ fn deploy_with_an_image_sends_it_as_is_and_json_prints_the_api_answer() {
             "json",
         ],
     );
-    assert_eq!(r.lines(), vec!["POST /deployments"]);
+    assert_eq!(
+        r.lines(),
+        vec!["POST /services/checkout/environments/prd/deployments"]
+    );
     assert_eq!(
         r.sent[0].body,
-        Some(
-            json!({"service": "checkout", "environment": "prd", "version": "1.3.0", "image": "r/checkout:1.3.0", "image_digest": "sha256:00"})
-        )
+        Some(json!({"version": "1.3.0", "image": "r/checkout:1.3.0", "image_digest": "sha256:00"}))
     );
     assert_eq!(
         serde_json::from_str::<Value>(&r.out).ok(),
@@ -414,7 +479,7 @@ fn deploy_without_image_or_registry_is_a_usage_error_before_any_request() {
 fn a_running_deployment_conflict_names_it_and_exits_1() {
     let api = InMemory::new();
     api.on(
-        "POST /deployments",
+        "POST /services/checkout/environments/prd/deployments",
         409,
         json!({"error": "Conflict", "message": "checkout/prd has a deployment running: checkout-prd-1-2-9-1"}),
     );
@@ -435,7 +500,7 @@ fn a_running_deployment_conflict_names_it_and_exits_1() {
     assert_eq!(
         r.error.as_deref(),
         Some(
-            "POST /deployments: conflict: checkout/prd has a deployment running: checkout-prd-1-2-9-1"
+            "POST /services/checkout/environments/prd/deployments: conflict: checkout/prd has a deployment running: checkout-prd-1-2-9-1"
         )
     );
 }
@@ -443,16 +508,16 @@ fn a_running_deployment_conflict_names_it_and_exits_1() {
 fn rollback_api() -> InMemory {
     let api = history_api();
     api.on(
-        &format!("GET /deployments/{ID}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{ID}"),
         200,
         fixture("deployment-succeeded"),
     );
     api.on(
-        "POST /environments/prd/rollback",
+        "POST /services/checkout/environments/prd/rollback",
         400,
-        json!({"error": "ConfirmationRequired", "message": "Rollback will shift all traffic to Blue (v1.2.0); Green (v1.3.0) becomes standby. Send {\"service\": \"checkout\", \"confirm\": true} to proceed."}),
+        json!({"error": "ConfirmationRequired", "message": "Rollback will shift all traffic to Blue (v1.2.0); Green (v1.3.0) becomes standby. Send {\"confirm\": true} to proceed."}),
     )
-    .on("POST /environments/prd/rollback", 200, fixture("environment-rollback"));
+    .on("POST /services/checkout/environments/prd/rollback", 200, fixture("environment-rollback"));
     api
 }
 
@@ -474,20 +539,20 @@ fn rollback_shows_the_state_asks_then_confirms() {
     assert_eq!(
         r.lines(),
         vec![
-            "GET /deployments?environment=prd&limit=1&service=checkout".to_string(),
-            format!("GET /deployments/{ID}"),
-            "POST /environments/prd/rollback".into(),
-            "POST /environments/prd/rollback".into(),
+            "GET /services/checkout/environments/prd/deployments?limit=1".to_string(),
+            format!("GET /services/checkout/environments/prd/deployments/{ID}"),
+            "POST /services/checkout/environments/prd/rollback".into(),
+            "POST /services/checkout/environments/prd/rollback".into(),
         ]
     );
     assert_eq!(
         r.sent[2].body,
-        Some(json!({"service": "checkout"})),
+        Some(json!({})),
         "the preview changes nothing"
     );
     assert_eq!(
         r.sent[3].body,
-        Some(json!({"service": "checkout", "confirm": true, "reason": "login errors"}))
+        Some(json!({"confirm": true, "reason": "login errors"}))
     );
     insta::assert_snapshot!(r.out);
 }
@@ -538,7 +603,11 @@ fn rollback_without_a_terminal_refuses_unless_yes() {
 #[test]
 fn promote_to_prd_takes_mfa_and_prints_the_checklist() {
     let api = InMemory::new();
-    api.on("POST /promotions", 202, fixture("promotion-accepted"));
+    api.on(
+        "POST /services/checkout/environments/prd/promotions",
+        202,
+        fixture("promotion-accepted"),
+    );
     let r = run(
         api,
         &[
@@ -568,7 +637,7 @@ fn promote_to_prd_takes_mfa_and_prints_the_checklist() {
     );
     assert_eq!(
         r.sent[0].body,
-        Some(json!({"service": "checkout", "version": "1.4.0", "from": "tst", "to": "prd"}))
+        Some(json!({"version": "1.4.0", "from": "tst"}))
     );
     insta::assert_snapshot!(r.out);
 }
@@ -591,7 +660,11 @@ fn promote_to_prd_without_an_mfa_device_is_a_usage_error() {
 #[test]
 fn promote_to_tst_needs_no_mfa_and_a_bad_code_is_refused() {
     let api = InMemory::new();
-    api.on("POST /promotions", 202, fixture("promotion-accepted"));
+    api.on(
+        "POST /services/checkout/environments/tst/promotions",
+        202,
+        fixture("promotion-accepted"),
+    );
     let r = run(
         api,
         &[
@@ -622,7 +695,11 @@ fn promote_to_tst_needs_no_mfa_and_a_bad_code_is_refused() {
 #[test]
 fn a_refused_promotion_prints_the_failed_gates_and_exits_1() {
     let api = InMemory::new();
-    api.on("POST /promotions", 412, fixture("promotion-refused"));
+    api.on(
+        "POST /services/checkout/environments/prd/promotions",
+        412,
+        fixture("promotion-refused"),
+    );
     let args = [
         "--mfa-serial",
         "arn:aws:iam::123456789012:mfa/alice",
@@ -642,7 +719,11 @@ fn a_refused_promotion_prints_the_failed_gates_and_exits_1() {
     assert!(r.asked.is_empty(), "the code came from --mfa-code");
     insta::assert_snapshot!(format!("{}---\n{}", r.out, r.error.unwrap_or_default()));
     let api = InMemory::new();
-    api.on("POST /promotions", 412, fixture("promotion-refused"));
+    api.on(
+        "POST /services/checkout/environments/prd/promotions",
+        412,
+        fixture("promotion-refused"),
+    );
     let mut json_args = args.to_vec();
     json_args.extend(["-o", "json"]);
     let r = run(api, &json_args);
@@ -656,17 +737,17 @@ fn a_refused_promotion_prints_the_failed_gates_and_exits_1() {
 fn approval_api() -> InMemory {
     let api = InMemory::new();
     api.on(
-        &format!("GET /deployments/{AID}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{AID}"),
         200,
         fixture("deployment-awaiting-approval"),
     );
     api.on(
-        &format!("POST /deployments/{AID}/approve"),
+        &format!("POST /services/checkout/environments/prd/deployments/{AID}/approve"),
         200,
         fixture("approved"),
     );
     api.on(
-        &format!("POST /deployments/{AID}/reject"),
+        &format!("POST /services/checkout/environments/prd/deployments/{AID}/reject"),
         200,
         fixture("rejected"),
     );
@@ -677,17 +758,29 @@ fn approval_api() -> InMemory {
 fn approve_and_reject_take_mfa_in_prd() {
     let serial = ["--mfa-serial", "arn:aws:iam::123456789012:mfa/alice"];
     let mut args = serial.to_vec();
-    args.extend(["approve", AID, "--comment", "looks good"]);
+    args.extend(["approve", AID, "-e", "prd", "--comment", "looks good"]);
     let r = run(approval_api(), &args);
     assert_eq!(r.code, 0, "{:?}", r.error);
     assert_eq!(r.mfa.len(), 1);
     assert_eq!(r.sent[1].body, Some(json!({"comment": "looks good"})));
     let approved = r.out;
     let mut args = serial.to_vec();
-    args.extend(["reject", AID, "--reason", "release freeze"]);
+    args.extend([
+        "reject",
+        AID,
+        "-s",
+        "checkout",
+        "--env",
+        "prd",
+        "--reason",
+        "release freeze",
+    ]);
     let r = run(approval_api(), &args);
     assert_eq!(r.code, 0, "{:?}", r.error);
-    assert_eq!(r.lines()[1], format!("POST /deployments/{AID}/reject"));
+    assert_eq!(
+        r.lines()[1],
+        format!("POST /services/checkout/environments/prd/deployments/{AID}/reject")
+    );
     assert_eq!(r.sent[1].body, Some(json!({"reason": "release freeze"})));
     insta::assert_snapshot!(format!("{approved}---\n{}", r.out));
 }
@@ -696,12 +789,12 @@ fn approve_and_reject_take_mfa_in_prd() {
 fn approving_what_is_not_waiting_says_its_phase() {
     let api = InMemory::new();
     api.on(
-        &format!("GET /deployments/{ID}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{ID}"),
         200,
         fixture("deployment-succeeded"),
     );
     api.on(
-        &format!("POST /deployments/{ID}/approve"),
+        &format!("POST /services/checkout/environments/prd/deployments/{ID}/approve"),
         409,
         json!({"error": "Conflict", "message": "not awaiting approval"}),
     );
@@ -714,6 +807,8 @@ fn approving_what_is_not_waiting_says_its_phase() {
             "000000",
             "approve",
             ID,
+            "--env",
+            "prd",
         ],
     );
     assert_eq!(r.code, 1);
@@ -730,17 +825,17 @@ fn a_403_says_mfa_is_needed() {
     // GIVEN an approver policy that refuses calls signed without MFA
     let api = InMemory::new();
     api.on(
-        &format!("GET /deployments/{ID}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{ID}"),
         200,
         fixture("deployment-succeeded"),
     );
     api.on(
-        &format!("POST /deployments/{ID}/approve"),
+        &format!("POST /services/checkout/environments/prd/deployments/{ID}/approve"),
         403,
         json!({"message": "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: execute-api:Invoke"}),
     );
     // WHEN approving with MFA switched off for every environment
-    let cli = ["approve", ID];
+    let cli = ["approve", ID, "-e", "prd"];
     let r = run_settings(api, &cli, |s| s.mfa_environments.clear());
     // THEN the message says what to do, and the exit code is 1
     assert_eq!((r.code, r.mfa.len()), (1, 0));
@@ -757,38 +852,13 @@ fn a_403_says_mfa_is_needed() {
 fn history_is_an_aligned_table_with_totals() {
     let r = run(history_api(), &["history", "--env", "prd", "--limit", "5"]);
     assert_eq!(r.code, 0);
-    assert_eq!(r.lines(), vec!["GET /deployments?environment=prd&limit=5"]);
+    assert_eq!(
+        r.lines(),
+        vec!["GET /services/checkout/environments/prd/deployments?limit=5"]
+    );
     insta::assert_snapshot!(r.out);
     let r = run(history_api(), &["history", "--env", "prd", "-o", "json"]);
     insta::assert_snapshot!("history_json", r.out);
-}
-
-#[test]
-fn history_filters_by_service_here_when_the_api_does_not() {
-    let api = InMemory::new();
-    api.on(
-        "GET /deployments",
-        400,
-        json!({"error": "InvalidRequest", "message": "unknown query parameter \"service\"; this route accepts environment, limit, cursor"}),
-    )
-    .on("GET /deployments", 200, json!({"environment": "prd", "deployments": [
-        {"deployment_id": "a", "service": "payments", "version": "2.0.0", "status": "SUCCEEDED"},
-        {"deployment_id": "b", "service": "checkout", "version": "1.3.0", "status": "SUCCEEDED"}
-    ], "next_cursor": null}));
-    let r = run(
-        api,
-        &["history", "-e", "prd", "-s", "checkout", "-o", "json"],
-    );
-    assert_eq!(
-        r.lines(),
-        vec![
-            "GET /deployments?environment=prd&limit=20&service=checkout",
-            "GET /deployments?environment=prd&limit=100"
-        ]
-    );
-    let v: Value = serde_json::from_str(&r.out).unwrap_or_default();
-    assert_eq!(v["deployments"].as_array().map(Vec::len), Some(1));
-    assert_eq!(v["deployments"][0]["service"], "checkout");
 }
 
 #[test]
@@ -796,12 +866,12 @@ fn history_follows_pages_up_to_the_limit() {
     let api = InMemory::new();
     let row = |id: &str| json!({"deployment_id": id, "service": "checkout", "version": "1.0.0", "status": "SUCCEEDED"});
     api.on(
-        "GET /deployments",
+        "GET /services/checkout/environments/dev/deployments",
         200,
         json!({"deployments": [row("a"), row("b")], "next_cursor": "c1"}),
     )
     .on(
-        "GET /deployments",
+        "GET /services/checkout/environments/dev/deployments",
         200,
         json!({"deployments": [row("c"), row("d")], "next_cursor": "c2"}),
     );
@@ -809,8 +879,8 @@ fn history_follows_pages_up_to_the_limit() {
     assert_eq!(
         r.lines(),
         vec![
-            "GET /deployments?environment=dev&limit=3",
-            "GET /deployments?environment=dev&limit=1&cursor=c1"
+            "GET /services/checkout/environments/dev/deployments?limit=3",
+            "GET /services/checkout/environments/dev/deployments?limit=1&cursor=c1"
         ]
     );
     let v: Value = serde_json::from_str(&r.out).unwrap_or_default();
@@ -820,12 +890,15 @@ fn history_follows_pages_up_to_the_limit() {
 #[test]
 fn metrics_show_environments_dora_and_recent() {
     let api = InMemory::new();
-    api.on("GET /metrics", 200, fixture("metrics"));
+    api.on("GET /services/checkout/metrics", 200, fixture("metrics"));
     let r = run(api, &["metrics", "--days", "7", "--env", "prd"]);
-    assert_eq!(r.lines(), vec!["GET /metrics?days=7&environment=prd"]);
+    assert_eq!(
+        r.lines(),
+        vec!["GET /services/checkout/metrics?days=7&environment=prd"]
+    );
     insta::assert_snapshot!(r.out);
     let api = InMemory::new();
-    api.on("GET /metrics", 200, fixture("metrics"));
+    api.on("GET /services/checkout/metrics", 200, fixture("metrics"));
     let r = run(api, &["metrics", "-o", "json"]);
     assert_eq!(
         serde_json::from_str::<Value>(&r.out).ok(),
@@ -834,43 +907,26 @@ fn metrics_show_environments_dora_and_recent() {
 }
 
 #[test]
-fn metrics_for_an_environment_fall_back_on_an_api_without_the_parameter() {
-    let api = InMemory::new();
-    api.on(
-        "GET /metrics",
-        400,
-        json!({"error": "InvalidRequest", "message": "unknown query parameter \"environment\"; this route accepts days"}),
-    )
-    .on("GET /metrics", 200, fixture("metrics"));
-    let r = run(api, &["metrics", "--env", "prd", "-o", "json"]);
-    assert_eq!(r.code, 0, "{:?}", r.error);
-    assert_eq!(
-        r.lines(),
-        vec!["GET /metrics?days=7&environment=prd", "GET /metrics?days=7"]
-    );
-}
-
-#[test]
 fn troubleshoot_renders_health_ecs_links_and_next_steps() {
     let id = "checkout-prd-1-1-4-1733824800000";
     let api = InMemory::new();
     api.on(
-        &format!("GET /deployments/{id}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{id}"),
         200,
-        json!({"deployment_id": id}),
+        json!({"deployment_id": id, "service": "checkout", "environment": "prd"}),
     );
     api.on(
-        &format!("GET /deployments/{id}/troubleshoot"),
+        &format!("GET /services/checkout/environments/prd/deployments/{id}/troubleshoot"),
         200,
         fixture("troubleshoot"),
     );
-    let r = run(api, &["troubleshoot", id]);
+    let r = run(api, &["troubleshoot", id, "-e", "prd"]);
     assert_eq!(r.code, 0, "{:?}", r.error);
     assert_eq!(
         r.lines(),
         vec![
-            format!("GET /deployments/{id}"),
-            format!("GET /deployments/{id}/troubleshoot")
+            format!("GET /services/checkout/environments/prd/deployments/{id}"),
+            format!("GET /services/checkout/environments/prd/deployments/{id}/troubleshoot")
         ]
     );
     insta::assert_snapshot!(r.out);
@@ -880,11 +936,11 @@ fn troubleshoot_renders_health_ecs_links_and_next_steps() {
 fn status_of_a_deployment_awaiting_approval_shows_approval_and_gates() {
     let api = InMemory::new();
     api.on(
-        &format!("GET /deployments/{AID}"),
+        &format!("GET /services/checkout/environments/prd/deployments/{AID}"),
         200,
         fixture("deployment-awaiting-approval"),
     );
-    let r = run(api, &["status", AID]);
+    let r = run(api, &["status", AID, "-e", "prd"]);
     insta::assert_snapshot!(r.out);
 }
 
@@ -900,7 +956,7 @@ fn api_errors_map_to_exit_codes() {
     for (status, code, says) in cases {
         let api = InMemory::new();
         api.on(
-            "GET /metrics",
+            "GET /services/checkout/metrics",
             status,
             json!({"error": "InvalidRequest", "message": "m"}),
         );

@@ -717,13 +717,14 @@ impl DeploymentStore for FakeStore {
 
     async fn history(
         &self,
+        service: &str,
         environment: &str,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<DeploymentRecord>, AdapterError> {
         let mut all: Vec<DeploymentRecord> = lock(&self.records)
             .values()
-            .filter(|r| r.environment == environment)
+            .filter(|r| r.service == service && r.environment == environment)
             .cloned()
             .collect();
         all.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));

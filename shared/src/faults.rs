@@ -612,13 +612,14 @@ impl DeploymentStore for FaultyStore {
     }
     async fn history(
         &self,
+        service: &str,
         environment: &str,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<DeploymentRecord>, AdapterError> {
         self.faults
             .call("DynamoDB.history", || {
-                self.inner.history(environment, limit, cursor)
+                self.inner.history(service, environment, limit, cursor)
             })
             .await
     }

@@ -216,9 +216,10 @@ pub trait DeploymentStore: Send + Sync {
     ) -> Result<(), AdapterError>;
     async fn steps(&self, id: &str) -> Result<Vec<StepRecord>, AdapterError>;
     async fn ledger(&self, id: &str) -> Result<Vec<LedgerEntry>, AdapterError>;
-    /// Deployments of an environment, newest first.
+    /// Deployments of one service's environment, newest first.
     async fn history(
         &self,
+        service: &str,
         environment: &str,
         limit: u32,
         cursor: Option<&str>,

@@ -1389,7 +1389,7 @@ impl Run {
         }
         let history = w
             .store
-            .history("dev", 100, None)
+            .history("checkout", "dev", 100, None)
             .await
             .map(|p| p.items)
             .unwrap_or_default();

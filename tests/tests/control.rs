@@ -33,15 +33,19 @@ fn registered(s: &LocalStack, service: &str, name: &str, step_wait_seconds: u64)
     env
 }
 
+/// `/services/<service>/environments/<environment>`: where every route of an environment is.
+fn at(env: &Environment) -> String {
+    format!("/services/{}/environments/{}", env.service, env.environment)
+}
+
 fn post_deployment(s: &LocalStack, env: &Environment, version: &str) -> ApiResponse {
     let body = json!({
-        "service": env.service,
-        "environment": env.environment,
         "version": version,
         "image": format!("{}:{version}", env.image_repository),
     });
-    s.api("POST", "/deployments", Some(&body), ALICE)
-        .unwrap_or_else(|e| panic!("POST /deployments: {e:#}"))
+    let path = format!("{}/deployments", at(env));
+    s.api("POST", &path, Some(&body), ALICE)
+        .unwrap_or_else(|e| panic!("POST {path}: {e:#}"))
 }
 
 fn accepted(r: &ApiResponse) -> (String, String) {
@@ -131,7 +135,7 @@ async fn of_100_concurrent_starts_exactly_one_is_accepted_and_the_lock_frees_whe
     let rollback = s
         .api(
             "POST",
-            &format!("/deployments/{id}/rollback"),
+            &format!("{}/deployments/{id}/rollback", at(&env)),
             Some(&json!({"confirm": true})),
             BOB,
         )
@@ -149,7 +153,7 @@ async fn of_100_concurrent_starts_exactly_one_is_accepted_and_the_lock_frees_whe
     let cleanup = s
         .api(
             "POST",
-            &format!("/deployments/{next_id}/rollback"),
+            &format!("{}/deployments/{next_id}/rollback", at(&env)),
             Some(&json!({"confirm": true})),
             BOB,
         )
@@ -303,7 +307,7 @@ async fn a_manual_rollback_needs_confirmation_and_records_who_and_why() {
     let (id, arn) = accepted(&post_deployment(&s, &env, "1.3.0"));
     wait_for_step(&s, &id, 10).await;
 
-    let path = format!("/deployments/{id}/rollback");
+    let path = format!("{}/deployments/{id}/rollback", at(&env));
     let unconfirmed = s
         .api("POST", &path, Some(&json!({})), BOB)
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -353,7 +357,12 @@ async fn a_manual_rollback_needs_confirmation_and_records_who_and_why() {
 
     // and the API reports it
     let shown = s
-        .api("GET", &format!("/deployments/{id}"), None, ALICE)
+        .api(
+            "GET",
+            &format!("{}/deployments/{id}", at(&env)),
+            None,
+            ALICE,
+        )
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(shown.status, 200, "{}", shown.body);
     assert!(
@@ -381,9 +390,9 @@ async fn an_environment_rolls_back_to_its_standby_after_a_release() {
         Some(TrafficSplit::all_on(Color::Green))
     );
 
-    let path = "/environments/ctl-env/rollback";
+    let path = &format!("{}/rollback", at(&env));
     let unconfirmed = s
-        .api("POST", path, Some(&json!({"service": "checkout"})), BOB)
+        .api("POST", path, Some(&json!({})), BOB)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
     assert!(
@@ -400,7 +409,12 @@ async fn an_environment_rolls_back_to_its_standby_after_a_release() {
     );
 
     let done = s
-        .api("POST", path, Some(&json!({"service": "checkout", "confirm": true, "reason": "v1.3.0 breaks checkout"})), BOB)
+        .api(
+            "POST",
+            path,
+            Some(&json!({"confirm": true, "reason": "v1.3.0 breaks checkout"})),
+            BOB,
+        )
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(
@@ -426,13 +440,13 @@ async fn an_environment_rolls_back_to_its_standby_after_a_release() {
 
     // history, newest first: the rollback, then the release
     let history = s
-        .api("GET", "/deployments?environment=ctl-env", None, ALICE)
+        .api("GET", &format!("{}/deployments", at(&env)), None, ALICE)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(history.status, 200, "{}", history.body);
     let text = history.body.to_string();
     assert!(text.contains(BOB) && text.contains(&id), "{text}");
     let metrics = s
-        .api("GET", "/metrics?days=1", None, ALICE)
+        .api("GET", "/services/checkout/metrics?days=1", None, ALICE)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(metrics.status, 200, "{}", metrics.body);
     assert!(
@@ -448,4 +462,81 @@ fn epoch_seconds() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Issue 17 finding 4: a caller allowed only its own service's paths (team A: payments) sends
+/// another service's deployment id (checkout's) under them. Every route answers 404, as for an
+/// id that does not exist, and nothing about checkout's deployment changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_services_deployment_id_under_ones_own_path_is_not_found_and_changes_nothing() {
+    let s = stack().await;
+    let env = registered(&s, "checkout", "ctl-scope", 15);
+    let (id, arn) = accepted(&post_deployment(&s, &env, "1.3.0"));
+    wait_for_step(&s, &id, 10).await;
+    let before = s.store.deployment(&id).await.ok().flatten();
+    let split = s.split(&env).await.ok();
+    assert_eq!(split.map(|x| x.green()), Some(10));
+
+    let theirs = format!("/services/payments/environments/ctl-scope/deployments/{id}");
+    let attempts = [
+        ("GET", theirs.clone(), None),
+        ("GET", format!("{theirs}/troubleshoot"), None),
+        (
+            "POST",
+            format!("{theirs}/rollback"),
+            Some(json!({"confirm": true, "reason": "not yours"})),
+        ),
+        ("POST", format!("{theirs}/approve"), Some(json!({}))),
+        (
+            "POST",
+            format!("{theirs}/reject"),
+            Some(json!({"reason": "not yours"})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let r = s
+            .api(method, &path, body.as_ref(), BOB)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:#}"));
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+        assert_eq!(r.body["error"], "NotFound", "{}", r.body);
+    }
+    // a body naming another service is refused by name before anything is read
+    let named = s
+        .api(
+            "POST",
+            &format!("{}/rollback", at(&env)),
+            Some(&json!({"service": "payments", "confirm": true})),
+            BOB,
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(named.status, 400, "{}", named.body);
+    assert_eq!(named.body["error"], "ScopeOutsidePath", "{}", named.body);
+
+    // nothing changed: same traffic, same record, the execution still runs
+    assert_eq!(s.split(&env).await.ok(), split);
+    let after = s.store.deployment(&id).await.ok().flatten();
+    assert_eq!(
+        after
+            .as_ref()
+            .map(|r| (r.status, r.phase, r.reason.clone())),
+        before
+            .as_ref()
+            .map(|r| (r.status, r.phase, r.reason.clone()))
+    );
+
+    // cleanup through checkout's own path
+    let cleanup = s
+        .api(
+            "POST",
+            &format!("{}/deployments/{id}/rollback", at(&env)),
+            Some(&json!({"confirm": true})),
+            BOB,
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(cleanup.status, 200, "{}", cleanup.body);
+    let end = s
+        .wait(&arn, TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(end.status, "ABORTED", "{end:?}");
 }

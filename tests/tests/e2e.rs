@@ -96,7 +96,7 @@ async fn a_healthy_release_walks_every_step_verifies_and_finalizes_on_green() {
     // history: one row with everything an operator asks for
     let page = s
         .store
-        .history("e2e-ok", 10, None)
+        .history(&env.service, "e2e-ok", 10, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let row = page

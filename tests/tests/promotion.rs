@@ -67,8 +67,9 @@ async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -
     let end = ok("dev", s.wait(&dev_arn, TIMEOUT).await);
     assert_eq!(end.status, "SUCCEEDED", "dev: {end:?}");
 
-    let promote = json!({"service": service, "version": "1.3.0", "from": "dev", "to": "prd"});
-    let refused = api(s, "POST", "/promotions", promote.clone(), ALICE);
+    let promote = json!({"version": "1.3.0", "from": "dev"});
+    let promotions = format!("/services/{service}/environments/prd/promotions");
+    let refused = api(s, "POST", &promotions, promote.clone(), ALICE);
     assert_eq!(refused.status, 412, "{}", refused.body);
     let failed: Vec<&str> = refused.body["gates"]
         .as_array()
@@ -85,14 +86,15 @@ async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -
     );
 
     for evidence in [
-        json!({"service": service, "environment": "dev", "kind": "integration", "passed": 156, "total": 156}),
-        json!({"service": service, "environment": "dev", "kind": "performance", "p99_ms": 87.0}),
-        json!({"service": service, "environment": "dev", "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+        json!({"kind": "integration", "passed": 156, "total": 156}),
+        json!({"kind": "performance", "p99_ms": 87.0}),
+        json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23}),
     ] {
-        let r = api(s, "POST", "/versions/1.3.0/evidence", evidence, ALICE);
+        let path = format!("/services/{service}/environments/dev/versions/1.3.0/evidence");
+        let r = api(s, "POST", &path, evidence, ALICE);
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    let accepted = api(s, "POST", "/promotions", promote, ALICE);
+    let accepted = api(s, "POST", &promotions, promote, ALICE);
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     assert_eq!(accepted.body["awaiting_approval"], true);
     let scan = accepted.body["promotion"]["gates"]
@@ -201,7 +203,10 @@ async fn an_approved_promotion_deploys_the_same_image_to_prd() {
     let own = api(
         &s,
         "POST",
-        &format!("/deployments/{}/approve", p.deployment_id),
+        &format!(
+            "/services/{}/environments/prd/deployments/{}/approve",
+            p.prd.service, p.deployment_id
+        ),
         json!({}),
         ALICE,
     );
@@ -210,7 +215,10 @@ async fn an_approved_promotion_deploys_the_same_image_to_prd() {
     let approved = api(
         &s,
         "POST",
-        &format!("/deployments/{}/approve", p.deployment_id),
+        &format!(
+            "/services/{}/environments/prd/deployments/{}/approve",
+            p.prd.service, p.deployment_id
+        ),
         json!({"comment": "CHG-1234"}),
         CAROL,
     );
@@ -252,7 +260,10 @@ async fn a_rejected_promotion_ends_not_deployed_with_blue_untouched() {
     let rejected = api(
         &s,
         "POST",
-        &format!("/deployments/{}/reject", p.deployment_id),
+        &format!(
+            "/services/{}/environments/prd/deployments/{}/reject",
+            p.prd.service, p.deployment_id
+        ),
         json!({"reason": "error budget spent"}),
         CAROL,
     );
@@ -312,7 +323,10 @@ async fn an_approval_that_times_out_ends_not_deployed() {
     let late = api(
         &s,
         "POST",
-        &format!("/deployments/{}/approve", p.deployment_id),
+        &format!(
+            "/services/{}/environments/prd/deployments/{}/approve",
+            p.prd.service, p.deployment_id
+        ),
         json!({}),
         CAROL,
     );

@@ -1696,24 +1696,24 @@ mod broken_copies {
     #[test]
     fn a_route_without_auth() {
         let t = broken(
-            "Method: POST, Path: /promotions, Auth: { Authorizer: AWS_IAM }",
-            "Method: POST, Path: /promotions, Auth: { Authorizer: NONE }",
+            "Method: POST, Path: \"/services/{service}/environments/{environment}/promotions\", Auth: { Authorizer: AWS_IAM }",
+            "Method: POST, Path: \"/services/{service}/environments/{environment}/promotions\", Auth: { Authorizer: NONE }",
         );
         assert_caught(
             &api_findings(&t),
-            "route POST /promotions: authorizer NONE, not AWS_IAM",
+            "route POST /services/{service}/environments/{environment}/promotions: authorizer NONE, not AWS_IAM",
         );
     }
 
     #[test]
     fn a_route_that_leaves_auth_out() {
         let t = broken(
-            "Method: GET, Path: /metrics, Auth: { Authorizer: AWS_IAM }",
-            "Method: GET, Path: /metrics",
+            "Method: GET, Path: \"/services/{service}/metrics\", Auth: { Authorizer: AWS_IAM }",
+            "Method: GET, Path: \"/services/{service}/metrics\"",
         );
         assert_caught(
             &api_findings(&t),
-            "route GET /metrics: authorizer (none), not AWS_IAM",
+            "route GET /services/{service}/metrics: authorizer (none), not AWS_IAM",
         );
     }
 
@@ -2085,7 +2085,7 @@ fn decision_routes(t: &Value) -> Vec<String> {
         .into_iter()
         .map(|(route, _, _)| route)
         .filter(|r| {
-            r == "POST /promotions"
+            r == "POST /services/{service}/environments/{environment}/promotions"
                 || r.ends_with("}/approve") && r.starts_with("POST ")
                 || r.ends_with("}/reject") && r.starts_with("POST ")
         })
@@ -2094,7 +2094,8 @@ fn decision_routes(t: &Value) -> Vec<String> {
     routes
 }
 
-/// "POST /deployments/{id}/approve" as the tail of an execute-api ARN: "POST/deployments/*/approve".
+/// "POST /services/{service}/environments/{environment}/deployments/{id}/approve" as the tail of
+/// an execute-api ARN: "POST/services/*/environments/*/deployments/*/approve".
 fn route_arn_tail(route: &str) -> String {
     let (method, path) = route.split_once(' ').unwrap_or((route, ""));
     let path: Vec<&str> = path
@@ -2192,8 +2193,8 @@ fn github_trust_findings(t: &Value, role: &str) -> Vec<String> {
     findings
 }
 
-/// The promotion role may only invoke the API routes a promotion needs (POST /promotions, GET
-/// /deployments and /deployments/*) of this stack's API; nothing in CloudFormation, S3, IAM or
+/// The promotion role may only invoke the API routes a promotion needs (POST …/promotions, GET
+/// …/deployments and …/deployments/*) of this stack's API; nothing in CloudFormation, S3, IAM or
 /// any other service, and no inline policy.
 fn promotion_role_findings(t: &Value) -> Vec<String> {
     let mut findings = Vec::new();
@@ -2201,7 +2202,11 @@ fn promotion_role_findings(t: &Value) -> Vec<String> {
     if !role["Policies"].is_null() {
         findings.push("PromotionRole: inline policies".to_string());
     }
-    let allowed_routes = ["POST/promotions", "GET/deployments", "GET/deployments/*"];
+    let allowed_routes = [
+        "POST/services/*/environments/*/promotions",
+        "GET/services/*/environments/*/deployments",
+        "GET/services/*/environments/*/deployments/*",
+    ];
     let policies = one_or_many(&role["ManagedPolicyArns"]);
     if policies.is_empty() {
         findings.push("PromotionRole: no policy".to_string());
@@ -2342,9 +2347,11 @@ fn scp_findings(scp: &Value, t: &Value) -> Vec<String> {
         let mut operators: Vec<&str> = c.keys().map(String::as_str).collect();
         if let Some(except) = c.get("ArnNotLike") {
             operators.retain(|o| *o != "ArnNotLike");
-            if except != &json!({"aws:PrincipalArn": exempt}) || tails != ["POST/promotions"] {
+            if except != &json!({"aws:PrincipalArn": exempt})
+                || tails != ["POST/services/*/environments/*/promotions"]
+            {
                 findings.push(format!(
-                    "SCP: only POST /promotions may exempt {exempt}, and nothing else: {s}"
+                    "SCP: only POST …/promotions may exempt {exempt}, and nothing else: {s}"
                 ));
             }
         }
@@ -2767,9 +2774,9 @@ fn the_approver_policy_needs_an_mfa_at_most_an_hour_old() {
     assert_eq!(
         decision_routes(&t),
         [
-            "POST /deployments/{id}/approve",
-            "POST /deployments/{id}/reject",
-            "POST /promotions"
+            "POST /services/{service}/environments/{environment}/deployments/{id}/approve",
+            "POST /services/{service}/environments/{environment}/deployments/{id}/reject",
+            "POST /services/{service}/environments/{environment}/promotions"
         ]
     );
     assert_eq!(approver_mfa_findings(&t), Vec::<String>::new());
@@ -2881,8 +2888,8 @@ mod security_broken_copies {
     #[test]
     fn a_promotion_role_that_may_approve() {
         let t = broken(
-            "${HttpApi}/*/GET/deployments/*\"\n\n  PromotionRole:",
-            "${HttpApi}/*/POST/deployments/*/approve\"\n\n  PromotionRole:",
+            "${HttpApi}/*/GET/services/*/environments/*/deployments/*\"\n\n  PromotionRole:",
+            "${HttpApi}/*/POST/services/*/environments/*/deployments/*/approve\"\n\n  PromotionRole:",
         );
         assert_caught(&promotion_role_findings(&t), "is not a promotion route");
     }
@@ -2914,12 +2921,12 @@ mod security_broken_copies {
     #[test]
     fn an_scp_that_forgets_reject() {
         let scp = broken_scp(
-            ",\n        \"arn:aws:execute-api:*:*:*/*/POST/deployments/*/reject\"\n      ],\n      \"Condition\": {\n        \"BoolIfExists\"",
+            ",\n        \"arn:aws:execute-api:*:*:*/*/POST/services/*/environments/*/deployments/*/reject\"\n      ],\n      \"Condition\": {\n        \"BoolIfExists\"",
             "\n      ],\n      \"Condition\": {\n        \"BoolIfExists\"",
         );
         assert_caught(
             &scp_findings(&scp, &template()),
-            "SCP: POST/deployments/*/reject is not denied without MFA",
+            "SCP: POST/services/*/environments/*/deployments/*/reject is not denied without MFA",
         );
     }
 
@@ -2931,10 +2938,13 @@ mod security_broken_copies {
 
     #[test]
     fn an_scp_that_denies_a_route_people_need_without_mfa() {
-        let scp = broken_scp("*/*/POST/promotions\"", "*/*/GET/deployments\"");
+        let scp = broken_scp(
+            "*/*/POST/services/*/environments/*/promotions\"",
+            "*/*/GET/services/*/environments/*/deployments\"",
+        );
         assert_caught(
             &scp_findings(&scp, &template()),
-            "SCP: GET/deployments is not a decision route",
+            "SCP: GET/services/*/environments/*/deployments is not a decision route",
         );
     }
 
@@ -2946,7 +2956,7 @@ mod security_broken_copies {
         );
         assert_caught(
             &scp_findings(&scp, &template()),
-            "only POST /promotions may exempt",
+            "only POST …/promotions may exempt",
         );
     }
     #[test]

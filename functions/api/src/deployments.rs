@@ -4,18 +4,12 @@
 
 use crate::http::{ApiError, Reply};
 use crate::views::{self, ts, weights};
-use crate::{ApiDeps, Call, requests};
+use crate::{ApiDeps, Call, per_service, requests};
 use serde_json::{Value, json};
 use shared::domain::{DeploymentRecord, TrafficSplit};
 use shared::ports::ForwardTarget;
 use shared::rollback::RollbackOutcome;
 use shared::start::{StartError, StartRequest};
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "deployment {id} not found; list deployments with GET /deployments?environment=<environment>"
-    ))
-}
 
 impl From<StartError> for ApiError {
     fn from(e: StartError) -> Self {
@@ -34,7 +28,7 @@ impl From<StartError> for ApiError {
 }
 
 fn accepted(call: &Call, id: &str, execution_arn: &str) -> Reply {
-    let status_url = format!("{}/deployments/{id}", call.base);
+    let status_url = format!("{}{}/deployments/{id}", call.base, call.scope.path());
     Reply {
         status: 202,
         body: json!({"deployment_id": id, "execution_arn": execution_arn, "status_url": status_url}),
@@ -43,18 +37,23 @@ fn accepted(call: &Call, id: &str, execution_arn: &str) -> Reply {
 }
 
 pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let body = requests::start(call.body())?;
+    let body = requests::start(call.body(), &call.scope)?;
+    let service = call.scope.service.clone();
+    let environment = call.scope.environment()?.to_string();
     let id = requests::new_deployment_id(
         call.idempotency_key.as_deref(),
         call.request_id.as_deref(),
-        &body,
+        &service,
+        &environment,
+        &body.version,
         deps.clock.now(),
     )?;
-    // A repeat of a start whose deployment already runs (or ran): the same answer. A key
-    // used for another environment is refused by the start itself (IdTaken).
+    // A repeat of a start whose deployment already runs (or ran): the same answer. The id is
+    // derived from the path's service and environment, so it names no one else's deployment;
+    // should it anyway, the start itself refuses it (IdTaken).
     if call.idempotency_key.is_some()
         && let Some(r) = deps.store.deployment(&id).await?
-        && (r.service.as_str(), r.environment.as_str()) == (&body.service, &body.environment)
+        && call.scope.owns(&r)
     {
         tracing::info!(deployment_id = %id, "repeated start: nothing new started");
         return Ok(accepted(call, &id, &r.execution_arn));
@@ -63,8 +62,8 @@ pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         &deps.start_deps(),
         &StartRequest {
             deployment_id: id,
-            service: body.service,
-            environment: body.environment,
+            service,
+            environment,
             version: body.version,
             image: body.image,
             image_digest: body.image_digest,
@@ -101,12 +100,8 @@ async fn live_weights(deps: &ApiDeps, r: &DeploymentRecord) -> Result<TrafficSpl
 }
 
 pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let id = requests::deployment_id(call.param(0))?;
-    let r = deps
-        .store
-        .deployment(&id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let r = per_service::deployment(&*deps.store, &call.scope, call.param("id")).await?;
+    let id = r.id.clone();
     let steps = deps.store.steps(&id).await?;
     let ledger = deps.store.ledger(&id).await?;
     let mut body = views::summary(&r);
@@ -130,10 +125,16 @@ pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn list(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let q = requests::history(&call.query)?;
+    let q = requests::history(&call.query, &call.scope)?;
+    let environment = call.scope.environment()?;
     let page = deps
         .store
-        .history(&q.environment, q.limit, q.cursor.as_deref())
+        .history(
+            &call.scope.service,
+            environment,
+            q.limit,
+            q.cursor.as_deref(),
+        )
         .await
         .map_err(|e| match e {
             // The store refuses a cursor it did not issue.
@@ -141,7 +142,8 @@ pub async fn list(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             other => ApiError::from(other),
         })?;
     Ok(Reply::ok(json!({
-        "environment": q.environment,
+        "service": call.scope.service,
+        "environment": environment,
         "deployments": page.items.iter().map(views::summary).collect::<Vec<_>>(),
         "next_cursor": page.next,
     })))
@@ -152,20 +154,16 @@ fn version(v: Option<&str>) -> String {
 }
 
 pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let id = requests::deployment_id(call.param(0))?;
+    let r = per_service::deployment(&*deps.store, &call.scope, call.param("id")).await?;
+    let id = r.id.clone();
     let body = requests::rollback(call.body())?;
-    let r = deps
-        .store
-        .deployment(&id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
     if r.phase.is_terminal() {
         return Err(ApiError::conflict(format!(
-            "deployment {id} already finished ({}); to put {}/{} back on its previous version use POST /environments/{}/rollback",
+            "deployment {id} already finished ({}); to put {}/{} back on its previous version use POST {}/rollback",
             r.status.as_str(),
             r.service,
             r.environment,
-            r.environment
+            call.scope.path()
         )));
     }
     if !body.confirm {
@@ -196,7 +194,7 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         RollbackOutcome::NotDeployed(r) => ("NOT_DEPLOYED", r),
         RollbackOutcome::AlreadyFinished(r) => ("ALREADY_FINISHED", r),
         RollbackOutcome::NeverStarted(r) => ("FAILED", r),
-        RollbackOutcome::NotRecorded => return Err(not_found(&id)),
+        RollbackOutcome::NotRecorded => return Err(per_service::not_found(&call.scope, &id)),
     };
     // The traffic is safe already; a failed stop only leaves the execution to notice the
     // finished record at its next phase and end itself.

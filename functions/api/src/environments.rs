@@ -75,9 +75,9 @@ enum Reached {
 }
 
 pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let environment = requests::name("environment", call.param(0))?;
-    let body = requests::environment_rollback(call.body())?;
-    let service = body.service.clone();
+    let body = requests::environment_rollback(call.body(), &call.scope)?;
+    let service = call.scope.service.clone();
+    let environment = call.scope.environment()?.to_string();
     let config = match deps
         .registry
         .environment_config(&service, &environment)
@@ -102,13 +102,13 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     };
     if let Some(by) = &state.active_deployment {
         return Err(ApiError::conflict(format!(
-            "{service}/{environment} has a deployment running: {by}; roll it back with POST /deployments/{by}/rollback"
+            "{service}/{environment} has a deployment running: {by}; roll it back with POST /services/{service}/environments/{environment}/deployments/{by}/rollback"
         )));
     }
     let standby = active.other();
     if !body.confirm {
         return Err(ApiError::confirmation_required(format!(
-            "Rollback will shift all traffic to {} (v{standby_version}); {} ({}) becomes standby. Send {{\"service\": \"{service}\", \"confirm\": true}} to proceed.",
+            "Rollback will shift all traffic to {} (v{standby_version}); {} ({}) becomes standby. Send {{\"confirm\": true}} to proceed.",
             standby.title(),
             active.title(),
             v(state.active_version.as_deref()),
@@ -134,7 +134,7 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         LockOutcome::Acquired => {}
         LockOutcome::HeldBy(by) => {
             return Err(ApiError::conflict(format!(
-                "{service}/{environment} has a deployment running: {by}; roll it back with POST /deployments/{by}/rollback"
+                "{service}/{environment} has a deployment running: {by}; roll it back with POST /services/{service}/environments/{environment}/deployments/{by}/rollback"
             )));
         }
     }

@@ -43,6 +43,10 @@ impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(400, "InvalidRequest", message)
     }
+    /// A body or query naming a service or environment: the path is the only source of both.
+    pub fn scope_outside_path(message: impl Into<String>) -> Self {
+        Self::new(400, "ScopeOutsidePath", message)
+    }
     /// A destructive request sent without `"confirm": true`: the message says what it would do.
     pub fn confirmation_required(message: impl Into<String>) -> Self {
         Self::new(400, "ConfirmationRequired", message)

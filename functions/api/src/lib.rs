@@ -6,6 +6,7 @@ mod deployments;
 mod environments;
 pub mod http;
 mod metrics;
+pub mod per_service;
 mod promotions;
 pub mod requests;
 pub mod routes;
@@ -49,10 +50,12 @@ impl ApiDeps {
     }
 }
 
-/// One matched request: who calls, the path parameters, the query and the decoded body.
+/// One matched request: who calls, the path's scope and parameters, the query and the decoded body.
 pub(crate) struct Call {
     pub caller: String,
-    pub params: Vec<String>,
+    /// The service (and environment) the path names: the only place a request says them.
+    pub scope: per_service::Scope,
+    pub params: Vec<routes::Param>,
     pub query: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub idempotency_key: Option<String>,
@@ -67,8 +70,12 @@ impl Call {
     fn body(&self) -> Option<&[u8]> {
         self.body.as_deref()
     }
-    fn param(&self, i: usize) -> &str {
-        self.params.get(i).map_or("", String::as_str)
+    /// The path parameter `name` (`id`, `version`); empty when the route has none.
+    fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
     }
 }
 
@@ -119,9 +126,11 @@ async fn dispatch(
         }
     };
     let caller = http::caller(req)?;
-    tracing::info!(%caller, ?route, "request");
+    let scope = per_service::Scope::from_params(&params)?;
+    tracing::info!(%caller, ?route, service = %scope.service, environment = scope.environment.as_deref().unwrap_or_default(), "request");
     let call = Call {
         caller,
+        scope,
         params,
         query: http::query_pairs(req),
         body: http::body_bytes(req.body.as_deref(), req.is_base64_encoded)?,

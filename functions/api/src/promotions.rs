@@ -4,7 +4,7 @@
 
 use crate::http::{ApiError, Reply};
 use crate::views::{self, ts};
-use crate::{ApiDeps, Call, requests};
+use crate::{ApiDeps, Call, per_service, requests};
 use serde_json::{Value, json};
 use shared::domain::promotion::{GateInputs, gates, promoted_deployment, refusal};
 use shared::domain::{
@@ -56,11 +56,14 @@ async fn known_service(
     })
 }
 
-/// `POST /versions/{version}/evidence`: append-only; a retried request is recorded once.
+/// `POST /services/{service}/environments/{environment}/versions/{version}/evidence`:
+/// append-only; a retried request is recorded once.
 pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let version = requests::version(call.param(0))?;
-    let body = requests::evidence(call.body())?;
-    known_service(deps, &body.service).await?;
+    let version = requests::version(call.param("version"))?;
+    let body = requests::evidence(call.body(), &call.scope)?;
+    let service = call.scope.service.clone();
+    let environment = call.scope.environment()?.to_string();
+    known_service(deps, &service).await?;
     let now = deps.clock.now();
     let id = match (&call.idempotency_key, &call.request_id) {
         (Some(key), _) if shared::start::valid_deployment_id(key) => key.clone(),
@@ -78,9 +81,9 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
     };
     let evidence = Evidence {
         id,
-        service: body.service,
+        service,
         version: version.to_string(),
-        environment: body.environment,
+        environment,
         kind: body.kind,
         passed: body.passed,
         total: body.total,
@@ -101,16 +104,17 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
         status: 201,
         body: json!({"evidence": evidence_view(&evidence)}),
         location: Some(format!(
-            "{}/versions/{}?service={}",
-            call.base, evidence.version, evidence.service
+            "{}/services/{}/versions/{}",
+            call.base, evidence.service, evidence.version
         )),
     })
 }
 
-/// `GET /versions/{version}?service=…`: the evidence and the quarantine of one version.
+/// `GET /services/{service}/versions/{version}`: the evidence and the quarantine of one version.
 pub async fn get_version(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let version = requests::version(call.param(0))?.to_string();
-    let service = requests::version_query(&call.query)?;
+    let version = requests::version(call.param("version"))?.to_string();
+    requests::version_query(&call.query, &call.scope)?;
+    let service = call.scope.service.clone();
     known_service(deps, &service).await?;
     let evidence = deps.store.evidence(&service, &version).await?;
     let quarantine = deps.store.quarantine(&service, &version).await?;
@@ -122,14 +126,15 @@ pub async fn get_version(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError>
     })))
 }
 
-/// `POST /versions/{version}/quarantine/clear`: who cleared it and why are kept.
+/// `POST /services/{service}/versions/{version}/quarantine/clear`: who cleared it and why are kept.
 pub async fn clear_quarantine(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let version = requests::version(call.param(0))?.to_string();
-    let body = requests::clear_quarantine(call.body())?;
+    let version = requests::version(call.param("version"))?.to_string();
+    let body = requests::clear_quarantine(call.body(), &call.scope)?;
+    let service = &call.scope.service;
     let q = deps
         .store
         .clear_quarantine(
-            &body.service,
+            service,
             &version,
             &call.caller,
             deps.clock.now(),
@@ -140,7 +145,7 @@ pub async fn clear_quarantine(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiE
             AdapterError::NotFound(m) => ApiError::not_found(m),
             other => other.into(),
         })?;
-    tracing::warn!(service = %body.service, %version, cleared_by = %call.caller, reason = %body.reason, "quarantine cleared");
+    tracing::warn!(%service, %version, cleared_by = %call.caller, reason = %body.reason, "quarantine cleared");
     Ok(Reply::ok(json!({"quarantine": quarantine_view(&q)})))
 }
 
@@ -156,10 +161,11 @@ fn pinned(record: &DeploymentRecord, digest: &str) -> Result<ImageRef, ApiError>
         .map_err(|e| ApiError::internal(format!("pinning {} to {digest}: {e}", record.image)))
 }
 
-/// `POST /promotions`: checks every gate; all pass → a deployment of the same image in `to`
-/// (waiting for approval there if the environment needs it), else 412 with the checklist.
+/// `POST /services/{service}/environments/{to}/promotions`: checks every gate; all pass → a
+/// deployment of the same image in `to` (waiting for approval there if the environment needs
+/// it), else 412 with the checklist.
 pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let body = requests::promote(call.body())?;
+    let body = requests::promote(call.body(), &call.scope)?;
     let version = body.version.to_string();
     let service = known_service(deps, &body.service).await?;
     let target = deps
@@ -255,26 +261,21 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let pushed_at = record
         .image_pushed_at
         .or_else(|| stored.and_then(|s| s.pushed_at));
-    let start = requests::StartBody {
-        service: body.service.clone(),
-        environment: body.to.clone(),
-        version: body.version.clone(),
-        image: image.clone(),
-        image_digest: Some(digest.clone()),
-    };
     let id = requests::new_deployment_id(
         call.idempotency_key.as_deref(),
         call.request_id.as_deref(),
-        &start,
+        &body.service,
+        &body.to,
+        &body.version,
         deps.clock.now(),
     )?;
     let started = shared::start::start(
         &deps.start_deps(),
         &StartRequest {
             deployment_id: id,
-            service: start.service,
-            environment: start.environment,
-            version: start.version,
+            service: body.service.clone(),
+            environment: body.to.clone(),
+            version: body.version.clone(),
             image,
             image_digest: Some(digest),
             deployer: call.caller.clone(),
@@ -285,7 +286,12 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     .await?;
     let awaiting_approval = target.approval_policy().required;
     tracing::info!(service = %body.service, %version, from = %body.from, to = %body.to, deployment_id = %started.deployment_id, awaiting_approval, "promotion started");
-    let status_url = format!("{}/deployments/{}", call.base, started.deployment_id);
+    let status_url = format!(
+        "{}{}/deployments/{}",
+        call.base,
+        call.scope.path(),
+        started.deployment_id
+    );
     Ok(Reply {
         status: 202,
         body: json!({
@@ -300,16 +306,11 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
 }
 
 async fn awaiting(deps: &ApiDeps, call: &Call) -> Result<DeploymentRecord, ApiError> {
-    let id = requests::deployment_id(call.param(0))?;
-    let r = deps.store.deployment(&id).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "deployment {id} not found; list deployments with GET /deployments?environment=<environment>"
-        ))
-    })?;
+    let r = per_service::deployment(&*deps.store, &call.scope, call.param("id")).await?;
     if r.approval.is_none() {
         return Err(ApiError::conflict(format!(
-            "deployment {id} is {} and is not waiting for approval: approvals are taken once green is ready (phase AWAITING_APPROVAL), in environments that require them",
-            r.phase
+            "deployment {} is {} and is not waiting for approval: approvals are taken once green is ready (phase AWAITING_APPROVAL), in environments that require them",
+            r.id, r.phase
         )));
     }
     Ok(r)
@@ -391,7 +392,7 @@ where
 fn resumed(e: AdapterError, id: &str) -> ApiError {
     match e {
         AdapterError::ConditionFailed(m) => ApiError::conflict(format!(
-            "deployment {id}'s execution is no longer waiting ({m}); it may have timed out: check GET /deployments/{id}"
+            "deployment {id}'s execution is no longer waiting ({m}); it may have timed out: check its status (bluegreen status {id})"
         )),
         other => other.into(),
     }
@@ -412,7 +413,7 @@ fn decided(r: &DeploymentRecord, state: ApprovalState, reason: Option<&str>) -> 
     Reply::ok(body)
 }
 
-/// `POST /deployments/{id}/approve`: records who approved, then resumes the execution. The
+/// `POST …/deployments/{id}/approve`: records who approved, then resumes the execution. The
 /// principal who started a deployment cannot approve it, under any session name.
 pub async fn approve(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::approve(call.body())?;
@@ -442,7 +443,7 @@ pub async fn approve(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     Ok(decided(&r, ApprovalState::Approved, None))
 }
 
-/// `POST /deployments/{id}/reject`: records who rejected and why; the execution ends as
+/// `POST …/deployments/{id}/reject`: records who rejected and why; the execution ends as
 /// NOT_DEPLOYED with that reason, green never having received traffic.
 pub async fn reject(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::reject(call.body())?;

@@ -2,9 +2,11 @@
 //! parameters and path values. Every parser returns a valid request or a 400 naming the field.
 
 use crate::http::ApiError;
+use crate::per_service::{self, SCOPE_FIELDS, Scope};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use shared::domain::{EvidenceKind, ImageRef, Version};
 use shared::registry::{EnvironmentConfig, ServiceConfig};
 use time::OffsetDateTime;
@@ -69,33 +71,30 @@ fn typed<T: DeserializeOwned>(o: Map<String, Value>) -> Result<T, ApiError> {
     serde_json::from_value(Value::Object(o)).map_err(|e| json_error(&e))
 }
 
-/// `POST /deployments`.
+/// `POST /services/{service}/environments/{environment}/deployments`: the release; the service
+/// and environment are the path's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartBody {
-    pub service: String,
-    pub environment: String,
     pub version: Version,
     pub image: ImageRef,
     pub image_digest: Option<String>,
 }
 
-pub const START_EXAMPLE: &str = r#"{"service": "checkout", "environment": "prd", "version": "1.3.0", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0"}"#;
+pub const START_EXAMPLE: &str = r#"{"version": "1.3.0", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0"}"#;
 
-pub fn start(body: Option<&[u8]>) -> Result<StartBody, ApiError> {
+pub fn start(body: Option<&[u8]>, scope: &Scope) -> Result<StartBody, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Raw {
-        service: String,
-        environment: String,
         version: String,
         image: String,
         #[serde(default)]
         image_digest: Option<String>,
     }
-    let raw: Raw = typed(object(body, START_EXAMPLE)?)?;
+    let o = object(body, START_EXAMPLE)?;
+    per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
+    let raw: Raw = typed(o)?;
     Ok(StartBody {
-        service: name("service", &raw.service)?,
-        environment: name("environment", &raw.environment)?,
         version: Version::parse(&raw.version).map_err(|e| ApiError::invalid(e.to_string()))?,
         image: ImageRef::parse(&raw.image).map_err(|e| ApiError::invalid(e.to_string()))?,
         image_digest: raw.image_digest,
@@ -110,26 +109,47 @@ pub fn fingerprint(s: &str) -> String {
     format!("{:06x}", h & 0xff_ffff)
 }
 
-/// The deployment id: the caller's `Idempotency-Key`, or
-/// `<service>-<environment>-<version with dots as dashes>-<unix millis>[-<6 hex of the request id>]`.
+/// At most this much of an `Idempotency-Key` starts the deployment id it derives.
+pub const KEY_PREFIX_MAX: usize = 63;
+
+/// 16 hex digits of SHA-256 over `service\0environment\0key`: what ties a key-derived id to
+/// the path it was used under.
+pub fn key_digest(service: &str, environment: &str, key: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(service.as_bytes())
+        .chain_update([0u8])
+        .chain_update(environment.as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.as_bytes())
+        .finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The deployment id of a start in `service`/`environment`. With an `Idempotency-Key`:
+/// `<the key, at most 63 characters>-<16 hex of SHA-256 over service, environment and key>`,
+/// so a repeat lands on the same id while the same key under another service or environment
+/// lands elsewhere, and no caller can pick another service's id (or one it is a prefix of).
+/// Without: `<service>-<environment>-<version with dots as dashes>-<unix millis>[-<6 hex of the request id>]`.
 pub fn new_deployment_id(
     idempotency_key: Option<&str>,
     request_id: Option<&str>,
-    body: &StartBody,
+    service: &str,
+    environment: &str,
+    version: &Version,
     now: OffsetDateTime,
 ) -> Result<String, ApiError> {
     if let Some(key) = idempotency_key {
-        return if shared::start::valid_deployment_id(key) {
-            Ok(key.to_string())
-        } else {
-            Err(ApiError::invalid(format!(
-                "Idempotency-Key {:?} must be 1-80 of [A-Za-z0-9_-] (it becomes the deployment id)",
+        if !shared::start::valid_deployment_id(key) {
+            return Err(ApiError::invalid(format!(
+                "Idempotency-Key {:?} must be 1-80 of [A-Za-z0-9_-] (it starts the deployment id)",
                 shown(key)
-            )))
-        };
+            )));
+        }
+        // The key is ASCII (checked above), so a byte cut is a character cut.
+        let head = &key[..key.len().min(KEY_PREFIX_MAX)];
+        return Ok(format!("{head}-{}", key_digest(service, environment, key)));
     }
-    let version: String = body
-        .version
+    let version: String = version
         .to_string()
         .chars()
         .map(|c| {
@@ -145,13 +165,13 @@ pub fn new_deployment_id(
         Some(r) => format!("-{millis}-{}", fingerprint(r)),
         None => format!("-{millis}"),
     };
-    let mut prefix = format!("{}-{}-{version}", body.service, body.environment);
+    let mut prefix = format!("{service}-{environment}-{version}");
     // Execution names are at most 80 characters: keep the unique suffix whole.
     prefix.truncate(80usize.saturating_sub(suffix.len()));
     Ok(format!("{prefix}{suffix}"))
 }
 
-/// `POST /deployments/{id}/rollback`: an empty body is an unconfirmed request.
+/// `POST …/deployments/{id}/rollback`: an empty body is an unconfirmed request.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
@@ -181,47 +201,36 @@ pub fn rollback(body: Option<&[u8]>) -> Result<RollbackBody, ApiError> {
     Ok(b)
 }
 
-/// `POST /environments/{env}/rollback`.
+/// `POST /services/{service}/environments/{environment}/rollback`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentRollbackBody {
-    pub service: String,
     #[serde(default)]
     pub confirm: bool,
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-pub fn environment_rollback(body: Option<&[u8]>) -> Result<EnvironmentRollbackBody, ApiError> {
-    let b: EnvironmentRollbackBody = typed(object(
-        body,
-        r#"{"service": "checkout", "confirm": true, "reason": "..."}"#,
-    )?)?;
-    name("service", &b.service)?;
+pub fn environment_rollback(
+    body: Option<&[u8]>,
+    scope: &Scope,
+) -> Result<EnvironmentRollbackBody, ApiError> {
+    let o = object(body, r#"{"confirm": true, "reason": "..."}"#)?;
+    per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
+    let b: EnvironmentRollbackBody = typed(o)?;
     reason_ok(&b.reason)?;
     Ok(b)
 }
 
-/// Registry bodies take their names from the path; a body that repeats them is refused so
-/// there is never a question of which one wins.
-fn from_path(o: &Map<String, Value>, keys: &[&str], path: &str) -> Result<(), ApiError> {
-    match keys.iter().find(|k| o.contains_key(**k)) {
-        Some(k) => Err(ApiError::invalid(format!(
-            "{k} is taken from the path ({path}); remove it from the body"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// `PUT /services/{service}`: a `ServiceConfig` without `service`.
-pub fn service(service: &str, body: Option<&[u8]>) -> Result<ServiceConfig, ApiError> {
-    let service = name("service", service)?;
+/// `PUT /services/{service}`: a `ServiceConfig` without `service` (registry bodies take their
+/// names from the path; a body that repeats them is refused, so no question of which one wins).
+pub fn service(scope: &Scope, body: Option<&[u8]>) -> Result<ServiceConfig, ApiError> {
     let mut o = object(
         body,
         r#"{"repository": "checkout", "auto_deploy": ["dev"]}"#,
     )?;
-    from_path(&o, &["service"], &format!("/services/{service}"))?;
-    o.insert("service".into(), Value::String(service));
+    per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
+    o.insert("service".into(), Value::String(scope.service.clone()));
     let config: ServiceConfig = typed(o)?;
     config
         .validate()
@@ -231,23 +240,14 @@ pub fn service(service: &str, body: Option<&[u8]>) -> Result<ServiceConfig, ApiE
 
 /// `PUT /services/{service}/environments/{env}`: an `EnvironmentConfig` without `service` and
 /// `environment`.
-pub fn environment(
-    service: &str,
-    environment: &str,
-    body: Option<&[u8]>,
-) -> Result<EnvironmentConfig, ApiError> {
-    let service = name("service", service)?;
-    let environment = name("environment", environment)?;
+pub fn environment(scope: &Scope, body: Option<&[u8]>) -> Result<EnvironmentConfig, ApiError> {
+    let environment = scope.environment()?.to_string();
     let mut o = object(
         body,
         r#"{"traffic": {...}, "compute": {"platform": "ecs", ...}, "alarms": [...]}"#,
     )?;
-    from_path(
-        &o,
-        &["service", "environment"],
-        &format!("/services/{service}/environments/{environment}"),
-    )?;
-    o.insert("service".into(), Value::String(service));
+    per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
+    o.insert("service".into(), Value::String(scope.service.clone()));
     o.insert("environment".into(), Value::String(environment));
     let config: EnvironmentConfig = typed(o)?;
     config
@@ -258,6 +258,10 @@ pub fn environment(
 
 fn known_params(query: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
     match query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) if known.is_empty() => Err(ApiError::invalid(format!(
+            "unknown query parameter {:?}; this route takes none",
+            shown(k)
+        ))),
         Some((k, _)) => Err(ApiError::invalid(format!(
             "unknown query parameter {:?}; this route accepts {}",
             shown(k),
@@ -297,19 +301,16 @@ fn bounded(
     }
 }
 
-/// `GET /deployments?environment=prd[&limit=20][&cursor=...]`.
+/// `GET /services/{service}/environments/{environment}/deployments[?limit=20][&cursor=...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
-    pub environment: String,
     pub limit: u32,
     pub cursor: Option<String>,
 }
 
-pub fn history(query: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
-    known_params(query, &["environment", "limit", "cursor"])?;
-    let environment = param(query, "environment").ok_or_else(|| {
-        ApiError::invalid("environment is required, e.g. GET /deployments?environment=prd")
-    })?;
+pub fn history(query: &[(String, String)], scope: &Scope) -> Result<HistoryQuery, ApiError> {
+    per_service::not_in_query(query, SCOPE_FIELDS, scope)?;
+    known_params(query, &["limit", "cursor"])?;
     let cursor = param(query, "cursor").map(str::to_string);
     if cursor
         .as_ref()
@@ -320,14 +321,18 @@ pub fn history(query: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
         ));
     }
     Ok(HistoryQuery {
-        environment: name("environment", environment)?,
         limit: bounded(query, "limit", 1..=100, 20)?,
         cursor,
     })
 }
 
-/// `GET /metrics?days=7[&environment=prd]`: the period, and the environment DORA measures.
-pub fn metrics_query(query: &[(String, String)]) -> Result<(u32, Option<String>), ApiError> {
+/// `GET /services/{service}/metrics?days=7[&environment=prd]`: the period, and the environment
+/// DORA measures (a filter within the path's service, which is the only service it reads).
+pub fn metrics_query(
+    query: &[(String, String)],
+    scope: &Scope,
+) -> Result<(u32, Option<String>), ApiError> {
+    per_service::not_in_query(query, &["service"], scope)?;
     known_params(query, &["days", "environment"])?;
     let environment = param(query, "environment")
         .map(|e| name("environment", e))
@@ -340,12 +345,11 @@ pub fn version(value: &str) -> Result<Version, ApiError> {
     Version::parse(value).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-/// `POST /versions/{version}/evidence`: what CI measured for the version in an environment.
+/// `POST /services/{service}/environments/{environment}/versions/{version}/evidence`: what CI
+/// measured for the version in the path's environment.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceBody {
-    pub service: String,
-    pub environment: String,
     pub kind: EvidenceKind,
     #[serde(default)]
     pub passed: Option<u32>,
@@ -363,29 +367,28 @@ pub struct EvidenceBody {
     pub image_digest: Option<String>,
 }
 
-pub const EVIDENCE_EXAMPLE: &str = r#"{"service": "checkout", "environment": "tst", "kind": "integration", "passed": 156, "total": 156, "link": "https://github.com/org/repo/actions/runs/1"}"#;
+pub const EVIDENCE_EXAMPLE: &str = r#"{"kind": "integration", "passed": 156, "total": 156, "link": "https://github.com/org/repo/actions/runs/1"}"#;
 
-pub fn evidence(body: Option<&[u8]>) -> Result<EvidenceBody, ApiError> {
-    let b: EvidenceBody = typed(object(body, EVIDENCE_EXAMPLE)?)?;
-    name("service", &b.service)?;
-    name("environment", &b.environment)?;
-    Ok(b)
+pub fn evidence(body: Option<&[u8]>, scope: &Scope) -> Result<EvidenceBody, ApiError> {
+    let o = object(body, EVIDENCE_EXAMPLE)?;
+    per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
+    typed(o)
 }
 
-/// `POST /versions/{version}/quarantine/clear`: a reason is required.
+/// `POST /services/{service}/versions/{version}/quarantine/clear`: a reason is required.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClearBody {
-    pub service: String,
     pub reason: String,
 }
 
-pub fn clear_quarantine(body: Option<&[u8]>) -> Result<ClearBody, ApiError> {
-    let b: ClearBody = typed(object(
+pub fn clear_quarantine(body: Option<&[u8]>, scope: &Scope) -> Result<ClearBody, ApiError> {
+    let o = object(
         body,
-        r#"{"service": "checkout", "reason": "fixed by 1.3.1; rollback was caused by a bad config"}"#,
-    )?)?;
-    name("service", &b.service)?;
+        r#"{"reason": "fixed by 1.3.1; rollback was caused by a bad config"}"#,
+    )?;
+    per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
+    let b: ClearBody = typed(o)?;
     required_reason(&b.reason)?;
     Ok(b)
 }
@@ -399,7 +402,8 @@ fn required_reason(reason: &str) -> Result<(), ApiError> {
     reason_ok(&Some(reason.to_string()))
 }
 
-/// `POST /promotions`.
+/// `POST /services/{service}/environments/{environment}/promotions`: promotes into the path's
+/// environment (`to`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromoteBody {
     pub service: String,
@@ -408,24 +412,21 @@ pub struct PromoteBody {
     pub to: String,
 }
 
-pub fn promote(body: Option<&[u8]>) -> Result<PromoteBody, ApiError> {
+pub fn promote(body: Option<&[u8]>, scope: &Scope) -> Result<PromoteBody, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Raw {
-        service: String,
         version: String,
         from: String,
-        to: String,
     }
-    let raw: Raw = typed(object(
-        body,
-        r#"{"service": "checkout", "version": "1.3.0", "from": "tst", "to": "prd"}"#,
-    )?)?;
+    let o = object(body, r#"{"version": "1.3.0", "from": "tst"}"#)?;
+    per_service::not_in_body(&o, &["service", "environment", "to"], scope)?;
+    let raw: Raw = typed(o)?;
     let b = PromoteBody {
-        service: name("service", &raw.service)?,
+        service: scope.service.clone(),
         version: version(&raw.version)?,
         from: name("from", &raw.from)?,
-        to: name("to", &raw.to)?,
+        to: scope.environment()?.to_string(),
     };
     if b.from == b.to {
         return Err(ApiError::invalid(format!(
@@ -436,7 +437,7 @@ pub fn promote(body: Option<&[u8]>) -> Result<PromoteBody, ApiError> {
     Ok(b)
 }
 
-/// `POST /deployments/{id}/approve`: an optional comment.
+/// `POST …/deployments/{id}/approve`: an optional comment.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveBody {
@@ -453,7 +454,7 @@ pub fn approve(body: Option<&[u8]>) -> Result<ApproveBody, ApiError> {
     Ok(b)
 }
 
-/// `POST /deployments/{id}/reject`: the reason is required.
+/// `POST …/deployments/{id}/reject`: the reason is required.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
@@ -469,13 +470,10 @@ pub fn reject(body: Option<&[u8]>) -> Result<RejectBody, ApiError> {
     Ok(b)
 }
 
-/// `GET /versions/{version}?service=checkout`.
-pub fn version_query(query: &[(String, String)]) -> Result<String, ApiError> {
-    known_params(query, &["service"])?;
-    let service = param(query, "service").ok_or_else(|| {
-        ApiError::invalid("service is required, e.g. GET /versions/1.3.0?service=checkout")
-    })?;
-    name("service", service)
+/// `GET /services/{service}/versions/{version}`: no query.
+pub fn version_query(query: &[(String, String)], scope: &Scope) -> Result<(), ApiError> {
+    per_service::not_in_query(query, SCOPE_FIELDS, scope)?;
+    known_params(query, &[])
 }
 
 #[cfg(test)]
@@ -490,7 +488,14 @@ mod tests {
     }
 
     fn start_json() -> Value {
-        json!({"service": "checkout", "environment": "dev", "version": "1.3.0", "image": sample::IMAGE_V130})
+        json!({"version": "1.3.0", "image": sample::IMAGE_V130})
+    }
+
+    fn dev() -> Scope {
+        Scope {
+            service: "checkout".into(),
+            environment: Some("dev".into()),
+        }
     }
 
     fn environment_json() -> Value {
@@ -512,102 +517,196 @@ mod tests {
 
     #[test]
     fn start_bodies_are_parsed_strictly() {
-        let ok = start(Some(&bytes(&start_json()))).unwrap_or_else(|e| panic!("{e:?}"));
+        let ok = start(Some(&bytes(&start_json())), &dev()).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(ok.version.to_string(), "1.3.0");
         let cases: Vec<(Value, &str)> = vec![
+            (json!({"version": "1.3.0"}), "missing field `image`"),
             (
-                json!({"service": "checkout"}),
-                "missing field `environment`",
-            ),
-            (
-                json!({"service": "checkout", "environment": "dev", "version": "1.3.0", "image": "r:1", "colour": 1}),
+                json!({"version": "1.3.0", "image": "r:1", "colour": 1}),
                 "unknown field `colour`",
             ),
+            (json!({"version": 1, "image": "r:1"}), "invalid type"),
             (
-                json!({"service": 1, "environment": "dev", "version": "1.3.0", "image": "r:1"}),
-                "invalid type",
-            ),
-            (
-                json!({"service": "checkout", "environment": "dev", "version": "latest", "image": "r:1"}),
+                json!({"version": "latest", "image": "r:1"}),
                 "version \"latest\" is invalid",
             ),
+            (json!({"version": "1.3.0", "image": "no tag"}), "image"),
+            // the path names the service and environment; a body that does is refused
             (
-                json!({"service": "checkout", "environment": "dev", "version": "1.3.0", "image": "no tag"}),
-                "image",
+                json!({"service": "payments", "version": "1.3.0", "image": "r:1"}),
+                "service is taken from the path (/services/checkout/environments/dev)",
             ),
             (
-                json!({"service": "check out", "environment": "dev", "version": "1.3.0", "image": "r:1"}),
-                "service \"check out\"",
+                json!({"environment": "prd", "version": "1.3.0", "image": "r:1"}),
+                "environment is taken from the path",
             ),
             (json!([1, 2]), "must be a JSON object"),
         ];
         for (body, expected) in cases {
-            let err = start(Some(&bytes(&body))).err();
+            let err = start(Some(&bytes(&body)), &dev()).err();
             assert!(
                 err.as_ref()
                     .is_some_and(|e| e.status == 400 && e.message.contains(expected)),
                 "{body}: {err:?}"
             );
         }
-        assert!(start(None).is_err_and(|e| e.message.contains("a JSON body is required")));
-        assert!(start(Some(b"{")).is_err_and(|e| e.message.contains("not valid JSON")));
+        assert!(start(None, &dev()).is_err_and(|e| e.message.contains("a JSON body is required")));
+        assert!(start(Some(b"{"), &dev()).is_err_and(|e| e.message.contains("not valid JSON")));
+        let named = json!({"service": "payments", "version": "1.3.0", "image": "r:1"});
+        assert!(start(Some(&bytes(&named)), &dev()).is_err_and(|e| e.name == "ScopeOutsidePath"));
     }
 
     #[test]
     fn deployment_ids_come_from_the_key_or_the_release() {
-        let body = start(Some(&bytes(&start_json()))).unwrap_or_else(|e| panic!("{e:?}"));
+        let v = Version::parse("1.3.0").unwrap_or_else(|e| panic!("{e}"));
         let now = time::macros::datetime!(2025-01-03 10:00:05.123 UTC);
+        let id = |key: Option<&str>, req: Option<&str>, s: &str, e: &str| {
+            new_deployment_id(key, req, s, e, &v, now)
+        };
         assert_eq!(
-            new_deployment_id(None, None, &body, now),
+            id(None, None, "checkout", "dev"),
             Ok("checkout-dev-1-3-0-1735898405123".into())
         );
+        // the key starts the id; 16 hex of the path's service, environment and key end it
+        let keyed = id(Some("ci-run-42"), Some("req-1"), "checkout", "dev")
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(
-            new_deployment_id(Some("ci-run-42"), Some("req-1"), &body, now),
-            Ok("ci-run-42".into())
+            keyed,
+            format!("ci-run-42-{}", key_digest("checkout", "dev", "ci-run-42"))
         );
+        assert_eq!(keyed.len(), "ci-run-42-".len() + 16);
         // two requests in the same millisecond get different ids
-        let a = new_deployment_id(None, Some("Jz0uCiKDoAMEXRg="), &body, now);
-        let b = new_deployment_id(None, Some("Jz0uCiKDoAMEXRh="), &body, now);
+        let a = id(None, Some("Jz0uCiKDoAMEXRg="), "checkout", "dev");
+        let b = id(None, Some("Jz0uCiKDoAMEXRh="), "checkout", "dev");
         assert!(a.is_ok() && b.is_ok() && a != b, "{a:?} {b:?}");
         assert!(
             a.is_ok_and(|id| id.starts_with("checkout-dev-1-3-0-1735898405123-") && id.len() == 39)
         );
-        for bad in ["", "has space", &"x".repeat(81), "a/b"] {
+        for bad in ["", "has space", &"x".repeat(81), "a/b", "é"] {
             assert!(
-                new_deployment_id(Some(bad), None, &body, now).is_err_and(|e| e.status == 400),
+                id(Some(bad), None, "checkout", "dev").is_err_and(|e| e.status == 400),
                 "{bad}"
             );
         }
-        let long = StartBody {
-            service: "s".repeat(64),
-            environment: "e".repeat(64),
-            version: Version::parse("1.2.3-rc.1+build.5").unwrap_or_else(|e| panic!("{e}")),
-            ..body
+        let long_v = Version::parse("1.2.3-rc.1+build.5").unwrap_or_else(|e| panic!("{e}"));
+        let long = new_deployment_id(
+            None,
+            Some("r"),
+            &"s".repeat(64),
+            &"e".repeat(64),
+            &long_v,
+            now,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(shared::start::valid_deployment_id(&long), "{long}");
+        assert!(long.contains("-1735898405123-"), "{long}");
+    }
+
+    #[test]
+    fn an_idempotency_key_cannot_reach_another_services_deployment() {
+        let v = Version::parse("1.3.0").unwrap_or_else(|e| panic!("{e}"));
+        let now = time::macros::datetime!(2025-01-03 10:00:05.123 UTC);
+        let id = |key: &str, s: &str, e: &str| {
+            new_deployment_id(Some(key), None, s, e, &v, now).unwrap_or_else(|e| panic!("{e:?}"))
         };
-        let id = new_deployment_id(None, Some("r"), &long, now).unwrap_or_else(|e| panic!("{e:?}"));
-        assert!(shared::start::valid_deployment_id(&id), "{id}");
-        assert!(id.contains("-1735898405123-"), "{id}");
+        // GIVEN team B's deployment started with key "release-7"
+        let theirs = id("release-7", "payments", "prd");
+        // WHEN team A sends the same key, or B's id itself, as its key
+        let same_key = id("release-7", "checkout", "prd");
+        let their_id_as_key = id(&theirs, "checkout", "prd");
+        // THEN A lands on ids of its own: never B's id, nor one that B's id starts with
+        for ours in [&same_key, &their_id_as_key] {
+            assert_ne!(ours, &theirs);
+            assert!(
+                !theirs.starts_with(ours.as_str()),
+                "{ours} prefixes {theirs}"
+            );
+        }
+        // the same key in another environment of the same service is another id too
+        assert_ne!(id("release-7", "payments", "dev"), theirs);
+        // AND the same key under the same path is the same id: repeats stay idempotent
+        assert_eq!(id("release-7", "payments", "prd"), theirs);
+        // a long key is cut to 63 characters; the whole key decides the digest
+        let k1 = format!("{}a", "k".repeat(70));
+        let k2 = format!("{}b", "k".repeat(70));
+        let (i1, i2) = (id(&k1, "payments", "prd"), id(&k2, "payments", "prd"));
+        assert_ne!(i1, i2);
+        assert_eq!(i1.len(), KEY_PREFIX_MAX + 1 + 16);
+        assert!(shared::start::valid_deployment_id(&i1), "{i1}");
+        // the separator between fields cannot be forged by moving text between them
+        assert_ne!(key_digest("a", "bc", "k"), key_digest("ab", "c", "k"));
+    }
+
+    #[test]
+    fn promotion_evidence_and_quarantine_bodies_take_their_scope_from_the_path() {
+        let prd = Scope {
+            service: "checkout".into(),
+            environment: Some("prd".into()),
+        };
+        let p = promote(Some(br#"{"version": "1.3.0", "from": "tst"}"#), &prd)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            (p.service.as_str(), p.from.as_str(), p.to.as_str()),
+            ("checkout", "tst", "prd")
+        );
+        for named in [
+            json!({"service": "payments", "version": "1.3.0", "from": "tst"}),
+            json!({"to": "dev", "version": "1.3.0", "from": "tst"}),
+            json!({"environment": "dev", "version": "1.3.0", "from": "tst"}),
+        ] {
+            assert!(
+                promote(Some(&bytes(&named)), &prd).is_err_and(|e| e.name == "ScopeOutsidePath"),
+                "{named}"
+            );
+        }
+        assert!(
+            promote(Some(br#"{"version": "1.3.0", "from": "prd"}"#), &prd)
+                .is_err_and(|e| e.status == 400 && e.message.contains("from and to"))
+        );
+        let named = json!({"environment": "dev", "kind": "e2e", "passed": 1, "total": 1});
+        assert!(evidence(Some(&bytes(&named)), &prd).is_err_and(|e| e.name == "ScopeOutsidePath"));
+        let ok = json!({"kind": "e2e", "passed": 1, "total": 1});
+        assert!(evidence(Some(&bytes(&ok)), &prd).is_ok());
+        let named = json!({"service": "payments", "reason": "fixed"});
+        assert!(
+            clear_quarantine(Some(&bytes(&named)), &prd)
+                .is_err_and(|e| e.name == "ScopeOutsidePath")
+        );
+        assert!(clear_quarantine(Some(br#"{"reason": "fixed"}"#), &prd).is_ok());
     }
 
     #[test]
     fn registry_bodies_take_names_from_the_path() {
-        let s = service("checkout", Some(br#"{"repository": "team/checkout"}"#))
+        let svc = Scope {
+            service: "checkout".into(),
+            environment: None,
+        };
+        let prd = Scope {
+            service: "checkout".into(),
+            environment: Some("prd".into()),
+        };
+        let s = service(&svc, Some(br#"{"repository": "team/checkout"}"#))
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((s.service.as_str(), s.auto_deploy.len()), ("checkout", 1));
         let err = service(
-            "checkout",
+            &svc,
             Some(br#"{"service": "checkout", "repository": "checkout"}"#),
         );
         assert!(err.is_err_and(|e| e.message.contains("taken from the path")));
-        let err = service("checkout", Some(br#"{"repository": "Bad Repo"}"#));
+        let err = service(&svc, Some(br#"{"repository": "Bad Repo"}"#));
         assert!(err.is_err_and(|e| e.message.contains("repository")));
-        let env = environment("checkout", "prd", Some(&bytes(&environment_json())))
+        let env = environment(&prd, Some(&bytes(&environment_json())))
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(env.environment, "prd");
+        let mut named = environment_json();
+        named["environment"] = json!("dev");
+        assert!(
+            environment(&prd, Some(&bytes(&named))).is_err_and(|e| e.name == "ScopeOutsidePath")
+        );
         let mut same_tg = environment_json();
         same_tg["traffic"]["green_target_group_arn"] = json!(sample::BLUE_TG);
         assert!(
-            environment("checkout", "prd", Some(&bytes(&same_tg)))
+            environment(&prd, Some(&bytes(&same_tg)))
                 .is_err_and(|e| e.message.contains("different target groups"))
         );
     }
@@ -615,32 +714,49 @@ mod tests {
     #[test]
     fn queries_are_bounded_and_strict() {
         assert_eq!(
-            history(&q(&[("environment", "prd")])),
+            history(&q(&[]), &dev()),
             Ok(HistoryQuery {
-                environment: "prd".into(),
                 limit: 20,
                 cursor: None
             })
         );
         for bad in [
-            q(&[]),
-            q(&[("environment", "prd"), ("limit", "0")]),
-            q(&[("environment", "prd"), ("limit", "101")]),
-            q(&[("environment", "prd"), ("limit", "ten")]),
-            q(&[("environment", "p r d")]),
-            q(&[("environment", "prd"), ("page", "2")]),
+            q(&[("limit", "0")]),
+            q(&[("limit", "101")]),
+            q(&[("limit", "ten")]),
+            q(&[("page", "2")]),
         ] {
-            assert!(history(&bad).is_err_and(|e| e.status == 400), "{bad:?}");
+            assert!(
+                history(&bad, &dev()).is_err_and(|e| e.status == 400),
+                "{bad:?}"
+            );
         }
-        assert_eq!(metrics_query(&q(&[])), Ok((7, None)));
+        // the path is the only scope: naming one in the query is refused by name
+        for named in [q(&[("environment", "prd")]), q(&[("service", "payments")])] {
+            assert!(
+                history(&named, &dev()).is_err_and(|e| e.name == "ScopeOutsidePath"),
+                "{named:?}"
+            );
+            assert!(version_query(&named, &dev()).is_err_and(|e| e.name == "ScopeOutsidePath"));
+        }
+        assert_eq!(version_query(&q(&[]), &dev()), Ok(()));
+        assert!(version_query(&q(&[("x", "1")]), &dev()).is_err_and(|e| e.status == 400));
+        assert_eq!(metrics_query(&q(&[]), &dev()), Ok((7, None)));
         assert_eq!(
-            metrics_query(&q(&[("days", "90"), ("environment", "prd")])),
+            metrics_query(&q(&[("days", "90"), ("environment", "prd")]), &dev()),
             Ok((90, Some("prd".to_string())))
         );
         for bad in ["0", "91", "-1", "7.5"] {
-            assert!(metrics_query(&q(&[("days", bad)])).is_err(), "{bad}");
+            assert!(
+                metrics_query(&q(&[("days", bad)]), &dev()).is_err(),
+                "{bad}"
+            );
         }
-        assert!(metrics_query(&q(&[("environment", "p r d")])).is_err());
+        assert!(metrics_query(&q(&[("environment", "p r d")]), &dev()).is_err());
+        assert!(
+            metrics_query(&q(&[("service", "payments")]), &dev())
+                .is_err_and(|e| e.name == "ScopeOutsidePath")
+        );
     }
 
     fn assert_4xx_json(e: &ApiError) {
@@ -691,11 +807,14 @@ mod tests {
     /// Runs every body parser on `body`: each yields a request or a 4xx JSON error.
     fn all_parsers(body: Option<&[u8]>) {
         let results = [
-            start(body).map(|_| ()),
+            start(body, &dev()).map(|_| ()),
             rollback(body).map(|_| ()),
-            environment_rollback(body).map(|_| ()),
-            service("checkout", body).map(|_| ()),
-            environment("checkout", "dev", body).map(|_| ()),
+            environment_rollback(body, &dev()).map(|_| ()),
+            service(&dev(), body).map(|_| ()),
+            environment(&dev(), body).map(|_| ()),
+            promote(body, &dev()).map(|_| ()),
+            evidence(body, &dev()).map(|_| ()),
+            clear_quarantine(body, &dev()).map(|_| ()),
         ];
         for r in results {
             if let Err(e) = r {
@@ -723,8 +842,8 @@ mod tests {
                  ".{0,12}"),
                 0..4)
         ) {
-            if let Err(e) = history(&pairs) { assert_4xx_json(&e); }
-            if let Err(e) = metrics_query(&pairs) { assert_4xx_json(&e); }
+            if let Err(e) = history(&pairs, &dev()) { assert_4xx_json(&e); }
+            if let Err(e) = metrics_query(&pairs, &dev()) { assert_4xx_json(&e); }
         }
 
         /// A valid body with one field replaced by a value of the wrong type is refused.
@@ -738,31 +857,32 @@ mod tests {
         ) {
             // start: every field is a string
             let mut v = start_json();
-            let key = ["service", "environment", "version", "image"][which];
+            let key = ["version", "image", "version", "image"][which];
             v[key] = wrong.clone();
-            let err = start(Some(&bytes(&v))).err();
+            let err = start(Some(&bytes(&v)), &dev()).err();
             prop_assert!(err.as_ref().is_some_and(|e| e.status == 400), "{v}: {err:?}");
 
             // rollbacks: confirm is a boolean, reason and service strings
             if !wrong.is_boolean() {
                 let v = json!({"confirm": wrong.clone()});
                 prop_assert!(rollback(Some(&bytes(&v))).is_err_and(|e| e.status == 400));
-                let v = json!({"service": "checkout", "confirm": wrong.clone()});
-                prop_assert!(environment_rollback(Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+                let v = json!({"confirm": wrong.clone()});
+                prop_assert!(environment_rollback(Some(&bytes(&v)), &dev()).is_err_and(|e| e.status == 400));
             }
             if !wrong.is_null() {
                 let v = json!({"confirm": true, "reason": wrong.clone()});
                 prop_assert!(rollback(Some(&bytes(&v))).is_err_and(|e| e.status == 400));
             }
+            // a service of any type in the body is refused: the path names it
             let v = json!({"service": wrong.clone(), "confirm": true});
-            prop_assert!(environment_rollback(Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+            prop_assert!(environment_rollback(Some(&bytes(&v)), &dev()).is_err_and(|e| e.name == "ScopeOutsidePath"));
 
             // registry: repository is a string, traffic an object
             let v = json!({"repository": wrong.clone()});
-            prop_assert!(service("checkout", Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+            prop_assert!(service(&dev(), Some(&bytes(&v))).is_err_and(|e| e.status == 400));
             let mut v = environment_json();
             v["traffic"] = wrong;
-            prop_assert!(environment("checkout", "dev", Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+            prop_assert!(environment(&dev(), Some(&bytes(&v))).is_err_and(|e| e.status == 400));
         }
     }
 }

@@ -22,22 +22,61 @@ pub enum Route {
     Troubleshoot,
 }
 
-/// (method, path template, route). `{name}` matches one non-empty segment.
+/// (method, path template, route). `{name}` matches one non-empty segment. Every route names
+/// its service (and environment, where one applies) in the path, so IAM on `execute-api`
+/// resource ARNs can scope a caller to services; `per_service` refuses the rest.
 pub const ROUTES: &[(&str, &str, Route)] = &[
-    ("POST", "/deployments", Route::StartDeployment),
-    ("GET", "/deployments", Route::ListDeployments),
-    ("GET", "/deployments/{id}", Route::GetDeployment),
     (
         "POST",
-        "/deployments/{id}/rollback",
+        "/services/{service}/environments/{environment}/deployments",
+        Route::StartDeployment,
+    ),
+    (
+        "GET",
+        "/services/{service}/environments/{environment}/deployments",
+        Route::ListDeployments,
+    ),
+    (
+        "GET",
+        "/services/{service}/environments/{environment}/deployments/{id}",
+        Route::GetDeployment,
+    ),
+    (
+        "POST",
+        "/services/{service}/environments/{environment}/deployments/{id}/rollback",
         Route::RollBackDeployment,
     ),
     (
         "POST",
-        "/environments/{environment}/rollback",
+        "/services/{service}/environments/{environment}/deployments/{id}/approve",
+        Route::Approve,
+    ),
+    (
+        "POST",
+        "/services/{service}/environments/{environment}/deployments/{id}/reject",
+        Route::Reject,
+    ),
+    (
+        "GET",
+        "/services/{service}/environments/{environment}/deployments/{id}/troubleshoot",
+        Route::Troubleshoot,
+    ),
+    (
+        "POST",
+        "/services/{service}/environments/{environment}/rollback",
         Route::RollBackEnvironment,
     ),
-    ("GET", "/metrics", Route::Metrics),
+    (
+        "POST",
+        "/services/{service}/environments/{environment}/promotions",
+        Route::Promote,
+    ),
+    (
+        "POST",
+        "/services/{service}/environments/{environment}/versions/{version}/evidence",
+        Route::RecordEvidence,
+    ),
+    ("GET", "/services/{service}/metrics", Route::Metrics),
     ("PUT", "/services/{service}", Route::PutService),
     ("GET", "/services/{service}", Route::GetService),
     (
@@ -51,26 +90,24 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
         Route::GetEnvironment,
     ),
     (
-        "POST",
-        "/versions/{version}/evidence",
-        Route::RecordEvidence,
+        "GET",
+        "/services/{service}/versions/{version}",
+        Route::GetVersion,
     ),
-    ("GET", "/versions/{version}", Route::GetVersion),
     (
         "POST",
-        "/versions/{version}/quarantine/clear",
+        "/services/{service}/versions/{version}/quarantine/clear",
         Route::ClearQuarantine,
     ),
-    ("POST", "/promotions", Route::Promote),
-    ("POST", "/deployments/{id}/approve", Route::Approve),
-    ("POST", "/deployments/{id}/reject", Route::Reject),
-    ("GET", "/deployments/{id}/troubleshoot", Route::Troubleshoot),
 ];
+
+/// A path parameter: its name in the template (without braces) and its value.
+pub type Param = (&'static str, String);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matched {
-    /// The route and its path parameters, in template order.
-    Found(Route, Vec<String>),
+    /// The route and its path parameters, named, in template order.
+    Found(Route, Vec<Param>),
     /// The path exists but not with this method; these are the methods it takes.
     MethodNotAllowed(Vec<&'static str>),
     NotFound,
@@ -81,15 +118,15 @@ fn segments(path: &str) -> Vec<&str> {
 }
 
 /// The parameters of `path` under `template`, if it matches.
-fn captures(template: &str, path: &[&str]) -> Option<Vec<String>> {
+fn captures(template: &'static str, path: &[&str]) -> Option<Vec<Param>> {
     let t = segments(template);
     if t.len() != path.len() {
         return None;
     }
     let mut params = vec![];
     for (t, p) in t.iter().zip(path) {
-        if t.starts_with('{') && t.ends_with('}') {
-            params.push((*p).to_string());
+        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            params.push((name, (*p).to_string()));
         } else if t != p {
             return None;
         }
@@ -119,55 +156,117 @@ pub fn route(method: &str, path: &str) -> Matched {
 mod tests {
     use super::*;
 
+    fn found(route: Route, params: &[(&'static str, &str)]) -> Matched {
+        Matched::Found(
+            route,
+            params.iter().map(|(k, v)| (*k, (*v).to_string())).collect(),
+        )
+    }
+
     #[test]
     fn matches_by_method_and_segments() {
-        let cases: Vec<(&str, &str, Matched)> = vec![
+        let deployments = "/services/checkout/environments/prd/deployments";
+        let cases: Vec<(&str, String, Matched)> = vec![
             (
                 "POST",
-                "/deployments",
-                Matched::Found(Route::StartDeployment, vec![]),
+                deployments.into(),
+                found(
+                    Route::StartDeployment,
+                    &[("service", "checkout"), ("environment", "prd")],
+                ),
             ),
             (
                 "GET",
-                "/deployments/",
-                Matched::Found(Route::ListDeployments, vec![]),
+                format!("{deployments}/"),
+                found(
+                    Route::ListDeployments,
+                    &[("service", "checkout"), ("environment", "prd")],
+                ),
             ),
             (
                 "GET",
-                "/deployments/d-1",
-                Matched::Found(Route::GetDeployment, vec!["d-1".into()]),
+                format!("{deployments}/d-1"),
+                found(
+                    Route::GetDeployment,
+                    &[
+                        ("service", "checkout"),
+                        ("environment", "prd"),
+                        ("id", "d-1"),
+                    ],
+                ),
             ),
             (
                 "POST",
-                "/deployments/d-1/rollback",
-                Matched::Found(Route::RollBackDeployment, vec!["d-1".into()]),
+                format!("{deployments}/d-1/rollback"),
+                found(
+                    Route::RollBackDeployment,
+                    &[
+                        ("service", "checkout"),
+                        ("environment", "prd"),
+                        ("id", "d-1"),
+                    ],
+                ),
             ),
             (
                 "PUT",
-                "/services/checkout/environments/prd",
-                Matched::Found(Route::PutEnvironment, vec!["checkout".into(), "prd".into()]),
+                "/services/checkout/environments/prd".into(),
+                found(
+                    Route::PutEnvironment,
+                    &[("service", "checkout"), ("environment", "prd")],
+                ),
             ),
             (
                 "DELETE",
-                "/deployments/d-1",
+                format!("{deployments}/d-1"),
                 Matched::MethodNotAllowed(vec!["GET"]),
             ),
             (
                 "PATCH",
-                "/services/checkout",
+                "/services/checkout".into(),
                 Matched::MethodNotAllowed(vec!["PUT", "GET"]),
             ),
-            ("GET", "/", Matched::NotFound),
-            ("GET", "/deployments/d-1/steps", Matched::NotFound),
+            ("GET", "/".into(), Matched::NotFound),
+            ("GET", format!("{deployments}/d-1/steps"), Matched::NotFound),
             (
                 "GET",
-                "/deployments/d-1/troubleshoot",
-                Matched::Found(Route::Troubleshoot, vec!["d-1".into()]),
+                format!("{deployments}/d-1/troubleshoot"),
+                found(
+                    Route::Troubleshoot,
+                    &[
+                        ("service", "checkout"),
+                        ("environment", "prd"),
+                        ("id", "d-1"),
+                    ],
+                ),
             ),
-            ("GET", "/environments/prd", Matched::NotFound),
+            (
+                "GET",
+                "/services/checkout/metrics".into(),
+                found(Route::Metrics, &[("service", "checkout")]),
+            ),
+            // the paths without a service are gone: no aliases
+            ("GET", "/deployments/d-1".into(), Matched::NotFound),
+            ("POST", "/deployments".into(), Matched::NotFound),
+            ("POST", "/promotions".into(), Matched::NotFound),
+            ("GET", "/metrics".into(), Matched::NotFound),
+            ("GET", "/environments/prd".into(), Matched::NotFound),
         ];
         for (method, path, expected) in cases {
-            assert_eq!(route(method, path), expected, "{method} {path}");
+            assert_eq!(route(method, &path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn every_route_names_its_service_first() {
+        for (method, template, route) in ROUTES {
+            assert!(
+                template.starts_with("/services/{service}"),
+                "{method} {template} ({route:?}) does not name its service first"
+            );
+            let env_scoped = template.starts_with("/services/{service}/environments/{environment}");
+            if template.contains("{id}") || template.contains("/rollback") {
+                assert!(env_scoped, "{method} {template} must name its environment");
+            }
         }
     }
 }

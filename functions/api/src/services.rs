@@ -20,15 +20,15 @@ fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
 }
 
 pub async fn put_service(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let config = requests::service(call.param(0), call.body())?;
+    let config = requests::service(&call.scope, call.body())?;
     deps.registry.put_service(&config).await.map_err(stored)?;
     tracing::info!(service = %config.service, caller = %call.caller, "service registered");
     Ok(Reply::ok(json(&config)?))
 }
 
 pub async fn get_service(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let service = requests::name("service", call.param(0))?;
-    match deps.registry.service(&service).await? {
+    let service = &call.scope.service;
+    match deps.registry.service(service).await? {
         Some(s) => Ok(Reply::ok(json(&s)?)),
         None => Err(ApiError::not_found(format!(
             "service {service} is not registered; register it with PUT /services/{service}"
@@ -37,7 +37,7 @@ pub async fn get_service(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError>
 }
 
 pub async fn put_environment(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let config = requests::environment(call.param(0), call.param(1), call.body())?;
+    let config = requests::environment(&call.scope, call.body())?;
     let Some(service) = deps.registry.service(&config.service).await? else {
         return Err(ApiError::not_found(format!(
             "service {0} is not registered; register it with PUT /services/{0} first",
@@ -56,11 +56,11 @@ pub async fn put_environment(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
 }
 
 pub async fn get_environment(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let service = requests::name("service", call.param(0))?;
-    let environment = requests::name("environment", call.param(1))?;
+    let service = &call.scope.service;
+    let environment = call.scope.environment()?;
     match deps
         .registry
-        .environment_config(&service, &environment)
+        .environment_config(service, environment)
         .await?
     {
         Some(e) => Ok(Reply::ok(json(&e)?)),

@@ -16,6 +16,11 @@ use time::macros::datetime;
 
 const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 
+/// `/services/checkout/environments/<env><tail>`: the routes' scope for the sample service.
+fn at(env: &str, tail: &str) -> String {
+    format!("/services/checkout/environments/{env}{tail}")
+}
+
 fn deps(w: &World) -> ApiDeps {
     ApiDeps {
         registry: w.registry.clone(),
@@ -149,7 +154,7 @@ fn assert_error(r: &Res, status: i64, name: &str, needle: &str) {
 }
 
 fn start_body() -> Value {
-    json!({"service": "checkout", "environment": "dev", "version": "1.3.0", "image": sample::IMAGE_V130})
+    json!({"version": "1.3.0", "image": sample::IMAGE_V130})
 }
 
 // ---------------------------------------------------------------- POST /deployments
@@ -159,7 +164,11 @@ async fn start_returns_202_and_records_the_caller_as_deployer() {
     // GIVEN checkout/dev in the registry
     let (w, d) = world().await;
     // WHEN a signed caller starts 1.3.0
-    let r = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    let r = send(
+        &d,
+        ev("POST", &at("dev", "/deployments")).body(&start_body()),
+    )
+    .await;
     // THEN the execution runs under a release-derived id, with alice as deployer
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.body["deployment_id"]
@@ -177,12 +186,12 @@ async fn start_returns_202_and_records_the_caller_as_deployer() {
         json!({
             "deployment_id": id,
             "execution_arn": FakeExecutions::arn(id),
-            "status_url": format!("/deployments/{id}"),
+            "status_url": at("dev", &format!("/deployments/{id}")),
         })
     );
     assert_eq!(
         r.headers.get("location").and_then(|v| v.to_str().ok()),
-        Some(format!("/deployments/{id}").as_str())
+        Some(at("dev", &format!("/deployments/{id}")).as_str())
     );
     let started = w.executions.started.lock().unwrap().clone();
     assert_eq!(started.len(), 1);
@@ -200,32 +209,32 @@ async fn a_repeated_idempotency_key_returns_the_same_202_and_starts_nothing_more
     let (w, d) = world().await;
     let first = send(
         &d,
-        ev("POST", "/deployments")
+        ev("POST", &at("dev", "/deployments"))
             .header("idempotency-key", "ci-run-42")
             .body(&start_body()),
     )
     .await;
     assert_eq!(first.status, 202);
-    assert_eq!(first.body["deployment_id"], json!("ci-run-42"));
+    let key_id = format!(
+        "ci-run-42-{}",
+        requests::key_digest("checkout", "dev", "ci-run-42")
+    );
+    assert_eq!(first.body["deployment_id"], json!(key_id));
     // WHEN the same request is retried, before and after the execution wrote its record
     let again = send(
         &d,
-        ev("POST", "/deployments")
+        ev("POST", &at("dev", "/deployments"))
             .header("Idempotency-Key", "ci-run-42")
             .body(&start_body()),
     )
     .await;
     let mut r = sample::record(Phase::ShiftingTraffic);
-    r.id = "ci-run-42".into();
-    r.execution_arn = FakeExecutions::arn("ci-run-42");
-    w.store
-        .records
-        .lock()
-        .unwrap()
-        .insert("ci-run-42".into(), r);
+    r.id = key_id.clone();
+    r.execution_arn = FakeExecutions::arn(&key_id);
+    w.store.records.lock().unwrap().insert(key_id.clone(), r);
     let third = send(
         &d,
-        ev("POST", "/deployments")
+        ev("POST", &at("dev", "/deployments"))
             .header("idempotency-key", "ci-run-42")
             .body(&start_body()),
     )
@@ -233,58 +242,129 @@ async fn a_repeated_idempotency_key_returns_the_same_202_and_starts_nothing_more
     // THEN every answer is the same and only one execution exists
     assert_eq!((again.status, &again.body), (202, &first.body));
     assert_eq!((third.status, &third.body), (202, &first.body));
-    assert_eq!(w.executions.started_names(), vec!["ci-run-42"]);
-    // a key reused for another environment is a conflict
-    let mut other = start_body();
-    other["environment"] = json!("prd");
-    let r = send(
+    assert_eq!(w.executions.started_names(), vec![key_id.clone()]);
+    // a key reused for another environment is another deployment id there
+    assert_ne!(
+        requests::key_digest("checkout", "prd", "ci-run-42"),
+        requests::key_digest("checkout", "dev", "ci-run-42")
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_used_by_another_service_lands_on_an_id_of_its_own() {
+    // GIVEN checkout/dev started with key "release-7"
+    let (w, d) = world().await;
+    let put = json!({"repository": "team/payments"});
+    let r = send(&d, ev("PUT", "/services/payments").body(&put)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for environment in ["dev", "tst"] {
+        let mut env = World::environment_config();
+        env.service = "payments".into();
+        env.environment = environment.into();
+        w.registry
+            .put_environment(&env)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let ours = send(
         &d,
-        ev("POST", "/deployments")
-            .header("idempotency-key", "ci-run-42")
-            .body(&other),
+        ev("POST", &at("dev", "/deployments"))
+            .header("idempotency-key", "release-7")
+            .body(&start_body()),
     )
     .await;
-    assert_error(&r, 409, "Conflict", "already used for checkout/dev");
+    assert_eq!(ours.status, 202, "{}", ours.body);
+    let ours_id = ours.body["deployment_id"].as_str().unwrap().to_string();
+    // WHEN payments' caller sends the same key, and then checkout's id itself as its key
+    // (in two environments of payments: one deployment runs per environment)
+    let theirs = |env: &str, key: &str| {
+        ev(
+            "POST",
+            &format!("/services/payments/environments/{env}/deployments"),
+        )
+        .header("idempotency-key", key)
+        .body(&start_body())
+    };
+    let same_key = send(&d, theirs("dev", "release-7")).await;
+    let id_as_key = send(&d, theirs("tst", &ours_id)).await;
+    // THEN neither is checkout's deployment: payments' starts get ids of their own
+    for r in [&same_key, &id_as_key] {
+        let id = r.body["deployment_id"].as_str().unwrap_or_default();
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_ne!(id, ours_id);
+        assert!(!ours_id.starts_with(id), "{id} prefixes {ours_id}");
+    }
+    assert_ne!(
+        same_key.body["deployment_id"],
+        id_as_key.body["deployment_id"]
+    );
+    // checkout's deployment is untouched: same record, still its only execution
+    let checkout_runs: Vec<String> = w
+        .executions
+        .started_names()
+        .into_iter()
+        .filter(|n| *n == ours_id)
+        .collect();
+    assert_eq!(checkout_runs, vec![ours_id.clone()]);
+    assert_eq!(
+        w.store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment),
+        Some(ours_id)
+    );
 }
 
 #[tokio::test]
 async fn start_refusals_name_the_problem_and_start_nothing() {
     let (w, d) = world().await;
-    let mut unknown_service = start_body();
-    unknown_service["service"] = json!("billing");
-    let mut unknown_env = start_body();
-    unknown_env["environment"] = json!("prd");
+    let mut named_service = start_body();
+    named_service["service"] = json!("payments");
+    let mut named_env = start_body();
+    named_env["environment"] = json!("prd");
     let mut bad_version = start_body();
     bad_version["version"] = json!("latest");
     let mut bad_image = start_body();
     bad_image["image"] = json!("checkout");
     let cases: Vec<(Ev, i64, &str, &str)> = vec![
         (
-            ev("POST", "/deployments").body(&unknown_service),
+            ev("POST", "/services/billing/environments/dev/deployments").body(&start_body()),
             404,
             "NotFound",
             "PUT /services/billing",
         ),
         (
-            ev("POST", "/deployments").body(&unknown_env),
+            ev("POST", &at("prd", "/deployments")).body(&start_body()),
             404,
             "NotFound",
             "PUT /services/checkout/environments/prd",
         ),
+        // a body naming a service or environment: the path is the only source of both
         (
-            ev("POST", "/deployments").body(&bad_version),
+            ev("POST", &at("dev", "/deployments")).body(&named_service),
+            400,
+            "ScopeOutsidePath",
+            "service is taken from the path (/services/checkout/environments/dev)",
+        ),
+        (
+            ev("POST", &at("dev", "/deployments")).body(&named_env),
+            400,
+            "ScopeOutsidePath",
+            "environment is taken from the path",
+        ),
+        (
+            ev("POST", &at("dev", "/deployments")).body(&bad_version),
             400,
             "InvalidRequest",
             "version \"latest\" is invalid",
         ),
         (
-            ev("POST", "/deployments").body(&bad_image),
+            ev("POST", &at("dev", "/deployments")).body(&bad_image),
             400,
             "InvalidRequest",
             "needs a tag",
         ),
         (
-            ev("POST", "/deployments")
+            ev("POST", &at("dev", "/deployments"))
                 .header("idempotency-key", "has space")
                 .body(&start_body()),
             400,
@@ -292,13 +372,13 @@ async fn start_refusals_name_the_problem_and_start_nothing() {
             "Idempotency-Key",
         ),
         (
-            ev("POST", "/deployments").raw_body("{\"service\": "),
+            ev("POST", &at("dev", "/deployments")).raw_body("{\"service\": "),
             400,
             "InvalidRequest",
             "not valid JSON",
         ),
         (
-            ev("POST", "/deployments"),
+            ev("POST", &at("dev", "/deployments")),
             400,
             "InvalidRequest",
             "a JSON body is required",
@@ -314,11 +394,15 @@ async fn start_refusals_name_the_problem_and_start_nothing() {
 #[tokio::test]
 async fn a_second_start_is_409_naming_the_running_deployment() {
     let (w, d) = world().await;
-    let first = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    let first = send(
+        &d,
+        ev("POST", &at("dev", "/deployments")).body(&start_body()),
+    )
+    .await;
     w.clock.advance(60);
     let mut next = start_body();
     next["version"] = json!("1.3.1");
-    let r = send(&d, ev("POST", "/deployments").body(&next)).await;
+    let r = send(&d, ev("POST", &at("dev", "/deployments")).body(&next)).await;
     let running = first.body["deployment_id"].as_str().unwrap();
     assert_error(&r, 409, "Conflict", running);
     assert_eq!(w.executions.started_names(), vec![running]);
@@ -330,7 +414,7 @@ async fn the_caller_comes_from_iam_and_is_required() {
     // GIVEN no user ARN: the caller id is the deployer
     let r = send(
         &d,
-        ev("POST", "/deployments")
+        ev("POST", &at("dev", "/deployments"))
             .iam(json!({"callerId": "AROAEXAMPLE:ci-session", "accountId": "123456789012"}))
             .body(&start_body()),
     )
@@ -342,13 +426,13 @@ async fn the_caller_comes_from_iam_and_is_required() {
     );
     // GIVEN no IAM identity at all THEN 401 and nothing happens
     let (w, d) = world().await;
-    let mut e = ev("POST", "/deployments").body(&start_body());
+    let mut e = ev("POST", &at("dev", "/deployments")).body(&start_body());
     e.v["requestContext"]
         .as_object_mut()
         .unwrap()
         .remove("authorizer");
     assert_error(&send(&d, e).await, 401, "Unauthenticated", "SigV4");
-    let r = send(&d, ev("GET", "/metrics").iam(json!({}))).await;
+    let r = send(&d, ev("GET", "/services/checkout/metrics").iam(json!({}))).await;
     assert_error(&r, 401, "Unauthenticated", "IAM");
     assert!(w.executions.started_names().is_empty());
 }
@@ -357,7 +441,9 @@ async fn the_caller_comes_from_iam_and_is_required() {
 async fn a_base64_body_is_decoded_and_a_named_stage_is_stripped() {
     let (w, d) = world().await;
     let encoded = aws_smithy_types::base64::encode(start_body().to_string());
-    let mut e = ev("POST", "/v1/deployments").raw_body(&encoded).base64();
+    let mut e = ev("POST", &format!("/v1{}", at("dev", "/deployments")))
+        .raw_body(&encoded)
+        .base64();
     e.v["requestContext"]["stage"] = json!("v1");
     let r = send(&d, e).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -365,7 +451,7 @@ async fn a_base64_body_is_decoded_and_a_named_stage_is_stripped() {
         r.body["status_url"]
             .as_str()
             .unwrap()
-            .starts_with("/v1/deployments/")
+            .starts_with("/v1/services/checkout/environments/dev/deployments/")
     );
     assert_eq!(w.executions.started_names().len(), 1);
 }
@@ -381,18 +467,18 @@ async fn unknown_routes_methods_and_oversized_bodies_are_refused() {
         "NotFound",
         "no route GET /nothing/here",
     );
-    let r = send(&d, ev("DELETE", "/deployments/d-1")).await;
+    let r = send(&d, ev("DELETE", &at("dev", "/deployments/d-1"))).await;
     assert_error(&r, 405, "MethodNotAllowed", "use GET");
     assert_eq!(
         r.headers.get("allow").and_then(|v| v.to_str().ok()),
         Some("GET")
     );
     let big = format!("{{\"service\": \"{}\"}}", "x".repeat(http::MAX_BODY_BYTES));
-    let r = send(&d, ev("POST", "/deployments").raw_body(&big)).await;
+    let r = send(&d, ev("POST", &at("dev", "/deployments")).raw_body(&big)).await;
     assert_error(&r, 413, "PayloadTooLarge", "64 KiB");
     let mut unknown = start_body();
     unknown["colour"] = json!("blue");
-    let r = send(&d, ev("POST", "/deployments").body(&unknown)).await;
+    let r = send(&d, ev("POST", &at("dev", "/deployments")).body(&unknown)).await;
     assert_error(&r, 400, "InvalidRequest", "unknown field `colour`");
     assert!(w.executions.started_names().is_empty());
 }
@@ -407,7 +493,11 @@ async fn aws_errors_are_502_with_a_retry_hint_and_throttling_is_503() {
         .push(AdapterError::Other(
             "StartExecution: AccessDeniedException: no".into(),
         ));
-    let r = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    let r = send(
+        &d,
+        ev("POST", &at("dev", "/deployments")).body(&start_body()),
+    )
+    .await;
     assert_error(&r, 502, "AwsError", "retry");
     w.executions
         .fail_next_starts
@@ -416,7 +506,11 @@ async fn aws_errors_are_502_with_a_retry_hint_and_throttling_is_503() {
         .push(AdapterError::Transient(
             "StartExecution: ThrottlingException: Rate exceeded".into(),
         ));
-    let r = send(&d, ev("POST", "/deployments").body(&start_body())).await;
+    let r = send(
+        &d,
+        ev("POST", &at("dev", "/deployments")).body(&start_body()),
+    )
+    .await;
     assert_error(&r, 503, "Throttled", "retry");
     assert_eq!(
         r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
@@ -515,7 +609,10 @@ async fn a_deployment_reads_with_live_weights_steps_and_ledger_numbers() {
     shifted_to_25(&w).await;
     let r = send(
         &d,
-        ev("GET", &format!("/deployments/{}", sample::DEPLOYMENT_ID)),
+        ev(
+            "GET",
+            &at("dev", &format!("/deployments/{}", sample::DEPLOYMENT_ID)),
+        ),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -546,13 +643,85 @@ async fn a_deployment_reads_with_live_weights_steps_and_ledger_numbers() {
     // the listener is read in the environment's account (no role here)
     assert_eq!(w.access.roles(), vec![None]);
 
-    let r = send(&d, ev("GET", "/deployments/nope")).await;
+    let r = send(&d, ev("GET", &at("dev", "/deployments/nope"))).await;
     assert_error(&r, 404, "NotFound", "deployment nope not found");
-    let r = send(&d, ev("GET", "/deployments/b%20d")).await;
+    let r = send(&d, ev("GET", &at("dev", "/deployments/b%20d"))).await;
     assert_error(&r, 400, "InvalidRequest", "deployment id");
 }
 
-// ---------------------------------------------------------------- GET /deployments
+// ---------------------------------------------------------------- scope by path
+
+/// Team A (payments) is allowed its own paths only; it sends checkout's deployment id under them.
+fn payments(method: &str, tail: &str) -> Ev {
+    ev(
+        method,
+        &format!(
+            "/services/payments/environments/dev/deployments/{}{tail}",
+            sample::DEPLOYMENT_ID
+        ),
+    )
+}
+
+#[tokio::test]
+async fn another_services_deployment_id_under_ones_own_path_is_not_found_and_nothing_changes() {
+    // GIVEN checkout's deployment waiting for approval at 0 % (and one shifting, below)
+    let (w, d) = world().await;
+    w.store
+        .begin(&sample::record(Phase::DeployingGreen))
+        .await
+        .unwrap();
+    w.store
+        .await_approval(
+            sample::DEPLOYMENT_ID,
+            "tok-1",
+            3600,
+            datetime!(2025-01-03 10:30:00 UTC),
+        )
+        .await
+        .unwrap();
+    let waiting = w.store.record(sample::DEPLOYMENT_ID);
+    // WHEN payments' caller reads, rolls back, approves, rejects or troubleshoots it through
+    // payments' paths (or checkout's id under checkout's other environment)
+    let attempts = vec![
+        payments("GET", ""),
+        payments("GET", "/troubleshoot"),
+        payments("POST", "/rollback").body(&json!({"confirm": true, "reason": "x"})),
+        payments("POST", "/approve").body(&json!({"comment": "ok"})),
+        payments("POST", "/reject").body(&json!({"reason": "no"})),
+        ev(
+            "POST",
+            &at(
+                "prd",
+                &format!("/deployments/{}/approve", sample::DEPLOYMENT_ID),
+            ),
+        ),
+    ];
+    for e in attempts {
+        let r = send(&d, e).await;
+        // THEN 404, worded as for an id that does not exist, naming nothing of checkout's
+        assert_error(&r, 404, "NotFound", "not found in");
+        let msg = r.body["message"].as_str().unwrap_or_default();
+        assert!(!msg.contains("1.3.0") && !msg.contains("AWAITING"), "{msg}");
+    }
+    // AND nothing changed: same record, no decision, no traffic, no execution touched
+    assert_eq!(w.store.record(sample::DEPLOYMENT_ID), waiting);
+    assert!(w.router.writes().is_empty());
+    assert!(w.executions.stopped.lock().unwrap().is_empty());
+    assert!(w.executions.resumed.lock().unwrap().is_empty());
+    assert!(w.executions.failed_tasks.lock().unwrap().is_empty());
+    // and through checkout's own path the same id is there
+    let r = send(
+        &d,
+        ev(
+            "GET",
+            &at("dev", &format!("/deployments/{}", sample::DEPLOYMENT_ID)),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+// ---------------------------------------------------------------- GET …/deployments
 
 #[tokio::test]
 async fn history_is_newest_first_and_paged() {
@@ -563,9 +732,17 @@ async fn history_is_newest_first_and_paged() {
         r.started_at += time::Duration::hours(i as i64);
         w.store.records.lock().unwrap().insert((*id).into(), r);
     }
+    // another service's deployments in the same environment, newer than all of checkout's
+    for id in ["p-1", "p-2"] {
+        let mut r = sample::record(Phase::Succeeded);
+        r.id = id.into();
+        r.service = "payments".into();
+        r.started_at += time::Duration::hours(9);
+        w.store.records.lock().unwrap().insert(id.into(), r);
+    }
     let r = send(
         &d,
-        ev("GET", "/deployments").query(&[("environment", "dev"), ("limit", "2")]),
+        ev("GET", &at("dev", "/deployments")).query(&[("limit", "2")]),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -579,17 +756,36 @@ async fn history_is_newest_first_and_paged() {
     let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
     let r = send(
         &d,
-        ev("GET", "/deployments").query(&[("environment", "dev"), ("cursor", &cursor)]),
+        ev("GET", &at("dev", "/deployments")).query(&[("cursor", &cursor)]),
     )
     .await;
     assert_eq!(r.body["deployments"][0]["deployment_id"], json!("d-1"));
     assert_eq!(r.body["next_cursor"], Value::Null);
-
-    let r = send(&d, ev("GET", "/deployments")).await;
-    assert_error(&r, 400, "InvalidRequest", "environment is required");
+    // payments' history is its own
     let r = send(
         &d,
-        ev("GET", "/deployments").query(&[("environment", "dev"), ("limit", "500")]),
+        ev("GET", "/services/payments/environments/dev/deployments"),
+    )
+    .await;
+    let ids: Vec<&str> = r.body["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["deployment_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["p-1", "p-2"].into_iter().rev().collect::<Vec<_>>()
+    );
+
+    // the query cannot name a scope: the path is the only one
+    for named in [("environment", "prd"), ("service", "payments")] {
+        let r = send(&d, ev("GET", &at("dev", "/deployments")).query(&[named])).await;
+        assert_error(&r, 400, "ScopeOutsidePath", "taken from the path");
+    }
+    let r = send(
+        &d,
+        ev("GET", &at("dev", "/deployments")).query(&[("limit", "500")]),
     )
     .await;
     assert_error(
@@ -606,7 +802,10 @@ async fn history_is_newest_first_and_paged() {
 async fn rollback_without_confirm_says_what_would_happen_and_changes_nothing() {
     let (w, d) = world().await;
     shifted_to_25(&w).await;
-    let path = format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID);
+    let path = at(
+        "dev",
+        &format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID),
+    );
     for e in [
         ev("POST", &path),
         ev("POST", &path).body(&json!({"confirm": false})),
@@ -631,7 +830,10 @@ async fn rollback_without_confirm_says_what_would_happen_and_changes_nothing() {
 async fn a_confirmed_rollback_restores_blue_and_stops_the_execution() {
     let (w, d) = world().await;
     shifted_to_25(&w).await;
-    let path = format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID);
+    let path = at(
+        "dev",
+        &format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID),
+    );
     let r = send(
         &d,
         ev("POST", &path).body(&json!({"confirm": true, "reason": "latency spike"})),
@@ -656,11 +858,16 @@ async fn a_confirmed_rollback_restores_blue_and_stops_the_execution() {
     );
     // WHEN it is asked again THEN the finished deployment points at the environment rollback
     let r = send(&d, ev("POST", &path).body(&json!({"confirm": true}))).await;
-    assert_error(&r, 409, "Conflict", "POST /environments/dev/rollback");
+    assert_error(
+        &r,
+        409,
+        "Conflict",
+        "POST /services/checkout/environments/dev/rollback",
+    );
     assert_eq!(w.router.writes().len(), 1);
     let r = send(
         &d,
-        ev("POST", "/deployments/nope/rollback").body(&json!({"confirm": true})),
+        ev("POST", &at("dev", "/deployments/nope/rollback")).body(&json!({"confirm": true})),
     )
     .await;
     assert_error(&r, 404, "NotFound", "nope");
@@ -680,7 +887,10 @@ async fn rolling_back_a_deployment_that_has_not_begun_ends_it_without_touching_t
         datetime!(2025-01-03 10:00:00 UTC),
     );
     w.store.record_request(&requested).await.unwrap();
-    let path = format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID);
+    let path = at(
+        "dev",
+        &format!("/deployments/{}/rollback", sample::DEPLOYMENT_ID),
+    );
     // WHEN a person asks, THEN the confirmation says what will happen
     let r = send(&d, ev("POST", &path)).await;
     assert_error(
@@ -707,7 +917,7 @@ async fn rolling_back_a_deployment_that_has_not_begun_ends_it_without_touching_t
     assert_eq!((rec.status, rec.colors()), (DeploymentStatus::Failed, None));
 }
 
-// ---------------------------------------------------------------- POST /environments/{env}/rollback
+// ---------------------------------------------------------------- POST …/environments/{env}/rollback
 
 /// checkout/dev after 1.3.0 succeeded on green: green active, blue standby on 1.2.0.
 fn released(w: &World) {
@@ -728,8 +938,8 @@ fn released(w: &World) {
 }
 
 fn env_rollback(confirm: bool) -> Ev {
-    ev("POST", "/environments/dev/rollback")
-        .body(&json!({"service": "checkout", "confirm": confirm, "reason": "1.3.0 corrupts carts"}))
+    ev("POST", &at("dev", "/rollback"))
+        .body(&json!({"confirm": confirm, "reason": "1.3.0 corrupts carts"}))
 }
 
 #[tokio::test]
@@ -824,7 +1034,7 @@ async fn a_confirmed_environment_rollback_swaps_the_colors_and_is_recorded() {
     );
     assert_eq!(w.store.steps(id).await.unwrap().len(), 1);
     // AND it shows in the history like any deployment
-    let r = send(&d, ev("GET", &format!("/deployments/{id}"))).await;
+    let r = send(&d, ev("GET", &at("dev", &format!("/deployments/{id}")))).await;
     assert_eq!(r.body["current_weights"], json!({"blue": 100, "green": 0}));
 }
 
@@ -862,7 +1072,7 @@ async fn an_environment_rollback_refuses_unhealthy_standby_running_deployments_a
         &r,
         409,
         "Conflict",
-        "POST /deployments/checkout-dev-1-4-0-1/rollback",
+        "POST /services/checkout/environments/dev/deployments/checkout-dev-1-4-0-1/rollback",
     );
     assert!(w.router.writes().is_empty());
 
@@ -872,17 +1082,22 @@ async fn an_environment_rollback_refuses_unhealthy_standby_running_deployments_a
     assert_error(&r, 409, "Conflict", "no previous version");
     let r = send(
         &d,
-        ev("POST", "/environments/prd/rollback")
-            .body(&json!({"service": "checkout", "confirm": true})),
+        ev("POST", &at("prd", "/rollback")).body(&json!({"confirm": true})),
     )
     .await;
     assert_error(&r, 404, "NotFound", "checkout/prd is not in the registry");
+    // a body naming a service: refused by name, the path is the only scope
     let r = send(
         &d,
-        ev("POST", "/environments/dev/rollback").body(&json!({"confirm": true})),
+        ev("POST", &at("dev", "/rollback")).body(&json!({"service": "payments", "confirm": true})),
     )
     .await;
-    assert_error(&r, 400, "InvalidRequest", "missing field `service`");
+    assert_error(
+        &r,
+        400,
+        "ScopeOutsidePath",
+        "service is taken from the path",
+    );
     assert!(w.router.writes().is_empty());
 }
 
@@ -939,8 +1154,27 @@ async fn metrics_summarise_each_environment_and_list_recent_failures() {
     old.id = "old".into();
     old.started_at = datetime!(2024-12-01 09:00:00 UTC);
     w.store.records.lock().unwrap().insert("old".into(), old);
+    // another service's failure in the window: not checkout's metrics
+    let mut theirs = sample::record(Phase::Failed);
+    theirs.id = "payments-1".into();
+    theirs.service = "payments".into();
+    theirs.started_at = datetime!(2025-01-02 09:30:00 UTC);
+    theirs.finish(
+        Phase::Failed,
+        theirs.started_at + time::Duration::minutes(1),
+        Some("payments broke".into()),
+    );
+    w.store
+        .records
+        .lock()
+        .unwrap()
+        .insert(theirs.id.clone(), theirs);
 
-    let r = send(&d, ev("GET", "/metrics").query(&[("days", "7")])).await;
+    let r = send(
+        &d,
+        ev("GET", "/services/checkout/metrics").query(&[("days", "7")]),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["days"], json!(7));
     assert_eq!(
@@ -963,7 +1197,7 @@ async fn metrics_summarise_each_environment_and_list_recent_failures() {
     );
     let dev = send(
         &d,
-        ev("GET", "/metrics").query(&[("days", "7"), ("environment", "dev")]),
+        ev("GET", "/services/checkout/metrics").query(&[("days", "7"), ("environment", "dev")]),
     )
     .await;
     assert_eq!(dev.body["dora"]["change_failure_rate_percent"], json!(50.0));
@@ -990,9 +1224,25 @@ async fn metrics_summarise_each_environment_and_list_recent_failures() {
     assert_eq!(r.body["recent"][2]["reason"], json!("health check timeout"));
     assert_eq!(r.body["recent"][2]["duration_seconds"], json!(300));
 
-    let r = send(&d, ev("GET", "/metrics")).await;
+    let r = send(&d, ev("GET", "/services/checkout/metrics")).await;
     assert_eq!(r.body["days"], json!(7));
-    let r = send(&d, ev("GET", "/metrics").query(&[("days", "91")])).await;
+    assert_eq!(r.body["service"], json!("checkout"));
+    let r = send(
+        &d,
+        ev("GET", "/services/checkout/metrics").query(&[("service", "payments")]),
+    )
+    .await;
+    assert_error(
+        &r,
+        400,
+        "ScopeOutsidePath",
+        "service is taken from the path",
+    );
+    let r = send(
+        &d,
+        ev("GET", "/services/checkout/metrics").query(&[("days", "91")]),
+    )
+    .await;
     assert_error(
         &r,
         400,
@@ -1025,18 +1275,24 @@ async fn services_are_registered_from_the_path() {
     let refused = [
         (
             json!({"service": "billing", "repository": "team/billing"}),
+            "ScopeOutsidePath",
             "taken from the path",
         ),
-        (json!({"repository": "Team Billing"}), "repository"),
+        (
+            json!({"repository": "Team Billing"}),
+            "InvalidRequest",
+            "repository",
+        ),
         (
             json!({"repository": "x", "extra": 1}),
+            "InvalidRequest",
             "unknown field `extra`",
         ),
-        (json!({"repository": 7}), "invalid type"),
+        (json!({"repository": 7}), "InvalidRequest", "invalid type"),
     ];
-    for (body, needle) in refused {
+    for (body, name, needle) in refused {
         let r = send(&d, ev("PUT", "/services/other").body(&body)).await;
-        assert_error(&r, 400, "InvalidRequest", needle);
+        assert_error(&r, 400, name, needle);
     }
     assert!(w.registry.services.lock().unwrap().get("other").is_none());
     // a repository releases one service
@@ -1130,7 +1386,7 @@ async fn environments_are_validated_and_need_their_service() {
     assert_error(
         &r,
         400,
-        "InvalidRequest",
+        "ScopeOutsidePath",
         "environment is taken from the path",
     );
     assert!(
@@ -1181,16 +1437,28 @@ mod properties {
     use proptest::prelude::*;
 
     const WRITES: &[(&str, &str)] = &[
-        ("POST", "/deployments"),
-        ("POST", "/deployments/checkout-dev-1-3-0-0001/rollback"),
-        ("POST", "/environments/dev/rollback"),
+        ("POST", "/services/checkout/environments/dev/deployments"),
+        (
+            "POST",
+            "/services/checkout/environments/dev/deployments/checkout-dev-1-3-0-0001/rollback",
+        ),
+        ("POST", "/services/checkout/environments/dev/rollback"),
         ("PUT", "/services/checkout"),
         ("PUT", "/services/checkout/environments/dev"),
-        ("POST", "/versions/1.3.0/evidence"),
-        ("POST", "/versions/1.3.0/quarantine/clear"),
-        ("POST", "/promotions"),
-        ("POST", "/deployments/checkout-dev-1-3-0-0001/approve"),
-        ("POST", "/deployments/checkout-dev-1-3-0-0001/reject"),
+        (
+            "POST",
+            "/services/checkout/environments/dev/versions/1.3.0/evidence",
+        ),
+        ("POST", "/services/checkout/versions/1.3.0/quarantine/clear"),
+        ("POST", "/services/checkout/environments/prd/promotions"),
+        (
+            "POST",
+            "/services/checkout/environments/dev/deployments/checkout-dev-1-3-0-0001/approve",
+        ),
+        (
+            "POST",
+            "/services/checkout/environments/dev/deployments/checkout-dev-1-3-0-0001/reject",
+        ),
     ];
 
     fn run(route: usize, body: Vec<u8>, base64: bool) -> Result<(), TestCaseError> {
@@ -1240,10 +1508,14 @@ mod properties {
         fn json_shaped_bodies_never_fail_the_handler(
             route in 0..WRITES.len(),
             confirm in prop_oneof![Just(json!(true)), Just(json!(false)), Just(json!(1)), Just(Value::Null)],
-            service in prop_oneof![Just(json!("checkout")), Just(json!("")), Just(json!(["x"])), ".{0,70}".prop_map(Value::String)],
+            service in prop::option::of(prop_oneof![Just(json!("checkout")), Just(json!("")), Just(json!(["x"])), ".{0,70}".prop_map(Value::String)]),
             extra in prop::option::of("[a-z]{1,6}"),
         ) {
-            let mut body = json!({"service": service, "confirm": confirm});
+            let mut body = json!({"confirm": confirm});
+            // a service in any body is refused by name: the path names it
+            if let Some(service) = service {
+                body["service"] = service;
+            }
             if let Some(k) = extra {
                 body[k] = json!(1);
             }
@@ -1318,16 +1590,16 @@ mod promotion {
     async fn evidence(d: &ApiDeps, body: Value) -> Res {
         static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut e = ev("POST", "/versions/1.3.0/evidence").body(&body);
+        let mut e = ev("POST", &at("dev", "/versions/1.3.0/evidence")).body(&body);
         e.v["requestContext"]["requestId"] = json!(format!("req-{n}"));
         send(d, e).await
     }
 
     async fn all_evidence(d: &ApiDeps) {
         for body in [
-            json!({"service": "checkout", "environment": "dev", "kind": "integration", "passed": 156, "total": 156}),
-            json!({"service": "checkout", "environment": "dev", "kind": "performance", "p99_ms": 87.0}),
-            json!({"service": "checkout", "environment": "dev", "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+            json!({"kind": "integration", "passed": 156, "total": 156}),
+            json!({"kind": "performance", "p99_ms": 87.0}),
+            json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23}),
         ] {
             let r = evidence(d, body).await;
             assert_eq!(r.status, 201, "{}", r.body);
@@ -1337,9 +1609,7 @@ mod promotion {
     async fn promote(d: &ApiDeps) -> Res {
         send(
             d,
-            ev("POST", "/promotions").body(
-                &json!({"service": "checkout", "version": "1.3.0", "from": "dev", "to": "prd"}),
-            ),
+            ev("POST", &at("prd", "/promotions")).body(&json!({"version": "1.3.0", "from": "dev"})),
         )
         .await
     }
@@ -1390,9 +1660,11 @@ mod promotion {
     async fn a_protected_environment_takes_only_promoted_registered_images_that_ecr_holds() {
         // a direct deployment to prd, image and all, is refused and starts nothing
         let (w, d) = upstream_succeeded().await;
-        let mut body = start_body();
-        body["environment"] = json!("prd");
-        let r = send(&d, ev("POST", "/deployments").body(&body)).await;
+        let r = send(
+            &d,
+            ev("POST", &at("prd", "/deployments")).body(&start_body()),
+        )
+        .await;
         assert_eq!(r.status, 403, "{}", r.body);
         assert_eq!(r.body["error"], "ProtectedEnvironment");
         assert!(
@@ -1512,9 +1784,9 @@ mod promotion {
             let (w, d) = upstream_succeeded().await;
             w.images.scanned(DIGEST, &[]);
             let mut bodies = vec![
-                json!({"service": "checkout", "environment": "dev", "kind": "integration", "passed": 156, "total": 156}),
-                json!({"service": "checkout", "environment": "dev", "kind": "performance", "p99_ms": 87.0}),
-                json!({"service": "checkout", "environment": "dev", "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+                json!({"kind": "integration", "passed": 156, "total": 156}),
+                json!({"kind": "performance", "p99_ms": 87.0}),
+                json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23}),
             ];
             breaks(&w, &mut bodies);
             for b in bodies {
@@ -1566,8 +1838,8 @@ mod promotion {
         );
 
         let clear = |reason: &str| {
-            ev("POST", "/versions/1.3.0/quarantine/clear")
-                .body(&json!({"service": "checkout", "reason": reason}))
+            ev("POST", "/services/checkout/versions/1.3.0/quarantine/clear")
+                .body(&json!({"reason": reason}))
         };
         assert_eq!(
             send(&d, clear("  ")).await.status,
@@ -1583,11 +1855,7 @@ mod promotion {
             "nothing left to clear"
         );
 
-        let version = send(
-            &d,
-            ev("GET", "/versions/1.3.0").query(&[("service", "checkout")]),
-        )
-        .await;
+        let version = send(&d, ev("GET", "/services/checkout/versions/1.3.0")).await;
         assert_eq!(version.status, 200);
         assert_eq!(
             version.body["quarantine"]["clear_reason"],
@@ -1611,43 +1879,38 @@ mod promotion {
     async fn bad_evidence_is_refused_and_nothing_is_recorded() {
         let (w, d) = world().await;
         for (body, status) in [
+            (json!({"kind": "performance"}), 400),
+            (json!({"kind": "integration", "passed": 3, "total": 2}), 400),
+            (json!({"kind": "smoke", "passed": 1, "total": 1}), 400),
             (
-                json!({"service": "checkout", "environment": "dev", "kind": "performance"}),
+                json!({"kind": "compliance", "controls_passed": 1, "controls_total": 1, "link": "ftp://x"}),
                 400,
             ),
             (
-                json!({"service": "checkout", "environment": "dev", "kind": "integration", "passed": 3, "total": 2}),
+                json!({"service": "billing", "kind": "e2e", "passed": 1, "total": 1}),
                 400,
-            ),
-            (
-                json!({"service": "checkout", "environment": "dev", "kind": "smoke", "passed": 1, "total": 1}),
-                400,
-            ),
-            (
-                json!({"service": "checkout", "environment": "dev", "kind": "compliance", "controls_passed": 1, "controls_total": 1, "link": "ftp://x"}),
-                400,
-            ),
-            (
-                json!({"service": "billing", "environment": "dev", "kind": "e2e", "passed": 1, "total": 1}),
-                404,
             ),
         ] {
             let r = evidence(&d, body.clone()).await;
             assert_eq!(r.status, status, "{body}: {}", r.body);
         }
         assert!(w.store.evidence.lock().unwrap().is_empty());
-        let bad_version = send(&d, ev("POST", "/versions/latest/evidence").body(&json!({}))).await;
+        let bad_version = send(
+            &d,
+            ev("POST", &at("dev", "/versions/latest/evidence")).body(&json!({})),
+        )
+        .await;
         assert_eq!(bad_version.status, 400);
     }
 
     #[tokio::test]
     async fn a_retried_evidence_request_is_recorded_once() {
         let (w, d) = world().await;
-        let body = json!({"service": "checkout", "environment": "dev", "kind": "e2e", "passed": 40, "total": 40});
+        let body = json!({"kind": "e2e", "passed": 40, "total": 40});
         for _ in 0..2 {
             let r = send(
                 &d,
-                ev("POST", "/versions/1.3.0/evidence")
+                ev("POST", &at("dev", "/versions/1.3.0/evidence"))
                     .header("idempotency-key", "ci-run-77")
                     .body(&body),
             )
@@ -1671,7 +1934,7 @@ mod promotion {
     }
 
     fn approve(id: &str) -> Ev {
-        ev("POST", &format!("/deployments/{id}/approve"))
+        ev("POST", &at("dev", &format!("/deployments/{id}/approve")))
     }
 
     #[tokio::test]
@@ -1711,7 +1974,10 @@ mod promotion {
             as_caller(
                 ev(
                     "POST",
-                    &format!("/deployments/{}/reject", sample::DEPLOYMENT_ID),
+                    &at(
+                        "dev",
+                        &format!("/deployments/{}/reject", sample::DEPLOYMENT_ID),
+                    ),
                 )
                 .body(&json!({"reason": "too late"})),
                 BOB,
@@ -1772,7 +2038,10 @@ mod promotion {
 
         // a rejection too
         let (w, d) = awaiting_approval().await;
-        let path = format!("/deployments/{}/reject", sample::DEPLOYMENT_ID);
+        let path = at(
+            "dev",
+            &format!("/deployments/{}/reject", sample::DEPLOYMENT_ID),
+        );
         let r = send(
             &d,
             as_caller(ev("POST", &path).body(&json!({"reason": "no"})), BOB),
@@ -1785,7 +2054,10 @@ mod promotion {
     #[tokio::test]
     async fn a_rejection_needs_a_reason_and_fails_the_waiting_task_with_it() {
         let (w, d) = awaiting_approval().await;
-        let path = format!("/deployments/{}/reject", sample::DEPLOYMENT_ID);
+        let path = at(
+            "dev",
+            &format!("/deployments/{}/reject", sample::DEPLOYMENT_ID),
+        );
         assert_eq!(
             send(&d, ev("POST", &path).body(&json!({}))).await.status,
             400
@@ -1855,7 +2127,10 @@ async fn troubleshoot_shows_why_green_failed_and_what_to_do_next() {
         &d,
         ev(
             "GET",
-            &format!("/deployments/{}/troubleshoot", sample::DEPLOYMENT_ID),
+            &at(
+                "dev",
+                &format!("/deployments/{}/troubleshoot", sample::DEPLOYMENT_ID),
+            ),
         ),
     )
     .await;
@@ -1919,7 +2194,10 @@ async fn troubleshoot_answers_even_when_a_part_cannot_be_read() {
         &d,
         ev(
             "GET",
-            &format!("/deployments/{}/troubleshoot", sample::DEPLOYMENT_ID),
+            &at(
+                "gone",
+                &format!("/deployments/{}/troubleshoot", sample::DEPLOYMENT_ID),
+            ),
         ),
     )
     .await;
@@ -1937,7 +2215,7 @@ async fn troubleshoot_answers_even_when_a_part_cannot_be_read() {
             .contains("bluegreen status")
     );
     assert_eq!(
-        send(&d, ev("GET", "/deployments/nope/troubleshoot"))
+        send(&d, ev("GET", &at("dev", "/deployments/nope/troubleshoot")))
             .await
             .status,
         404

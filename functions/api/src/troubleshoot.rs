@@ -5,7 +5,7 @@
 
 use crate::http::{ApiError, Reply};
 use crate::views::{self, ts};
-use crate::{ApiDeps, Call, requests};
+use crate::{ApiDeps, Call, per_service};
 use serde_json::{Value, json};
 use shared::domain::{Color, DeploymentRecord, DeploymentStatus, Phase};
 use shared::ports::{ServiceRef, TargetHealthReport};
@@ -134,11 +134,16 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
         .and_then(|t| t["stopped_reason"].as_str());
     match r.status {
         DeploymentStatus::InProgress if r.phase == Phase::AwaitingApproval => steps.push(format!(
-            "{new} is ready with no traffic and waits for approval: bluegreen approve {id} (or reject {id} --reason …)",
-            id = r.id
+            "{new} is ready with no traffic and waits for approval: bluegreen approve {id} --service {svc} --env {env} (or reject {id} --service {svc} --env {env} --reason …)",
+            id = r.id,
+            svc = r.service,
+            env = r.environment
         )),
         DeploymentStatus::InProgress => {
-            steps.push(format!("Follow it: bluegreen status {} --follow", r.id));
+            steps.push(format!(
+                "Follow it: bluegreen status {} --service {} --env {} --follow",
+                r.id, r.service, r.environment
+            ));
             steps.push(format!(
                 "Stop it and restore {}: bluegreen rollback {} --service {}",
                 r.active_title(),
@@ -177,8 +182,8 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
                     r.id
                 ));
                 steps.push(format!(
-                    "v{} is quarantined; fix and release a new version, or clear it with a reason (POST /versions/{}/quarantine/clear)",
-                    r.version, r.version
+                    "v{} is quarantined; fix and release a new version, or clear it with a reason (POST /services/{}/versions/{}/quarantine/clear)",
+                    r.version, r.service, r.version
                 ));
             } else {
                 steps.push(format!(
@@ -192,14 +197,9 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
     steps
 }
 
-/// `GET /deployments/{id}/troubleshoot`.
+/// `GET /services/{service}/environments/{environment}/deployments/{id}/troubleshoot`.
 pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
-    let id = requests::deployment_id(call.param(0))?;
-    let r = deps.store.deployment(&id).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "deployment {id} not found; list deployments with GET /deployments?environment=<environment>"
-        ))
-    })?;
+    let r = per_service::deployment(&*deps.store, &call.scope, call.param("id")).await?;
     let health = target_health(deps, &r).await;
     let ecs = services(deps, &r).await;
     let region = region_of(if r.execution_arn.is_empty() {

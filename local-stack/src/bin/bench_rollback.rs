@@ -57,9 +57,13 @@ async fn main() -> Result<()> {
 
     let (mut reaction, mut noop, mut sdk) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
-        let body = json!({"service": env.service, "environment": env.environment, "version": format!("1.3.{run}"),
+        let body = json!({"version": format!("1.3.{run}"),
                           "image": format!("{}:1.3.{run}", env.image_repository)});
-        let started = stack.api("POST", "/deployments", Some(&body), CALLER)?;
+        let path = format!(
+            "/services/{}/environments/{}/deployments",
+            env.service, env.environment
+        );
+        let started = stack.api("POST", &path, Some(&body), CALLER)?;
         if started.status != 202 {
             bail!(
                 "run {run}: start refused: {} {}",

@@ -113,17 +113,17 @@ async fn main() -> Result<()> {
         registry_timings,
         "arn:aws:iam::123456789012:user/carol",
     )?;
-    let body = json!({"service": "checkout", "environment": "stg", "version": "1.3.2",
+    let body = json!({"version": "1.3.2",
                       "image": format!("{}:1.3.2", stg.image_repository)});
     let started = stack.api(
         "POST",
-        "/deployments",
+        "/services/checkout/environments/stg/deployments",
         Some(&body),
         "arn:aws:iam::123456789012:user/carol",
     )?;
     if started.status != 202 {
         bail!(
-            "POST /deployments answered {}: {}",
+            "POST /services/checkout/environments/stg/deployments answered {}: {}",
             started.status,
             started.body
         );
@@ -136,7 +136,7 @@ async fn main() -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    println!("POST /deployments → 202 Accepted: {id}\n");
+    println!("POST /services/checkout/environments/stg/deployments → 202 Accepted: {id}\n");
     let alarm = stg.alarm_names.first().cloned().unwrap_or_default();
     let fire = {
         let stack = stack.clone();
@@ -227,12 +227,13 @@ fn cli(stack: &LocalStack, caller: &str, args: &[&str]) -> Result<i32> {
 
 fn evidence(stack: &LocalStack, service: &str, env: &str) -> Result<()> {
     for body in [
-        json!({"service": service, "environment": env, "kind": "integration", "passed": 156, "total": 156,
+        json!({"kind": "integration", "passed": 156, "total": 156,
                "link": "https://github.com/example/storefront/actions/runs/1"}),
-        json!({"service": service, "environment": env, "kind": "performance", "p99_ms": 87.0}),
-        json!({"service": service, "environment": env, "kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+        json!({"kind": "performance", "p99_ms": 87.0}),
+        json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23}),
     ] {
-        let r = stack.api("POST", "/versions/1.3.0/evidence", Some(&body), ALICE)?;
+        let path = format!("/services/{service}/environments/{env}/versions/1.3.0/evidence");
+        let r = stack.api("POST", &path, Some(&body), ALICE)?;
         if r.status != 201 {
             bail!("recording evidence: {} {}", r.status, r.body);
         }
@@ -309,9 +310,13 @@ async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()>
     }
 
     evidence(stack, service, "dev")?;
-    let promote = |from: &str, to: &str| json!({"service": service, "version": "1.3.0", "from": from, "to": to});
     banner("Promote v1.3.0 DEV → TST");
-    let r = stack.api("POST", "/promotions", Some(&promote("dev", "tst")), ALICE)?;
+    let r = stack.api(
+        "POST",
+        &format!("/services/{service}/environments/tst/promotions"),
+        Some(&json!({"version": "1.3.0", "from": "dev"})),
+        ALICE,
+    )?;
     let (tst_id, tst_arn) = started(&r)?;
     let t = follow_deployment(stack, tst, &tst_id, &tst_arn).await?;
     if t.record.status != DeploymentStatus::Succeeded {
@@ -348,7 +353,7 @@ async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()>
         bail!("the PRD promotion was refused with every gate recorded (exit {accepted})");
     }
     let prd_record = loop {
-        let history = stack.store.history("prd", 20, None).await?;
+        let history = stack.store.history(service, "prd", 20, None).await?;
         if let Some(r) = history.items.into_iter().find(|r| r.service == service) {
             break r;
         }
@@ -375,6 +380,10 @@ async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()>
     let mut approve = vec![
         "approve",
         prd_record.id.as_str(),
+        "--service",
+        service,
+        "--env",
+        "prd",
         "--comment",
         "CHG-1234 approved",
     ];
@@ -399,6 +408,10 @@ async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()>
         ALICE,
         &["history", "--env", "prd", "--service", service],
     )?;
-    cli(stack, ALICE, &["metrics", "--days", "7"])?;
+    cli(
+        stack,
+        ALICE,
+        &["metrics", "--service", service, "--days", "7"],
+    )?;
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! environment's colors and lock, with conditional writes guarding every state change.
 //!
 //! Keys (single-table design):
-//! - deployment: `pk=DEPLOYMENT#<id>`, `sk=META`; `gsi1pk=ENV#<environment>`,
-//!   `gsi1sk=<started_at>#<id>` (history, newest first); `gsi2pk=MONTH#<YYYY-MM>`,
+//! - deployment: `pk=DEPLOYMENT#<id>`, `sk=META`; `gsi1pk=ENV#<service>#<environment>`,
+//!   `gsi1sk=<started_at>#<id>` (one service's history in one environment, newest first: never
+//!   another service's); `gsi2pk=MONTH#<YYYY-MM>`,
 //!   `gsi2sk=<started_at>#<id>` (time ranges across environments)
 //! - step: `sk=STEP#<step:03>`; evaluation: `sk=EVAL#<step:03>#<verification:04>`
 //! - environment: `pk=ENV#<service>#<environment>`, `sk=STATE`
@@ -84,8 +85,10 @@ fn env_pk(service: &str, environment: &str) -> String {
     format!("ENV#{service}#{environment}")
 }
 
-fn history_pk(environment: &str) -> String {
-    format!("ENV#{environment}")
+/// The history index's partition: a service's environment, never an environment alone, so
+/// listing one service's environment cannot return another service's deployments.
+fn history_pk(service: &str, environment: &str) -> String {
+    format!("ENV#{service}#{environment}")
 }
 
 pub(crate) fn key(pk: String, sk: &str) -> Item {
@@ -143,7 +146,10 @@ pub fn deployment_item(record: &DeploymentRecord) -> Result<Item, AdapterError> 
     let mut item = to_item(&format!("deployment {}", record.id), record)?;
     let when = format!("{}#{}", sort_time(record.started_at)?, record.id);
     item.extend(deployment_key(&record.id));
-    item.insert(GSI1PK.into(), s(history_pk(&record.environment)));
+    item.insert(
+        GSI1PK.into(),
+        s(history_pk(&record.service, &record.environment)),
+    );
     item.insert(GSI1SK.into(), s(when.clone()));
     item.insert(
         GSI2PK.into(),
@@ -231,10 +237,10 @@ fn encode_cursor(key: &Item) -> Result<String, AdapterError> {
     Ok(aws_smithy_types::base64::encode(json))
 }
 
-fn decode_cursor(cursor: &str, environment: &str) -> Result<Item, AdapterError> {
+fn decode_cursor(cursor: &str, service: &str, environment: &str) -> Result<Item, AdapterError> {
     let invalid = |why: &str| {
         AdapterError::Invalid(format!(
-            "cursor {:?} is not valid for the history of {environment}: {why}; pass the `next` value of the previous page unchanged, or no cursor for the first page",
+            "cursor {:?} is not valid for the history of {service}/{environment}: {why}; pass the `next` value of the previous page unchanged, or no cursor for the first page",
             cursor.chars().take(80).collect::<String>()
         ))
     };
@@ -244,8 +250,8 @@ fn decode_cursor(cursor: &str, environment: &str) -> Result<Item, AdapterError> 
     if plain.len() != CURSOR_KEYS.len() || CURSOR_KEYS.iter().any(|k| !plain.contains_key(*k)) {
         return Err(invalid("wrong key attributes"));
     }
-    if plain.get(GSI1PK).map(String::as_str) != Some(history_pk(environment).as_str()) {
-        return Err(invalid("it belongs to another environment"));
+    if plain.get(GSI1PK).map(String::as_str) != Some(history_pk(service, environment).as_str()) {
+        return Err(invalid("it belongs to another service or environment"));
     }
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
@@ -743,11 +749,14 @@ impl DeploymentStore for DynamoStore {
 
     async fn history(
         &self,
+        service: &str,
         environment: &str,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<DeploymentRecord>, AdapterError> {
-        let start = cursor.map(|c| decode_cursor(c, environment)).transpose()?;
+        let start = cursor
+            .map(|c| decode_cursor(c, service, environment))
+            .transpose()?;
         let out = self
             .client
             .query()
@@ -755,7 +764,7 @@ impl DeploymentStore for DynamoStore {
             .index_name(GSI1)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_values(":pk", s(history_pk(environment)))
+            .expression_attribute_values(":pk", s(history_pk(service, environment)))
             .scan_index_forward(false)
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
@@ -766,7 +775,7 @@ impl DeploymentStore for DynamoStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| from_item(&format!("deployment in {environment}"), item))
+            .map(|item| from_item(&format!("deployment in {service}/{environment}"), item))
             .collect::<Result<Vec<DeploymentRecord>, _>>()?;
         let next = match out.last_evaluated_key {
             Some(k) if !k.is_empty() => Some(encode_cursor(&k)?),
@@ -1150,7 +1159,7 @@ pub(crate) mod tests {
         let item = put.item();
         assert_eq!(str_attr(item, "pk"), "DEPLOYMENT#d-1");
         assert_eq!(str_attr(item, "sk"), "META");
-        assert_eq!(str_attr(item, "gsi1pk"), "ENV#dev");
+        assert_eq!(str_attr(item, "gsi1pk"), "ENV#checkout#dev");
         assert_eq!(str_attr(item, "gsi1sk"), "2025-01-03T10:00:00Z#d-1");
         assert_eq!(str_attr(item, "gsi2pk"), "MONTH#2025-01");
         assert_eq!(str_attr(item, "gsi2sk"), "2025-01-03T10:00:00Z#d-1");
@@ -1228,7 +1237,7 @@ pub(crate) mod tests {
         );
         let item = seen[0].item().unwrap();
         assert_eq!(str_attr(item, "phase"), "REQUESTED");
-        assert_eq!(str_attr(item, "gsi1pk"), "ENV#dev");
+        assert_eq!(str_attr(item, "gsi1pk"), "ENV#checkout#dev");
         assert!(
             !item.contains_key("active_color"),
             "colors are not known yet"
@@ -1587,7 +1596,7 @@ pub(crate) mod tests {
             ("VERIFYING", "SUCCEEDED")
         );
         assert_eq!(str_attr(terminal.item(), "status"), "SUCCEEDED");
-        assert_eq!(str_attr(terminal.item(), "gsi1pk"), "ENV#dev");
+        assert_eq!(str_attr(terminal.item(), "gsi1pk"), "ENV#checkout#dev");
 
         let release = items[1].put().unwrap();
         assert_eq!(
@@ -1647,7 +1656,7 @@ pub(crate) mod tests {
         let page_key = HashMap::from([
             ("pk".to_string(), s_attr("DEPLOYMENT#d-1")),
             ("sk".to_string(), s_attr("META")),
-            ("gsi1pk".to_string(), s_attr("ENV#dev")),
+            ("gsi1pk".to_string(), s_attr("ENV#checkout#dev")),
             ("gsi1sk".to_string(), s_attr("2025-01-03T10:00:00Z#d-1")),
         ]);
         let first_key = page_key.clone();
@@ -1664,9 +1673,12 @@ pub(crate) mod tests {
         let s = DynamoStore::new(client, TABLE);
 
         // WHEN
-        let page = s.history("dev", 1, None).await.unwrap();
+        let page = s.history("checkout", "dev", 1, None).await.unwrap();
         let cursor = page.next.clone().expect("a cursor for the next page");
-        let last = s.history("dev", 1, Some(&cursor)).await.unwrap();
+        let last = s
+            .history("checkout", "dev", 1, Some(&cursor))
+            .await
+            .unwrap();
 
         // THEN
         assert_eq!(page.items, vec![record()]);
@@ -1678,7 +1690,7 @@ pub(crate) mod tests {
         assert_eq!(names_of(req.expression_attribute_names())["#pk"], "gsi1pk");
         assert_eq!(
             values_of(req.expression_attribute_values())[":pk"],
-            "ENV#dev"
+            "ENV#checkout#dev"
         );
         assert_eq!(req.scan_index_forward(), Some(false));
         assert_eq!(req.limit(), Some(1));
@@ -1689,18 +1701,19 @@ pub(crate) mod tests {
     async fn a_bad_or_foreign_cursor_is_invalid_and_nothing_is_queried() {
         let rule = mock!(Client::query).then_output(|| QueryOutput::builder().build());
         let s = store(&[&rule]);
-        let err = s.history("dev", 10, Some("not a cursor")).await;
+        let err = s.history("checkout", "dev", 10, Some("not a cursor")).await;
         assert!(matches!(err, Err(AdapterError::Invalid(_))), "{err:?}");
         let foreign = encode_cursor(&HashMap::from([
             ("pk".to_string(), s_attr("DEPLOYMENT#d-9")),
             ("sk".to_string(), s_attr("META")),
-            ("gsi1pk".to_string(), s_attr("ENV#prd")),
+            ("gsi1pk".to_string(), s_attr("ENV#payments#dev")),
             ("gsi1sk".to_string(), s_attr("2025-01-03T10:00:00Z#d-9")),
         ]))
         .unwrap();
-        let err = s.history("dev", 10, Some(&foreign)).await;
+        // another service's page of the same environment is as foreign as another environment's
+        let err = s.history("checkout", "dev", 10, Some(&foreign)).await;
         assert!(
-            matches!(&err, Err(AdapterError::Invalid(m)) if m.contains("another environment")),
+            matches!(&err, Err(AdapterError::Invalid(m)) if m.contains("another service or environment")),
             "{err:?}"
         );
         assert_eq!(rule.num_calls(), 0);
