@@ -58,36 +58,48 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
 
     fn run(sel: u8, t: &[String], body: Option<&[u8]>) {
         let q = query(&t[2]);
+        // The path's scope, as the router hands it over (checked names or a 400).
+        let params: Vec<api::routes::Param> =
+            vec![("service", t[0].clone()), ("environment", t[1].clone())];
+        let scope = match api::per_service::Scope::from_params(&params) {
+            Ok(s) => s,
+            Err(e) => {
+                refused::<()>(Err(e));
+                return;
+            }
+        };
         match sel % 16 {
-            0 => refused(r::start(body)),
+            0 => refused(r::start(body, &scope)),
             1 => refused(r::rollback(body)),
-            2 => refused(r::environment_rollback(body)),
-            3 => refused(r::service(&t[0], body)),
-            4 => refused(r::environment(&t[0], &t[1], body)),
-            5 => refused(r::history(&q)),
-            6 => refused(r::metrics_query(&q)),
+            2 => refused(r::environment_rollback(body, &scope)),
+            3 => refused(r::service(&scope, body)),
+            4 => refused(r::environment(&scope, body)),
+            5 => refused(r::history(&q, &scope)),
+            6 => refused(r::metrics_query(&q, &scope)),
             7 => refused(r::version(&t[0])),
-            8 => refused(r::evidence(body)),
-            9 => refused(r::clear_quarantine(body)),
-            10 => refused(r::promote(body)),
+            8 => refused(r::evidence(body, &scope)),
+            9 => refused(r::clear_quarantine(body, &scope)),
+            10 => refused(r::promote(body, &scope)),
             11 => refused(r::approve(body)),
             12 => refused(r::reject(body)),
-            13 => refused(r::version_query(&q)),
+            13 => refused(r::version_query(&q, &scope)),
             14 => {
                 refused(r::name("service", &t[0]));
                 refused(r::deployment_id(&t[0]));
             }
             _ => {
                 let _ = api::routes::route(&t[0], &t[1]);
-                if let Ok(b) = r::start(body) {
+                if let Ok(b) = r::start(body, &scope) {
                     let now = time::OffsetDateTime::UNIX_EPOCH;
-                    refused(r::new_deployment_id(Some(&t[1]), None, &b, now));
-                    let id = r::new_deployment_id(None, Some(&t[2]), &b, now);
-                    if let Ok(id) = id {
-                        assert!(
-                            bluegreen_fuzz::shared::start::valid_deployment_id(&id),
-                            "generated an invalid deployment id {id:?}"
-                        );
+                    let env = scope.environment.as_deref().unwrap_or_default();
+                    for (key, request) in [(Some(t[1].as_str()), None), (None, Some(t[2].as_str()))] {
+                        match r::new_deployment_id(key, request, &scope.service, env, &b.version, now) {
+                            Ok(id) => assert!(
+                                bluegreen_fuzz::shared::start::valid_deployment_id(&id),
+                                "generated an invalid deployment id {id:?}"
+                            ),
+                            Err(e) => refused::<()>(Err(e)),
+                        }
                     }
                 }
             }
