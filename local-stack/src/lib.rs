@@ -501,9 +501,17 @@ impl LocalStack {
             "alarms": env.alarm_names,
             "timings": timings,
         });
+        // Protection and approval are an administrator's: they go through the policy route.
         let mut config = config;
+        let mut policy = serde_json::Map::new();
         if let (Some(c), Some(x)) = (config.as_object_mut(), extra.as_object()) {
-            c.extend(x.clone());
+            for (k, v) in x {
+                if shared::registry::ENVIRONMENT_POLICY_FIELDS.contains(&k.as_str()) {
+                    policy.insert(k.clone(), v.clone());
+                } else {
+                    c.insert(k.clone(), v.clone());
+                }
+            }
         }
         let put = self.api_retrying_transient(
             "PUT",
@@ -519,6 +527,17 @@ impl LocalStack {
                 put.status,
                 put.body
             );
+        }
+        if !policy.is_empty() {
+            let path = format!(
+                "/services/{}/environments/{}/policy",
+                env.service, env.environment
+            );
+            let set =
+                self.api_retrying_transient("PUT", &path, Some(&Value::Object(policy)), caller)?;
+            if set.status != 200 {
+                bail!("PUT {path}: {} {}", set.status, set.body);
+            }
         }
         Ok(())
     }

@@ -52,6 +52,63 @@ pub struct ServiceConfig {
     pub accounts: Vec<String>,
 }
 
+/// The fields of a service that only an administrator changes (`PUT /services/{service}/policy`,
+/// granted by the stack's admin policy with MFA): the accounts its environments may act in and
+/// what its promotions require. The service's own `PUT` keeps them as stored.
+pub const SERVICE_POLICY_FIELDS: &[&str] = &["accounts", "promotion"];
+
+/// The fields of an environment that only an administrator changes
+/// (`PUT /services/{service}/environments/{environment}/policy`): its protection and approval.
+pub const ENVIRONMENT_POLICY_FIELDS: &[&str] = &["protected", "approval"];
+
+/// A service's administrator-governed settings, as they take effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServicePolicy {
+    pub accounts: Vec<String>,
+    pub promotion: PromotionPolicy,
+}
+
+impl Default for ServicePolicy {
+    /// A new service's: no other account, the default gates.
+    fn default() -> Self {
+        ServicePolicy {
+            accounts: vec![],
+            promotion: PromotionPolicy::default(),
+        }
+    }
+}
+
+/// An environment's administrator-governed settings, as they take effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvironmentPolicy {
+    pub protected: bool,
+    pub approval: ApprovalPolicy,
+}
+
+impl EnvironmentPolicy {
+    /// A new environment's: production environments are protected and need approval.
+    pub fn default_for(environment: &str) -> Self {
+        EnvironmentPolicy {
+            protected: protected_by_default(environment),
+            approval: ApprovalPolicy::default_for(environment),
+        }
+    }
+}
+
+/// Why a write that is not an administrator's would change `what`'s governed settings
+/// (`None` when it keeps them): `stored` is what the registry holds, `new` what would be.
+pub fn policy_change<P: PartialEq + Serialize>(what: &str, stored: &P, new: &P) -> Option<String> {
+    if stored == new {
+        return None;
+    }
+    let show = |p: &P| serde_json::to_string(p).unwrap_or_else(|e| format!("({e})"));
+    Some(format!(
+        "{what}: this request would change {} to {}",
+        show(stored),
+        show(new)
+    ))
+}
+
 /// Why a pushed tag does not deploy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagRejected {
@@ -186,6 +243,14 @@ impl ServiceConfig {
         self.promotion.validate().map_err(InvalidConfig)
     }
 
+    /// The administrator-governed settings in force.
+    pub fn policy(&self) -> ServicePolicy {
+        ServicePolicy {
+            accounts: self.accounts.clone(),
+            promotion: self.promotion.clone(),
+        }
+    }
+
     /// Whether an environment of this service may act through `role_arn` (none: always). A
     /// role in an account the service does not list is refused, so one team's environment
     /// cannot point the controller at another team's role.
@@ -198,7 +263,7 @@ impl ServiceConfig {
             return Ok(());
         }
         Err(InvalidConfig(format!(
-            "role_arn {role} is in account {account:?}, which service {} does not list in its accounts ({}); an administrator adds the account with PUT /services/{}",
+            "role_arn {role} is in account {account:?}, which service {} does not list in its accounts ({}); an administrator adds the account with PUT /services/{}/policy",
             self.service,
             if self.accounts.is_empty() {
                 "none: its environments act in the controller's account".to_string()
@@ -307,6 +372,14 @@ impl EnvironmentConfig {
                 .map(|p| p.timeout_seconds),
             gates: None,
             image_pushed_at: None,
+        }
+    }
+
+    /// The administrator-governed settings in force.
+    pub fn policy(&self) -> EnvironmentPolicy {
+        EnvironmentPolicy {
+            protected: self.is_protected(),
+            approval: self.approval_policy(),
         }
     }
 

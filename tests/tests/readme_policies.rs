@@ -2,7 +2,7 @@
 //! evaluated with the offline IAM evaluator against every route of the API (from
 //! functions/api/openapi.json, which a test of the api crate keeps equal to its route table):
 //! a team reaches its own service's routes and no other's, an approver decides only with a
-//! recent MFA, an admin reaches everything but decides only with MFA.
+//! recent MFA, an admin reaches everything but decides, promotes and governs only with MFA.
 
 #[path = "iam/policy.rs"]
 mod policy;
@@ -176,12 +176,14 @@ fn an_approver_decides_checkouts_deployments_only_with_a_recent_mfa() {
 }
 
 #[test]
-fn an_admin_reaches_every_route_but_decides_and_promotes_only_with_mfa() {
+fn an_admin_reaches_every_route_but_decides_promotes_and_governs_only_with_mfa() {
     let admin = &policies()["admin"];
     for (method, template) in routes() {
         for service in ["checkout", "payments"] {
             let p = path(&template, service, "prd");
-            let needs_mfa = is_decision(&p) || p.ends_with("/promotions");
+            let needs_mfa = is_decision(&p)
+                || p.ends_with("/promotions")
+                || (method == "PUT" && p.ends_with("/policy"));
             assert!(
                 allowed(admin, &method, &p, FRESH),
                 "admin with MFA: {method} {p}"

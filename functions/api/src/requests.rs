@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use shared::domain::{EvidenceKind, ImageRef, Version};
-use shared::registry::{EnvironmentConfig, ServiceConfig};
+use shared::registry::{
+    ENVIRONMENT_POLICY_FIELDS, EnvironmentConfig, SERVICE_POLICY_FIELDS, ServiceConfig,
+};
 use time::OffsetDateTime;
 
 /// Service and environment names: 1-64 of `[A-Za-z0-9_-]`, as the registry stores them.
@@ -222,15 +224,41 @@ pub fn environment_rollback(
     Ok(b)
 }
 
+/// The governed `fields` the body leaves out keep their `stored` values (serialized as the
+/// registry stores them), so a team's update need not repeat what only an administrator sets.
+fn keep_stored<T: serde::Serialize>(
+    o: &mut Map<String, Value>,
+    stored: Option<&T>,
+    fields: &[&str],
+) -> Result<(), ApiError> {
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    let stored = serde_json::to_value(stored)
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    for field in fields {
+        if let (false, Some(v)) = (o.contains_key(*field), stored.get(*field)) {
+            o.insert((*field).to_string(), v.clone());
+        }
+    }
+    Ok(())
+}
+
 /// `PUT /services/{service}`: a `ServiceConfig` without `service` (registry bodies take their
-/// names from the path; a body that repeats them is refused, so no question of which one wins).
-pub fn service(scope: &Scope, body: Option<&[u8]>) -> Result<ServiceConfig, ApiError> {
+/// names from the path; a body that repeats them is refused, so no question of which one
+/// wins); the governed fields it leaves out stay as `stored`.
+pub fn service(
+    scope: &Scope,
+    body: Option<&[u8]>,
+    stored: Option<&ServiceConfig>,
+) -> Result<ServiceConfig, ApiError> {
     let mut o = object(
         body,
         r#"{"repository": "checkout", "auto_deploy": ["dev"]}"#,
     )?;
     per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
     o.insert("service".into(), Value::String(scope.service.clone()));
+    keep_stored(&mut o, stored, SERVICE_POLICY_FIELDS)?;
     let config: ServiceConfig = typed(o)?;
     config
         .validate()
@@ -239,8 +267,12 @@ pub fn service(scope: &Scope, body: Option<&[u8]>) -> Result<ServiceConfig, ApiE
 }
 
 /// `PUT /services/{service}/environments/{env}`: an `EnvironmentConfig` without `service` and
-/// `environment`.
-pub fn environment(scope: &Scope, body: Option<&[u8]>) -> Result<EnvironmentConfig, ApiError> {
+/// `environment`; protection and approval left out stay as `stored`.
+pub fn environment(
+    scope: &Scope,
+    body: Option<&[u8]>,
+    stored: Option<&EnvironmentConfig>,
+) -> Result<EnvironmentConfig, ApiError> {
     let environment = scope.environment()?.to_string();
     let mut o = object(
         body,
@@ -249,11 +281,116 @@ pub fn environment(scope: &Scope, body: Option<&[u8]>) -> Result<EnvironmentConf
     per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
     o.insert("service".into(), Value::String(scope.service.clone()));
     o.insert("environment".into(), Value::String(environment));
+    keep_stored(&mut o, stored, ENVIRONMENT_POLICY_FIELDS)?;
     let config: EnvironmentConfig = typed(o)?;
     config
         .validate()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(config)
+}
+
+/// `value` with the object `patch` merged over it, one level deep (a field of `patch` that is
+/// `null` is removed: its default applies).
+fn merged(value: Option<&Value>, patch: &Value) -> Value {
+    match (value, patch) {
+        (Some(Value::Object(v)), Value::Object(p)) => {
+            let mut out = v.clone();
+            for (k, x) in p {
+                if x.is_null() {
+                    out.remove(k);
+                } else {
+                    out.insert(k.clone(), x.clone());
+                }
+            }
+            Value::Object(out)
+        }
+        _ => patch.clone(),
+    }
+}
+
+/// A governed configuration with `o`'s fields applied: a field left out keeps its value, `null`
+/// restores its default, an object is merged over the value in force (`effective`).
+fn with_policy<T: serde::Serialize + DeserializeOwned>(
+    stored: &T,
+    effective: &Value,
+    o: Map<String, Value>,
+    allowed: &[&str],
+) -> Result<T, ApiError> {
+    only_fields(&o, allowed)?;
+    let mut config = serde_json::to_value(stored)
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    if let Some(c) = config.as_object_mut() {
+        for (k, v) in o {
+            match v {
+                Value::Null => {
+                    c.remove(&k);
+                }
+                Value::Object(_) => {
+                    c.insert(k.clone(), merged(effective.get(&k), &v));
+                }
+                other => {
+                    c.insert(k, other);
+                }
+            }
+        }
+    }
+    serde_json::from_value(config).map_err(|e| json_error(&e))
+}
+
+/// `PUT /services/{service}/policy`: the fields sent change, the others stay.
+pub fn service_policy(
+    stored: &ServiceConfig,
+    body: Option<&[u8]>,
+) -> Result<ServiceConfig, ApiError> {
+    let o = object(
+        body,
+        r#"{"accounts": ["210987654321"], "promotion": {"p99_limit_ms": 100}}"#,
+    )?;
+    let effective = serde_json::to_value(stored.policy())
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    let config: ServiceConfig = with_policy(stored, &effective, o, SERVICE_POLICY_FIELDS)?;
+    config
+        .validate()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(config)
+}
+
+/// `PUT /services/{service}/environments/{environment}/policy`: the fields sent change, the
+/// others stay; `null` restores the environment name's default.
+pub fn environment_policy(
+    stored: &EnvironmentConfig,
+    body: Option<&[u8]>,
+) -> Result<EnvironmentConfig, ApiError> {
+    let o = object(
+        body,
+        r#"{"protected": true, "approval": {"required": true, "timeout_seconds": 86400}}"#,
+    )?;
+    if o.get("protected")
+        .is_some_and(|p| !p.is_boolean() && !p.is_null())
+    {
+        return Err(ApiError::invalid(
+            "protected must be true, false or null (the default)",
+        ));
+    }
+    let effective = serde_json::to_value(stored.policy())
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    let config: EnvironmentConfig = with_policy(stored, &effective, o, ENVIRONMENT_POLICY_FIELDS)?;
+    config
+        .validate()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(config)
+}
+
+/// Refuses a body with fields other than `allowed`.
+fn only_fields(o: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(format!(
+            "unknown field {:?}; this route sets {}",
+            shown(k),
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn known_params(query: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
@@ -685,28 +822,30 @@ mod tests {
             service: "checkout".into(),
             environment: Some("prd".into()),
         };
-        let s = service(&svc, Some(br#"{"repository": "team/checkout"}"#))
+        let s = service(&svc, Some(br#"{"repository": "team/checkout"}"#), None)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((s.service.as_str(), s.auto_deploy.len()), ("checkout", 1));
         let err = service(
             &svc,
             Some(br#"{"service": "checkout", "repository": "checkout"}"#),
+            None,
         );
         assert!(err.is_err_and(|e| e.message.contains("taken from the path")));
-        let err = service(&svc, Some(br#"{"repository": "Bad Repo"}"#));
+        let err = service(&svc, Some(br#"{"repository": "Bad Repo"}"#), None);
         assert!(err.is_err_and(|e| e.message.contains("repository")));
-        let env = environment(&prd, Some(&bytes(&environment_json())))
+        let env = environment(&prd, Some(&bytes(&environment_json())), None)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(env.environment, "prd");
         let mut named = environment_json();
         named["environment"] = json!("dev");
         assert!(
-            environment(&prd, Some(&bytes(&named))).is_err_and(|e| e.name == "ScopeOutsidePath")
+            environment(&prd, Some(&bytes(&named)), None)
+                .is_err_and(|e| e.name == "ScopeOutsidePath")
         );
         let mut same_tg = environment_json();
         same_tg["traffic"]["green_target_group_arn"] = json!(sample::BLUE_TG);
         assert!(
-            environment(&prd, Some(&bytes(&same_tg)))
+            environment(&prd, Some(&bytes(&same_tg)), None)
                 .is_err_and(|e| e.message.contains("different target groups"))
         );
     }
@@ -810,8 +949,8 @@ mod tests {
             start(body, &dev()).map(|_| ()),
             rollback(body).map(|_| ()),
             environment_rollback(body, &dev()).map(|_| ()),
-            service(&dev(), body).map(|_| ()),
-            environment(&dev(), body).map(|_| ()),
+            service(&dev(), body, None).map(|_| ()),
+            environment(&dev(), body, None).map(|_| ()),
             promote(body, &dev()).map(|_| ()),
             evidence(body, &dev()).map(|_| ()),
             clear_quarantine(body, &dev()).map(|_| ()),
@@ -879,10 +1018,10 @@ mod tests {
 
             // registry: repository is a string, traffic an object
             let v = json!({"repository": wrong.clone()});
-            prop_assert!(service(&dev(), Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+            prop_assert!(service(&dev(), Some(&bytes(&v)), None).is_err_and(|e| e.status == 400));
             let mut v = environment_json();
             v["traffic"] = wrong;
-            prop_assert!(environment(&dev(), Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+            prop_assert!(environment(&dev(), Some(&bytes(&v)), None).is_err_and(|e| e.status == 400));
         }
     }
 }
