@@ -138,7 +138,7 @@ pub async fn get_service(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError>
     let service = &call.scope.service;
     match deps.registry.service(service).await? {
         Some(s) => Ok(Reply::ok(json(&s)?)),
-        None => Err(not_registered(&service)),
+        None => Err(not_registered(service)),
     }
 }
 
