@@ -44,6 +44,7 @@ fn accepted(call: &Call, id: &str, execution_arn: &str) -> Reply {
 
 pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::start(call.body())?;
+    let triggered_by = call.triggered_by(deps)?;
     let id = requests::new_deployment_id(
         call.idempotency_key.as_deref(),
         call.request_id.as_deref(),
@@ -69,6 +70,7 @@ pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             image: body.image,
             image_digest: body.image_digest,
             deployer: call.caller.clone(),
+            triggered_by,
             gates: None,
             image_pushed_at: None,
         },
