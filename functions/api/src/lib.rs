@@ -33,18 +33,20 @@ pub struct ApiDeps {
     pub ci_roles: Vec<String>,
 }
 
-/// The environment variable naming the CI roles (comma-separated role ARNs; may be empty).
+/// The environment variable naming the CI roles (role ARNs separated by commas or spaces; may
+/// be empty).
 pub const CI_ROLE_ARNS: &str = "CI_ROLE_ARNS";
 
-/// The CI roles from `CI_ROLE_ARNS`'s value: role ARNs separated by commas; none when unset or
+/// The CI roles from `CI_ROLE_ARNS`'s value: role ARNs separated by commas or spaces (the
+/// template uses commas; `cargo lambda watch --env-vars` cannot carry them); none when unset or
 /// empty. Anything else fails the cold start, naming the variable.
 pub fn ci_roles(value: Option<&str>) -> Result<Vec<String>, String> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(Vec::new());
     };
     value
-        .split(',')
-        .map(str::trim)
+        .split([',', ' '])
+        .filter(|arn| !arn.is_empty())
         .map(|arn| {
             if shared::domain::principal::iam_principal_ok(arn) && arn.contains(":role/") {
                 Ok(arn.to_string())

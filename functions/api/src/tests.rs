@@ -1954,13 +1954,19 @@ mod promotion {
     fn the_ci_roles_are_read_from_their_variable() {
         assert_eq!(ci_roles(None), Ok(vec![]));
         assert_eq!(ci_roles(Some(" ")), Ok(vec![]));
-        assert_eq!(
-            ci_roles(Some(&format!("{GITHUB_DEPLOY_ROLE}, {PROMOTION_ROLE}"))),
-            Ok(vec![
-                GITHUB_DEPLOY_ROLE.to_string(),
-                PROMOTION_ROLE.to_string()
-            ])
-        );
+        for both in [
+            format!("{GITHUB_DEPLOY_ROLE},{PROMOTION_ROLE}"),
+            format!("{GITHUB_DEPLOY_ROLE}, {PROMOTION_ROLE}"),
+            format!("{GITHUB_DEPLOY_ROLE} {PROMOTION_ROLE}"),
+        ] {
+            assert_eq!(
+                ci_roles(Some(&both)),
+                Ok(vec![
+                    GITHUB_DEPLOY_ROLE.to_string(),
+                    PROMOTION_ROLE.to_string()
+                ])
+            );
+        }
         for bad in [
             "bluegreen-github-deploy",
             "arn:aws:iam::123456789012:user/alice",
