@@ -103,8 +103,10 @@ pub fn api_error(request: &Request, response: &Response) -> CliError {
         401 => format!(
             "{route}: the API saw no IAM identity ({message}); the request must be SigV4-signed: check the endpoint is the IAM-authorized HTTP API"
         ),
+        // The product's own refusals carry a name; IAM's do not.
+        403 if !name.is_empty() => format!("{route} was refused ({name}): {message}"),
         403 => format!(
-            "{route}: your credentials are not allowed to call this route ({message}). Approvals and promotions need MFA: run with --mfa-serial arn:aws:iam::<account>:mfa/<you> (or set mfa_serial in the config)"
+            "{route}: your credentials are not allowed to call this route ({message}). Approvals, promotions and policy changes need MFA: run with --mfa-serial arn:aws:iam::<account>:mfa/<you> (or set mfa_serial in the config)"
         ),
         404 => format!("{route}: not found: {message}"),
         409 => format!("{route}: conflict: {message}"),
@@ -171,14 +173,19 @@ impl Ctx<'_> {
         if !wanted {
             return Ok(api);
         }
+        self.mfa(&environment.to_uppercase())
+    }
+
+    /// The transport signing with MFA session credentials, for `what` (named in the errors).
+    fn mfa(&mut self, what: &str) -> Result<Rc<dyn Transport>, CliError> {
+        let api = self.session.api();
         if api.is_local() {
             self.human(&["  (local stack: no IAM, MFA is not checked)".into()])?;
             return Ok(api);
         }
         let serial = self.settings.mfa_serial.clone().ok_or_else(|| {
             CliError::usage(format!(
-                "{} needs MFA: pass --mfa-serial arn:aws:iam::<account>:mfa/<you> (or BLUEGREEN_MFA_SERIAL, or mfa_serial in the config)",
-                environment.to_uppercase()
+                "{what} needs MFA: pass --mfa-serial arn:aws:iam::<account>:mfa/<you> (or BLUEGREEN_MFA_SERIAL, or mfa_serial in the config)"
             ))
         })?;
         let code = match self.settings.mfa_code.clone() {
@@ -625,6 +632,115 @@ pub fn decide(ctx: &mut Ctx, id: &str, decision: &Decision) -> Result<(), CliErr
         ctx.print_json(&r.body)
     } else {
         let lines = render::decision(&ctx.paint, &r.body);
+        ctx.lines(&lines)
+    }
+}
+
+/// What `bluegreen policy` changes: environment flags, or service flags.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyChange {
+    pub protected: Option<bool>,
+    pub approval: Option<bool>,
+    pub approval_timeout: Option<u64>,
+    pub accounts: Option<Vec<String>>,
+    pub p99_limit_ms: Option<f64>,
+    pub blocking_severities: Option<Vec<String>>,
+}
+
+impl PolicyChange {
+    /// The policy route's body for an environment: only what changes.
+    fn environment_body(&self) -> Option<Value> {
+        let mut body = serde_json::Map::new();
+        if let Some(p) = self.protected {
+            body.insert("protected".into(), json!(p));
+        }
+        let mut approval = serde_json::Map::new();
+        if let Some(a) = self.approval {
+            approval.insert("required".into(), json!(a));
+        }
+        if let Some(t) = self.approval_timeout {
+            approval.insert("timeout_seconds".into(), json!(t));
+        }
+        if !approval.is_empty() {
+            body.insert("approval".into(), Value::Object(approval));
+        }
+        (!body.is_empty()).then_some(Value::Object(body))
+    }
+
+    /// The policy route's body for a service: only what changes.
+    fn service_body(&self) -> Option<Value> {
+        let mut body = serde_json::Map::new();
+        if let Some(a) = &self.accounts {
+            let accounts: Vec<&String> = a.iter().filter(|a| !a.trim().is_empty()).collect();
+            body.insert("accounts".into(), json!(accounts));
+        }
+        let mut promotion = serde_json::Map::new();
+        if let Some(p) = self.p99_limit_ms {
+            promotion.insert("p99_limit_ms".into(), json!(p));
+        }
+        if let Some(b) = &self.blocking_severities {
+            let upper: Vec<String> = b.iter().map(|s| s.trim().to_uppercase()).collect();
+            promotion.insert("blocking_severities".into(), json!(upper));
+        }
+        if !promotion.is_empty() {
+            body.insert("promotion".into(), Value::Object(promotion));
+        }
+        (!body.is_empty()).then_some(Value::Object(body))
+    }
+
+    fn names_environment_settings(&self) -> bool {
+        self.protected.is_some() || self.approval.is_some() || self.approval_timeout.is_some()
+    }
+    fn names_service_settings(&self) -> bool {
+        self.accounts.is_some() || self.p99_limit_ms.is_some() || self.blocking_severities.is_some()
+    }
+}
+
+/// `bluegreen policy`: what governs a service or an environment; with flags, an
+/// administrator's change of it (always with MFA, as the admin policy requires).
+pub fn policy(
+    ctx: &mut Ctx,
+    service: &str,
+    environment: Option<&str>,
+    change: &PolicyChange,
+) -> Result<(), CliError> {
+    let (path, body) = match environment {
+        Some(env) => {
+            if change.names_service_settings() {
+                return Err(CliError::usage(
+                    "--accounts, --p99-limit-ms and --blocking-severities are a service's: leave out --env",
+                ));
+            }
+            (
+                format!("/services/{service}/environments/{env}/policy"),
+                change.environment_body(),
+            )
+        }
+        None => {
+            if change.names_environment_settings() {
+                return Err(CliError::usage(
+                    "--protected, --approval and --approval-timeout are an environment's: add --env <environment>",
+                ));
+            }
+            (format!("/services/{service}/policy"), change.service_body())
+        }
+    };
+    let api = ctx.session.api();
+    let (policy, changed) = match body {
+        None => (ctx.fetch(&*api, &Request::get(path))?, false),
+        Some(body) => {
+            let what = environment.map_or_else(
+                || format!("Changing {service}'s policy"),
+                |e| format!("Changing {service}/{e}'s policy"),
+            );
+            let api = ctx.mfa(&what)?;
+            (ctx.fetch(&*api, &Request::put(path, body))?, true)
+        }
+    };
+    if ctx.json {
+        ctx.print_json(&policy)
+    } else {
+        let lines = render::policy(&ctx.paint, &policy, changed);
         ctx.lines(&lines)
     }
 }

@@ -146,6 +146,33 @@ pub enum Command {
         #[arg(long = "env", short = 'e')]
         environment: Option<String>,
     },
+    /// Show what governs a service or an environment, or change it (administrators, with MFA):
+    /// an environment's protection and approval, a service's accounts and promotion gates.
+    Policy {
+        #[arg(long, short)]
+        service: String,
+        /// The environment; without it, the service's policy.
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+        /// Environment: deployments only through promotion, pinned by digest.
+        #[arg(long, value_name = "true|false")]
+        protected: Option<bool>,
+        /// Environment: deployments wait for a person's approval.
+        #[arg(long, value_name = "true|false")]
+        approval: Option<bool>,
+        /// Environment: how long an approval may wait, in seconds (at most 7 days).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+        approval_timeout: Option<u64>,
+        /// Service: the accounts its environments' roles may be in (comma-separated; "" for none).
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        accounts: Option<Vec<String>>,
+        /// Service: the performance gate passes when the recorded P99 is under this.
+        #[arg(long)]
+        p99_limit_ms: Option<f64>,
+        /// Service: scan severities that block a promotion (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        blocking_severities: Option<Vec<String>>,
+    },
     /// Why a deployment failed: target health, ECS, links, next steps.
     Troubleshoot {
         /// A deployment id, or an environment (its latest deployment).

@@ -13,7 +13,7 @@ pub mod render;
 pub mod style;
 pub mod transport;
 
-use app::{Ctx, Decision, Deploy};
+use app::{Ctx, Decision, Deploy, PolicyChange};
 use args::Command;
 use error::CliError;
 
@@ -90,6 +90,28 @@ pub fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
             usize::try_from(*limit).unwrap_or(20),
         ),
         Command::Metrics { days, environment } => app::metrics(ctx, *days, environment.as_deref()),
+        Command::Policy {
+            service,
+            environment,
+            protected,
+            approval,
+            approval_timeout,
+            accounts,
+            p99_limit_ms,
+            blocking_severities,
+        } => app::policy(
+            ctx,
+            service,
+            environment.as_deref(),
+            &PolicyChange {
+                protected: *protected,
+                approval: *approval,
+                approval_timeout: *approval_timeout,
+                accounts: accounts.clone(),
+                p99_limit_ms: *p99_limit_ms,
+                blocking_severities: blocking_severities.clone(),
+            },
+        ),
         Command::Troubleshoot { target, service } => {
             app::troubleshoot(ctx, target, service.as_deref())
         }

@@ -537,6 +537,84 @@ pub fn decision(p: &Paint, r: &Value) -> Vec<String> {
     lines
 }
 
+/// `1 day`, `6 hours`, `90 minutes`, `45 seconds`: the largest whole unit.
+fn duration_words(seconds: u64) -> String {
+    let unit = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => unit(s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => unit(s / 3_600, "hour"),
+        s if s >= 60 && s % 60 == 0 => unit(s / 60, "minute"),
+        s => unit(s, "second"),
+    }
+}
+
+/// `bluegreen policy`: what governs a service or an environment.
+pub fn policy(p: &Paint, v: &Value, changed: bool) -> Vec<String> {
+    let head = if changed {
+        format!("{} Policy set: ", p.ok())
+    } else {
+        "Policy of ".into()
+    };
+    let mut lines = vec![];
+    if let Some(env) = opt_s(&v["environment"]) {
+        lines.push(format!(
+            "{head}{}/{}{}",
+            p.bold(s(&v["service"])),
+            env_title(env),
+            if v["default"] == true {
+                " (the default for its name)"
+            } else {
+                ""
+            }
+        ));
+        lines.push(format!(
+            "  Protected   {}",
+            if v["protected"] == true {
+                "yes: deployments only through promotion, pinned by digest to the registered repository"
+            } else {
+                "no: any deployment path"
+            }
+        ));
+        let timeout = v["approval"]["timeout_seconds"].as_u64().unwrap_or(0);
+        lines.push(format!(
+            "  Approval    {}",
+            if v["approval"]["required"] == true {
+                format!("required (waits up to {})", duration_words(timeout))
+            } else {
+                "not required".into()
+            }
+        ));
+    } else {
+        lines.push(format!("{head}{}", p.bold(s(&v["service"]))));
+        let accounts: Vec<&str> = v["accounts"]
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default();
+        lines.push(format!(
+            "  Accounts    {}",
+            if accounts.is_empty() {
+                "none: its environments act in the controller's account".to_string()
+            } else {
+                accounts.join(", ")
+            }
+        ));
+        let blocking: Vec<&str> = v["promotion"]["blocking_severities"]
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default();
+        lines.push(format!(
+            "  Gates       P99 under {} ms; scan findings that block: {}",
+            v["promotion"]["p99_limit_ms"].as_f64().unwrap_or(0.0),
+            if blocking.is_empty() {
+                "none".to_string()
+            } else {
+                blocking.join(", ")
+            }
+        ));
+    }
+    lines
+}
+
 /// `bluegreen history`: one row per deployment, then the totals the reference report shows.
 pub fn history(p: &Paint, env: &str, deployments: &[Value]) -> Vec<String> {
     let mut lines = vec![

@@ -32,6 +32,14 @@ impl Request {
             body: Some(body),
         }
     }
+    pub fn put(path: impl Into<String>, body: Value) -> Self {
+        Self {
+            method: "PUT",
+            path: path.into(),
+            query: vec![],
+            body: Some(body),
+        }
+    }
     pub fn query(mut self, key: &str, value: impl ToString) -> Self {
         self.query.push((key.to_string(), value.to_string()));
         self

@@ -919,3 +919,155 @@ fn usage_errors_exit_2_from_clap() {
     let e = Cli::try_parse_from(["bluegreen", "reject", "x"]).err();
     assert_eq!(e.map(|e| e.exit_code()), Some(2), "reject needs --reason");
 }
+
+// ---------------------------------------------------------------- policy (administrators)
+
+fn environment_policy(protected: bool, required: bool, timeout: u64, default: bool) -> Value {
+    json!({"service": "checkout", "environment": "prd", "protected": protected,
+           "approval": {"required": required, "timeout_seconds": timeout}, "default": default})
+}
+
+#[test]
+fn policy_shows_what_governs_an_environment_and_a_service_without_mfa() {
+    let api = InMemory::new();
+    api.on(
+        "GET /services/checkout/environments/prd/policy",
+        200,
+        environment_policy(true, true, 86_400, true),
+    );
+    let env = run(api, &["policy", "-s", "checkout", "-e", "prd"]);
+    let api = InMemory::new();
+    api.on(
+        "GET /services/checkout/policy",
+        200,
+        json!({"service": "checkout", "accounts": ["210987654321"],
+               "promotion": {"p99_limit_ms": 100.0, "blocking_severities": ["CRITICAL", "HIGH"]}}),
+    );
+    assert_eq!(env.code, 0, "{:?}", env.error);
+    assert!(env.mfa.is_empty(), "reading needs no MFA");
+    let svc = run(api, &["policy", "-s", "checkout"]);
+    assert_eq!(svc.code, 0, "{:?}", svc.error);
+    insta::assert_snapshot!(format!("{}---\n{}", env.out, svc.out));
+}
+
+#[test]
+fn policy_changes_send_only_what_changes_and_always_take_mfa() {
+    let api = InMemory::new();
+    api.on(
+        "PUT /services/checkout/environments/prd/policy",
+        200,
+        environment_policy(true, true, 3_600, false),
+    );
+    let r = run(
+        api,
+        &[
+            "--mfa-code",
+            "123456",
+            "policy",
+            "-s",
+            "checkout",
+            "-e",
+            "prd",
+            "--approval-timeout",
+            "3600",
+        ],
+    );
+    // (no --mfa-serial and not prd-only: a policy change needs MFA in every environment)
+    assert_eq!(r.code, 2, "{:?}", r.error);
+    assert!(r.error.as_deref().unwrap_or_default().contains("needs MFA"));
+    assert!(r.sent.is_empty(), "nothing sent without MFA");
+
+    let api = InMemory::new();
+    api.on(
+        "PUT /services/checkout/environments/dev/policy",
+        200,
+        json!({"service": "checkout", "environment": "dev", "protected": true,
+               "approval": {"required": false, "timeout_seconds": 86400}, "default": false}),
+    );
+    let r = run(
+        api,
+        &[
+            "--mfa-serial",
+            "arn:aws:iam::123456789012:mfa/carol",
+            "policy",
+            "-s",
+            "checkout",
+            "-e",
+            "dev",
+            "--protected",
+            "true",
+        ],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.error);
+    assert_eq!(r.mfa.len(), 1);
+    assert_eq!(
+        r.lines(),
+        ["PUT /services/checkout/environments/dev/policy"]
+    );
+    assert_eq!(r.sent[0].body, Some(json!({"protected": true})));
+    assert!(r.out.contains("Policy set: checkout/DEV"), "{}", r.out);
+
+    let api = InMemory::new();
+    api.on(
+        "PUT /services/checkout/policy",
+        200,
+        json!({"service": "checkout", "accounts": [],
+               "promotion": {"p99_limit_ms": 250.0, "blocking_severities": ["CRITICAL"]}}),
+    );
+    let r = run(
+        api,
+        &[
+            "--mfa-serial",
+            "arn:aws:iam::123456789012:mfa/carol",
+            "--mfa-code",
+            "123456",
+            "policy",
+            "-s",
+            "checkout",
+            "--accounts",
+            "",
+            "--p99-limit-ms",
+            "250",
+        ],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.error);
+    assert_eq!(
+        r.sent[0].body,
+        Some(json!({"accounts": [], "promotion": {"p99_limit_ms": 250.0}}))
+    );
+}
+
+#[test]
+fn policy_flags_of_the_other_kind_are_usage_errors_before_any_request() {
+    for args in [
+        &["policy", "-s", "checkout", "--protected", "false"][..],
+        &[
+            "policy",
+            "-s",
+            "checkout",
+            "-e",
+            "prd",
+            "--accounts",
+            "210987654321",
+        ][..],
+    ] {
+        let r = run(InMemory::new(), args);
+        assert_eq!(r.code, 2, "{args:?}: {:?}", r.error);
+        assert!(r.sent.is_empty());
+    }
+}
+
+#[test]
+fn a_product_refusal_names_itself_instead_of_blaming_credentials() {
+    let api = InMemory::new();
+    api.on(
+        "GET /services/checkout/policy",
+        403,
+        json!({"error": "AdminRequired", "message": "only an administrator changes it"}),
+    );
+    let r = run(api, &["policy", "-s", "checkout"]);
+    assert_eq!(r.code, 1);
+    let e = r.error.unwrap_or_default();
+    assert!(e.contains("(AdminRequired): only an administrator"), "{e}");
+    assert!(!e.contains("credentials"), "{e}");
+}

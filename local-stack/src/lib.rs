@@ -485,15 +485,7 @@ impl LocalStack {
         let service = self.api_retrying_transient(
             "PUT",
             &format!("/services/{}", env.service),
-            Some(&json!({
-                "repository": env.service,
-                "evidence_recorders": {
-                    "integration": [CI_TESTS_ROLE],
-                    "e2e": [CI_TESTS_ROLE],
-                    "performance": [CI_TESTS_ROLE],
-                    "compliance": [CI_TESTS_ROLE],
-                },
-            })),
+            Some(&json!({"repository": env.service})),
             caller,
         )?;
         if service.status != 200 {
@@ -503,6 +495,18 @@ impl LocalStack {
                 service.status,
                 service.body
             );
+        }
+        // Whose evidence counts is an administrator's: CI's role records every kind.
+        let path = format!("/services/{}/policy", env.service);
+        let recorders = json!({"evidence_recorders": {
+            "integration": [CI_TESTS_ROLE],
+            "e2e": [CI_TESTS_ROLE],
+            "performance": [CI_TESTS_ROLE],
+            "compliance": [CI_TESTS_ROLE],
+        }});
+        let set = self.api_retrying_transient("PUT", &path, Some(&recorders), caller)?;
+        if set.status != 200 {
+            bail!("PUT {path}: {} {}", set.status, set.body);
         }
         let config = json!({
             "traffic": {
@@ -519,9 +523,17 @@ impl LocalStack {
             "alarms": env.alarm_names,
             "timings": timings,
         });
+        // Protection and approval are an administrator's: they go through the policy route.
         let mut config = config;
+        let mut policy = serde_json::Map::new();
         if let (Some(c), Some(x)) = (config.as_object_mut(), extra.as_object()) {
-            c.extend(x.clone());
+            for (k, v) in x {
+                if shared::registry::ENVIRONMENT_POLICY_FIELDS.contains(&k.as_str()) {
+                    policy.insert(k.clone(), v.clone());
+                } else {
+                    c.insert(k.clone(), v.clone());
+                }
+            }
         }
         let put = self.api_retrying_transient(
             "PUT",
@@ -537,6 +549,17 @@ impl LocalStack {
                 put.status,
                 put.body
             );
+        }
+        if !policy.is_empty() {
+            let path = format!(
+                "/services/{}/environments/{}/policy",
+                env.service, env.environment
+            );
+            let set =
+                self.api_retrying_transient("PUT", &path, Some(&Value::Object(policy)), caller)?;
+            if set.status != 200 {
+                bail!("PUT {path}: {} {}", set.status, set.body);
+            }
         }
         Ok(())
     }

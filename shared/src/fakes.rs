@@ -739,6 +739,26 @@ impl DeploymentStore for FakeStore {
     }
 }
 
+/// As the DynamoDB registry's condition: the stored `fields` are exactly the new ones.
+fn kept_as_stored<T: serde::Serialize>(
+    stored: &T,
+    new: &T,
+    fields: &[&str],
+) -> Result<(), AdapterError> {
+    let (stored, new) = (serde_json::to_value(stored), serde_json::to_value(new));
+    let (Ok(stored), Ok(new)) = (stored, new) else {
+        return Err(AdapterError::Other("unserializable config".into()));
+    };
+    if fields.iter().all(|f| stored.get(f) == new.get(f)) {
+        Ok(())
+    } else {
+        Err(AdapterError::Transient(format!(
+            "{} changed while being saved; retry",
+            fields.join(", ")
+        )))
+    }
+}
+
 /// The service registry.
 #[derive(Default)]
 pub struct FakeRegistry {
@@ -778,6 +798,27 @@ impl Registry for FakeRegistry {
         lock(&self.environments)
             .insert((env.service.clone(), env.environment.clone()), env.clone());
         Ok(())
+    }
+    async fn put_service_keeping_policy(
+        &self,
+        service: &ServiceConfig,
+    ) -> Result<(), AdapterError> {
+        let stored = lock(&self.services).get(&service.service).cloned();
+        if let Some(stored) = stored {
+            kept_as_stored(&stored, service, crate::registry::SERVICE_POLICY_FIELDS)?;
+        }
+        self.put_service(service).await
+    }
+    async fn put_environment_keeping_policy(
+        &self,
+        env: &EnvironmentConfig,
+    ) -> Result<(), AdapterError> {
+        let key = (env.service.clone(), env.environment.clone());
+        let stored = lock(&self.environments).get(&key).cloned();
+        if let Some(stored) = stored {
+            kept_as_stored(&stored, env, crate::registry::ENVIRONMENT_POLICY_FIELDS)?;
+        }
+        self.put_environment(env).await
     }
     async fn environment_config(
         &self,

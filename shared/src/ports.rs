@@ -313,6 +313,18 @@ pub trait Registry: Send + Sync {
     ) -> Result<Option<ServiceConfig>, AdapterError>;
     /// Creates or replaces an environment of a service (and its alarm index entries).
     async fn put_environment(&self, env: &EnvironmentConfig) -> Result<(), AdapterError>;
+    /// As [`Self::put_service`], for a caller who may not change the service's governed
+    /// settings ([`crate::registry::SERVICE_POLICY_FIELDS`]): written only while the stored
+    /// ones are exactly `service`'s (`Transient` otherwise: an administrator changed them since
+    /// the caller read them). The caller compares the policies first.
+    async fn put_service_keeping_policy(&self, service: &ServiceConfig)
+    -> Result<(), AdapterError>;
+    /// As [`Self::put_environment`], written only while the stored protection and approval
+    /// ([`crate::registry::ENVIRONMENT_POLICY_FIELDS`]) are exactly `env`'s.
+    async fn put_environment_keeping_policy(
+        &self,
+        env: &EnvironmentConfig,
+    ) -> Result<(), AdapterError>;
     async fn environment_config(
         &self,
         service: &str,

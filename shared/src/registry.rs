@@ -68,6 +68,74 @@ pub struct ServiceConfig {
 /// At most this many entries in `github_logins`.
 const MAX_GITHUB_LOGINS: usize = 200;
 
+/// The fields of a service that only an administrator changes (`PUT /services/{service}/policy`,
+/// granted by the stack's admin policy with MFA): the accounts its environments may act in,
+/// what its promotions require, whose evidence counts, and which GitHub login each approver
+/// goes by. The service's own `PUT` keeps them as stored.
+pub const SERVICE_POLICY_FIELDS: &[&str] = &[
+    "accounts",
+    "promotion",
+    "evidence_recorders",
+    "github_logins",
+];
+
+/// The fields of an environment that only an administrator changes
+/// (`PUT /services/{service}/environments/{environment}/policy`): its protection and approval.
+pub const ENVIRONMENT_POLICY_FIELDS: &[&str] = &["protected", "approval"];
+
+/// A service's administrator-governed settings, as they take effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServicePolicy {
+    pub accounts: Vec<String>,
+    pub promotion: PromotionPolicy,
+    pub evidence_recorders: EvidenceRecorders,
+    pub github_logins: BTreeMap<String, String>,
+}
+
+impl Default for ServicePolicy {
+    /// A new service's: no other account, the default gates, no evidence recorder (so no
+    /// evidence is accepted), no GitHub login known.
+    fn default() -> Self {
+        ServicePolicy {
+            accounts: vec![],
+            promotion: PromotionPolicy::default(),
+            evidence_recorders: EvidenceRecorders::default(),
+            github_logins: BTreeMap::new(),
+        }
+    }
+}
+
+/// An environment's administrator-governed settings, as they take effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvironmentPolicy {
+    pub protected: bool,
+    pub approval: ApprovalPolicy,
+}
+
+impl EnvironmentPolicy {
+    /// A new environment's: production environments are protected and need approval.
+    pub fn default_for(environment: &str) -> Self {
+        EnvironmentPolicy {
+            protected: protected_by_default(environment),
+            approval: ApprovalPolicy::default_for(environment),
+        }
+    }
+}
+
+/// Why a write that is not an administrator's would change `what`'s governed settings
+/// (`None` when it keeps them): `stored` is what the registry holds, `new` what would be.
+pub fn policy_change<P: PartialEq + Serialize>(what: &str, stored: &P, new: &P) -> Option<String> {
+    if stored == new {
+        return None;
+    }
+    let show = |p: &P| serde_json::to_string(p).unwrap_or_else(|e| format!("({e})"));
+    Some(format!(
+        "{what}: this request would change {} to {}",
+        show(stored),
+        show(new)
+    ))
+}
+
 /// Why a pushed tag does not deploy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagRejected {
@@ -220,6 +288,16 @@ impl ServiceConfig {
         self.promotion.validate().map_err(InvalidConfig)
     }
 
+    /// The administrator-governed settings in force.
+    pub fn policy(&self) -> ServicePolicy {
+        ServicePolicy {
+            accounts: self.accounts.clone(),
+            promotion: self.promotion.clone(),
+            evidence_recorders: self.evidence_recorders.clone(),
+            github_logins: self.github_logins.clone(),
+        }
+    }
+
     /// Whether an environment of this service may act through `role_arn` (none: always). A
     /// role in an account the service does not list is refused, so one team's environment
     /// cannot point the controller at another team's role.
@@ -232,7 +310,7 @@ impl ServiceConfig {
             return Ok(());
         }
         Err(InvalidConfig(format!(
-            "role_arn {role} is in account {account:?}, which service {} does not list in its accounts ({}); an administrator adds the account with PUT /services/{}",
+            "role_arn {role} is in account {account:?}, which service {} does not list in its accounts ({}); an administrator adds the account with PUT /services/{}/policy",
             self.service,
             if self.accounts.is_empty() {
                 "none: its environments act in the controller's account".to_string()
@@ -342,6 +420,14 @@ impl EnvironmentConfig {
                 .map(|p| p.timeout_seconds),
             gates: None,
             image_pushed_at: None,
+        }
+    }
+
+    /// The administrator-governed settings in force.
+    pub fn policy(&self) -> EnvironmentPolicy {
+        EnvironmentPolicy {
+            protected: self.is_protected(),
+            approval: self.approval_policy(),
         }
     }
 

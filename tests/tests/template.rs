@@ -2094,6 +2094,19 @@ fn decision_routes(t: &Value) -> Vec<String> {
     routes
 }
 
+/// The governance routes: PUT routes that change what governs deployments (a service's
+/// accounts and promotion policy, an environment's protection and approval). Only the admin
+/// policy grants them, with MFA.
+fn admin_routes(t: &Value) -> Vec<String> {
+    let mut routes: Vec<String> = api_routes(t)
+        .into_iter()
+        .map(|(route, _, _)| route)
+        .filter(|r| r.starts_with("PUT ") && r.ends_with("/policy"))
+        .collect();
+    routes.sort();
+    routes
+}
+
 /// "POST /deployments/{id}/approve" as the tail of an execute-api ARN: "POST/deployments/*/approve".
 fn route_arn_tail(route: &str) -> String {
     let (method, path) = route.split_once(' ').unwrap_or((route, ""));
@@ -2292,8 +2305,44 @@ fn promotion_role_findings(t: &Value) -> Vec<String> {
 /// denied both without MFA and with an older one (explicit denies, so another grant to the same
 /// principal cannot skip MFA).
 fn approver_mfa_findings(t: &Value) -> Vec<String> {
+    mfa_findings(t, "ApproverPolicy", &decision_routes(t))
+}
+
+/// The admin policy: the same for the governance routes, and it grants nothing else.
+fn admin_mfa_findings(t: &Value) -> Vec<String> {
+    let routes = admin_routes(t);
+    let mut findings = mfa_findings(t, "AdminPolicy", &routes);
+    let doc = &t["Resources"]["AdminPolicy"]["Properties"]["PolicyDocument"];
+    let governed: BTreeSet<String> = routes.iter().map(|r| route_arn_tail(r)).collect();
+    for s in one_or_many(&doc["Statement"]) {
+        if s["Effect"] != "Allow" {
+            continue;
+        }
+        for r in one_or_many(&s["Resource"]) {
+            let text = resource_text(r);
+            let tail = text.split_once("}/*/").map_or(text.as_str(), |(_, t)| t);
+            if !governed.contains(tail) {
+                findings.push(format!(
+                    "AdminPolicy: grants {text}, not a governance route"
+                ));
+            }
+        }
+    }
+    let approver = &t["Resources"]["ApproverPolicy"]["Properties"]["PolicyDocument"];
+    for s in one_or_many(&approver["Statement"]) {
+        for r in one_or_many(&s["Resource"]) {
+            let text = resource_text(r);
+            if s["Effect"] == "Allow" && (text.contains("/PUT/") || text.ends_with("/*/*")) {
+                findings.push(format!("ApproverPolicy: grants {text}, which may govern"));
+            }
+        }
+    }
+    findings
+}
+
+fn mfa_findings(t: &Value, policy: &str, routes: &[String]) -> Vec<String> {
     let mut findings = Vec::new();
-    let doc = &t["Resources"]["ApproverPolicy"]["Properties"]["PolicyDocument"];
+    let doc = &t["Resources"][policy]["Properties"]["PolicyDocument"];
     let mut no_mfa = BTreeSet::new();
     let mut old_mfa = BTreeSet::new();
     for s in one_or_many(&doc["Statement"]) {
@@ -2310,14 +2359,14 @@ fn approver_mfa_findings(t: &Value) -> Vec<String> {
         match s["Effect"].as_str() {
             Some("Allow") => {
                 if c["Bool"]["aws:MultiFactorAuthPresent"] != "true" {
-                    findings.push(format!("ApproverPolicy: a grant without MFA: {s}"));
+                    findings.push(format!("{policy}: a grant without MFA: {s}"));
                 }
                 let age = c["NumericLessThanEquals"]["aws:MultiFactorAuthAge"]
                     .as_str()
                     .and_then(|a| a.parse::<u64>().ok());
                 if age.is_none_or(|a| a > 3600) {
                     findings.push(format!(
-                        "ApproverPolicy: a grant without an MFA age of at most 3600 s: {s}"
+                        "{policy}: a grant without an MFA age of at most 3600 s: {s}"
                     ));
                 }
             }
@@ -2331,19 +2380,19 @@ fn approver_mfa_findings(t: &Value) -> Vec<String> {
                 {
                     old_mfa.extend(tails);
                 } else {
-                    findings.push(format!("ApproverPolicy: a deny of unknown purpose: {s}"));
+                    findings.push(format!("{policy}: a deny of unknown purpose: {s}"));
                 }
             }
         }
     }
-    for route in decision_routes(t) {
-        let tail = route_arn_tail(&route);
+    for route in routes {
+        let tail = route_arn_tail(route);
         if !no_mfa.contains(&tail) {
-            findings.push(format!("ApproverPolicy: {route} is not denied without MFA"));
+            findings.push(format!("{policy}: {route} is not denied without MFA"));
         }
         if !old_mfa.contains(&tail) {
             findings.push(format!(
-                "ApproverPolicy: {route} is not denied on an MFA older than an hour"
+                "{policy}: {route} is not denied on an MFA older than an hour"
             ));
         }
     }
@@ -2422,6 +2471,7 @@ fn scp_findings(scp: &Value, t: &Value) -> Vec<String> {
     }
     let decisions: BTreeSet<String> = decision_routes(t)
         .iter()
+        .chain(&admin_routes(t))
         .map(|r| route_arn_tail(r))
         .collect();
     for tail in &decisions {
@@ -2708,16 +2758,21 @@ fn pipeline_findings(t: &Value) -> Vec<String> {
     if !denies("iam:DeleteRolePermissionsBoundary", role_arn, &Value::Null) {
         findings.push("PipelineBoundary: a role may lose its boundary".into());
     }
-    let approver = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-approver";
-    for action in [
-        "iam:CreatePolicyVersion",
-        "iam:DeletePolicy",
-        "iam:SetDefaultPolicyVersion",
-    ] {
-        if !denies(action, approver, &Value::Null) {
-            findings.push(format!(
-                "PipelineBoundary: {action} on the approver policy is not denied"
-            ));
+    // The policies attached to people: a change would change what they may do.
+    for people in ["approver", "admin"] {
+        let arn = format!(
+            "arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/${{AWS::StackName}}-{people}"
+        );
+        for action in [
+            "iam:CreatePolicyVersion",
+            "iam:DeletePolicy",
+            "iam:SetDefaultPolicyVersion",
+        ] {
+            if !denies(action, &arn, &Value::Null) {
+                findings.push(format!(
+                    "PipelineBoundary: {action} on the {people} policy is not denied"
+                ));
+            }
         }
     }
     let deploy = &t["Resources"]["GitHubDeployPolicy"]["Properties"]["PolicyDocument"];
@@ -2826,6 +2881,19 @@ fn the_approver_policy_needs_an_mfa_at_most_an_hour_old() {
         ]
     );
     assert_eq!(approver_mfa_findings(&t), Vec::<String>::new());
+}
+
+#[test]
+fn only_the_admin_policy_governs_and_it_needs_an_mfa_at_most_an_hour_old() {
+    let t = template();
+    assert_eq!(
+        admin_routes(&t),
+        [
+            "PUT /services/{service}/environments/{environment}/policy",
+            "PUT /services/{service}/policy"
+        ]
+    );
+    assert_eq!(admin_mfa_findings(&t), Vec::<String>::new());
 }
 
 #[test]
@@ -2981,6 +3049,33 @@ mod security_broken_copies {
     }
 
     #[test]
+    fn an_admin_grant_without_mfa() {
+        let t = broken(
+            "          - Sid: GovernWithMfa\n            Effect: Allow\n            Action: execute-api:Invoke\n            Resource:\n              - !Sub \"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/PUT/services/*/policy\"\n              - !Sub \"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/PUT/services/*/environments/*/policy\"\n            Condition:\n              Bool: { aws:MultiFactorAuthPresent: \"true\" }\n",
+            "          - Sid: GovernWithMfa\n            Effect: Allow\n            Action: execute-api:Invoke\n            Resource:\n              - !Sub \"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/PUT/services/*/policy\"\n              - !Sub \"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/PUT/services/*/environments/*/policy\"\n            Condition:\n",
+        );
+        assert_caught(&admin_mfa_findings(&t), "AdminPolicy: a grant without MFA");
+    }
+
+    #[test]
+    fn an_admin_policy_that_grants_more_than_governance() {
+        let t = broken(
+            "${HttpApi}/*/PUT/services/*/environments/*/policy\"\n            Condition:\n              Bool:",
+            "${HttpApi}/*/PUT/services/*\"\n            Condition:\n              Bool:",
+        );
+        assert_caught(&admin_mfa_findings(&t), "not a governance route");
+    }
+
+    #[test]
+    fn an_scp_that_forgets_the_policy_routes() {
+        let scp = broken_scp(
+            "\"arn:aws:execute-api:*:*:*/*/PUT/services/*/environments/*/policy\"",
+            "\"arn:aws:execute-api:*:*:*/*/PUT/services/*/policy\"",
+        );
+        assert_caught(&scp_findings(&scp, &template()), "is not denied");
+    }
+
+    #[test]
     fn an_approver_policy_that_accepts_an_old_mfa() {
         let t = broken(
             "NumericGreaterThanIfExists: { aws:MultiFactorAuthAge: \"3600\" }",
@@ -3096,13 +3191,22 @@ mod security_broken_copies {
     #[test]
     fn the_approver_policy_within_the_pipelines_reach() {
         let t = broken(
-            "              - !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-approver\"\n          - Sid: StackResources",
-            "          - Sid: StackResources",
+            "              - !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-approver\"\n              - !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-admin\"\n          - Sid: StackResources",
+            "              - !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-admin\"\n          - Sid: StackResources",
         );
         assert_caught(
             &pipeline_findings(&t),
             "on the approver policy is not denied",
         );
+    }
+
+    #[test]
+    fn the_admin_policy_within_the_pipelines_reach() {
+        let t = broken(
+            "              - !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-admin\"\n          - Sid: StackResources",
+            "          - Sid: StackResources",
+        );
+        assert_caught(&pipeline_findings(&t), "on the admin policy is not denied");
     }
 
     #[test]

@@ -89,7 +89,10 @@ impl ApiError {
     pub fn protected(message: impl Into<String>) -> Self {
         Self::new(403, "ProtectedEnvironment", message)
     }
-
+    /// A team's registry write that would change what only an administrator governs.
+    pub fn admin_required(message: impl Into<String>) -> Self {
+        Self::new(403, "AdminRequired", message)
+    }
     /// A promotion whose gates did not all pass; the checklist goes with it.
     pub fn promotion_refused(message: impl Into<String>) -> Self {
         Self::new(412, "PromotionRefused", message)

@@ -106,7 +106,7 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
         let listed = service.evidence_recorders.of(evidence.kind);
         tracing::warn!(service = %evidence.service, version = %evidence.version, kind, caller = %call.caller, "evidence refused: the caller is not a listed recorder");
         return Err(ApiError::recorder_not_allowed(format!(
-            "{} may not record {kind} evidence for {}: the service's evidence_recorders.{kind} lists {}; an administrator adds the recorder's role with PUT /services/{}",
+            "{} may not record {kind} evidence for {}: the service's evidence_recorders.{kind} lists {}; an administrator adds the recorder's role with PUT /services/{}/policy",
             shared::domain::principal::principal(&call.caller),
             evidence.service,
             if listed.is_empty() {

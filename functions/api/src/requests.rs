@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use shared::domain::{EvidenceKind, ImageRef, Version};
-use shared::registry::{EnvironmentConfig, ServiceConfig};
+use shared::registry::{
+    ENVIRONMENT_POLICY_FIELDS, EnvironmentConfig, SERVICE_POLICY_FIELDS, ServiceConfig,
+};
 use time::OffsetDateTime;
 
 /// Service and environment names: 1-64 of `[A-Za-z0-9_-]`, as the registry stores them.
@@ -213,8 +215,33 @@ fn from_path(o: &Map<String, Value>, keys: &[&str], path: &str) -> Result<(), Ap
     }
 }
 
-/// `PUT /services/{service}`: a `ServiceConfig` without `service`.
-pub fn service(service: &str, body: Option<&[u8]>) -> Result<ServiceConfig, ApiError> {
+/// The governed `fields` the body leaves out keep their `stored` values (serialized as the
+/// registry stores them), so a team's update need not repeat what only an administrator sets.
+fn keep_stored<T: serde::Serialize>(
+    o: &mut Map<String, Value>,
+    stored: Option<&T>,
+    fields: &[&str],
+) -> Result<(), ApiError> {
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    let stored = serde_json::to_value(stored)
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    for field in fields {
+        if let (false, Some(v)) = (o.contains_key(*field), stored.get(*field)) {
+            o.insert((*field).to_string(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// `PUT /services/{service}`: a `ServiceConfig` without `service`; the governed fields it
+/// leaves out stay as `stored`.
+pub fn service(
+    service: &str,
+    body: Option<&[u8]>,
+    stored: Option<&ServiceConfig>,
+) -> Result<ServiceConfig, ApiError> {
     let service = name("service", service)?;
     let mut o = object(
         body,
@@ -222,6 +249,7 @@ pub fn service(service: &str, body: Option<&[u8]>) -> Result<ServiceConfig, ApiE
     )?;
     from_path(&o, &["service"], &format!("/services/{service}"))?;
     o.insert("service".into(), Value::String(service));
+    keep_stored(&mut o, stored, SERVICE_POLICY_FIELDS)?;
     let config: ServiceConfig = typed(o)?;
     config
         .validate()
@@ -230,11 +258,12 @@ pub fn service(service: &str, body: Option<&[u8]>) -> Result<ServiceConfig, ApiE
 }
 
 /// `PUT /services/{service}/environments/{env}`: an `EnvironmentConfig` without `service` and
-/// `environment`.
+/// `environment`; protection and approval left out stay as `stored`.
 pub fn environment(
     service: &str,
     environment: &str,
     body: Option<&[u8]>,
+    stored: Option<&EnvironmentConfig>,
 ) -> Result<EnvironmentConfig, ApiError> {
     let service = name("service", service)?;
     let environment = name("environment", environment)?;
@@ -249,11 +278,116 @@ pub fn environment(
     )?;
     o.insert("service".into(), Value::String(service));
     o.insert("environment".into(), Value::String(environment));
+    keep_stored(&mut o, stored, ENVIRONMENT_POLICY_FIELDS)?;
     let config: EnvironmentConfig = typed(o)?;
     config
         .validate()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(config)
+}
+
+/// `value` with the object `patch` merged over it, one level deep (a field of `patch` that is
+/// `null` is removed: its default applies).
+fn merged(value: Option<&Value>, patch: &Value) -> Value {
+    match (value, patch) {
+        (Some(Value::Object(v)), Value::Object(p)) => {
+            let mut out = v.clone();
+            for (k, x) in p {
+                if x.is_null() {
+                    out.remove(k);
+                } else {
+                    out.insert(k.clone(), x.clone());
+                }
+            }
+            Value::Object(out)
+        }
+        _ => patch.clone(),
+    }
+}
+
+/// A governed configuration with `o`'s fields applied: a field left out keeps its value, `null`
+/// restores its default, an object is merged over the value in force (`effective`).
+fn with_policy<T: serde::Serialize + DeserializeOwned>(
+    stored: &T,
+    effective: &Value,
+    o: Map<String, Value>,
+    allowed: &[&str],
+) -> Result<T, ApiError> {
+    only_fields(&o, allowed)?;
+    let mut config = serde_json::to_value(stored)
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    if let Some(c) = config.as_object_mut() {
+        for (k, v) in o {
+            match v {
+                Value::Null => {
+                    c.remove(&k);
+                }
+                Value::Object(_) => {
+                    c.insert(k.clone(), merged(effective.get(&k), &v));
+                }
+                other => {
+                    c.insert(k, other);
+                }
+            }
+        }
+    }
+    serde_json::from_value(config).map_err(|e| json_error(&e))
+}
+
+/// `PUT /services/{service}/policy`: the fields sent change, the others stay.
+pub fn service_policy(
+    stored: &ServiceConfig,
+    body: Option<&[u8]>,
+) -> Result<ServiceConfig, ApiError> {
+    let o = object(
+        body,
+        r#"{"accounts": ["210987654321"], "promotion": {"p99_limit_ms": 100}}"#,
+    )?;
+    let effective = serde_json::to_value(stored.policy())
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    let config: ServiceConfig = with_policy(stored, &effective, o, SERVICE_POLICY_FIELDS)?;
+    config
+        .validate()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(config)
+}
+
+/// `PUT /services/{service}/environments/{environment}/policy`: the fields sent change, the
+/// others stay; `null` restores the environment name's default.
+pub fn environment_policy(
+    stored: &EnvironmentConfig,
+    body: Option<&[u8]>,
+) -> Result<EnvironmentConfig, ApiError> {
+    let o = object(
+        body,
+        r#"{"protected": true, "approval": {"required": true, "timeout_seconds": 86400}}"#,
+    )?;
+    if o.get("protected")
+        .is_some_and(|p| !p.is_boolean() && !p.is_null())
+    {
+        return Err(ApiError::invalid(
+            "protected must be true, false or null (the default)",
+        ));
+    }
+    let effective = serde_json::to_value(stored.policy())
+        .map_err(|e| ApiError::internal(format!("the stored configuration: {e}")))?;
+    let config: EnvironmentConfig = with_policy(stored, &effective, o, ENVIRONMENT_POLICY_FIELDS)?;
+    config
+        .validate()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(config)
+}
+
+/// Refuses a body with fields other than `allowed`.
+fn only_fields(o: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(format!(
+            "unknown field {:?}; this route sets {}",
+            shown(k),
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn known_params(query: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
@@ -591,23 +725,28 @@ mod tests {
 
     #[test]
     fn registry_bodies_take_names_from_the_path() {
-        let s = service("checkout", Some(br#"{"repository": "team/checkout"}"#))
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let s = service(
+            "checkout",
+            Some(br#"{"repository": "team/checkout"}"#),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((s.service.as_str(), s.auto_deploy.len()), ("checkout", 1));
         let err = service(
             "checkout",
             Some(br#"{"service": "checkout", "repository": "checkout"}"#),
+            None,
         );
         assert!(err.is_err_and(|e| e.message.contains("taken from the path")));
-        let err = service("checkout", Some(br#"{"repository": "Bad Repo"}"#));
+        let err = service("checkout", Some(br#"{"repository": "Bad Repo"}"#), None);
         assert!(err.is_err_and(|e| e.message.contains("repository")));
-        let env = environment("checkout", "prd", Some(&bytes(&environment_json())))
+        let env = environment("checkout", "prd", Some(&bytes(&environment_json())), None)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(env.environment, "prd");
         let mut same_tg = environment_json();
         same_tg["traffic"]["green_target_group_arn"] = json!(sample::BLUE_TG);
         assert!(
-            environment("checkout", "prd", Some(&bytes(&same_tg)))
+            environment("checkout", "prd", Some(&bytes(&same_tg)), None)
                 .is_err_and(|e| e.message.contains("different target groups"))
         );
     }
@@ -694,8 +833,8 @@ mod tests {
             start(body).map(|_| ()),
             rollback(body).map(|_| ()),
             environment_rollback(body).map(|_| ()),
-            service("checkout", body).map(|_| ()),
-            environment("checkout", "dev", body).map(|_| ()),
+            service("checkout", body, None).map(|_| ()),
+            environment("checkout", "dev", body, None).map(|_| ()),
         ];
         for r in results {
             if let Err(e) = r {
@@ -759,10 +898,10 @@ mod tests {
 
             // registry: repository is a string, traffic an object
             let v = json!({"repository": wrong.clone()});
-            prop_assert!(service("checkout", Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+            prop_assert!(service("checkout", Some(&bytes(&v)), None).is_err_and(|e| e.status == 400));
             let mut v = environment_json();
             v["traffic"] = wrong;
-            prop_assert!(environment("checkout", "dev", Some(&bytes(&v))).is_err_and(|e| e.status == 400));
+            prop_assert!(environment("checkout", "dev", Some(&bytes(&v)), None).is_err_and(|e| e.status == 400));
         }
     }
 }

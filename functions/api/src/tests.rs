@@ -1093,14 +1093,222 @@ async fn an_environment_naming_a_role_in_an_account_its_service_does_not_list_is
             .is_none(),
         "stored anyway"
     );
-    // once an administrator lists the account, the same registration is accepted
+    // the team cannot list the account itself
     let mut service = send(&d, ev("GET", "/services/checkout")).await.body;
     service["accounts"] = json!(["555555555555"]);
     service.as_object_mut().map(|o| o.remove("service"));
     let r = send(&d, ev("PUT", "/services/checkout").body(&service)).await;
+    assert_error(&r, 403, "AdminRequired", "PUT /services/checkout/policy");
+    // once an administrator lists the account, the same registration is accepted
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/policy").body(&json!({"accounts": ["555555555555"]})),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = send(&d, ev("PUT", path).body(&body)).await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Finding 1 of the security review: a team that may write its registry entries cannot take
+/// the protection or the approval off production (nor list another account, nor loosen its
+/// gates); only the admin route changes them, and a team's update keeps what it set.
+#[tokio::test]
+async fn only_the_admin_route_changes_protection_approval_accounts_and_gates() {
+    let (w, d) = world().await;
+    let path = "/services/checkout/environments/prd";
+    let r = send(&d, ev("PUT", path).body(&environment_body())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = || {
+        w.registry
+            .environments
+            .lock()
+            .unwrap()
+            .get(&("checkout".to_string(), "prd".to_string()))
+            .cloned()
+            .unwrap()
+    };
+    let before = stored();
+    assert!(before.is_protected() && before.approval_policy().required);
+
+    // WHEN the team sends its wiring with the protection or the approval taken off
+    for (field, value, needle) in [
+        ("protected", json!(false), "\"protected\":false"),
+        ("approval", json!({"required": false}), "\"required\":false"),
+        (
+            "approval",
+            json!({"required": true, "timeout_seconds": 60}),
+            "\"timeout_seconds\":60",
+        ),
+    ] {
+        let mut body = environment_body();
+        body[field] = value;
+        let r = send(&d, ev("PUT", path).body(&body)).await;
+        // THEN it is refused, naming the admin route, and nothing changes
+        assert_error(&r, 403, "AdminRequired", needle);
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("PUT {path}/policy"))
+        );
+        assert_eq!(stored(), before);
+    }
+    // a new production environment cannot be born unprotected either
+    let mut body = environment_body();
+    body["protected"] = json!(false);
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/environments/production").body(&body),
+    )
+    .await;
+    assert_error(&r, 403, "AdminRequired", "\"protected\":false");
+    assert!(
+        !w.registry
+            .environments
+            .lock()
+            .unwrap()
+            .contains_key(&("checkout".to_string(), "production".to_string()))
+    );
+    // restating the policy in force is no change
+    let mut body = environment_body();
+    body["protected"] = json!(true);
+    let r = send(&d, ev("PUT", path).body(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stored(), before, "stored exactly as before");
+
+    // WHEN an administrator changes them
+    let r = send(
+        &d,
+        ev("PUT", &format!("{path}/policy")).body(&json!({"approval": {"timeout_seconds": 3600}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // (what it leaves out stays: approval is still required)
+    assert_eq!(
+        r.body["approval"],
+        json!({"required": true, "timeout_seconds": 3600})
+    );
+    // THEN a team's later update that does not mention them keeps them
+    let mut body = environment_body();
+    body["steps"] = json!([20, 100]);
+    let r = send(&d, ev("PUT", path).body(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after = stored();
+    assert_eq!(after.steps.steps(), [20, 100]);
+    assert_eq!(after.approval_policy().timeout_seconds, 3600);
+    assert!(after.is_protected());
+
+    // the admin route takes only what it governs, and only for what is registered
+    let refused = [
+        (
+            json!({"steps": [100]}),
+            400,
+            "InvalidRequest",
+            "unknown field \"steps\"",
+        ),
+        (
+            json!({"protected": "no"}),
+            400,
+            "InvalidRequest",
+            "true, false or null",
+        ),
+        (
+            json!({"approval": {"required": true, "timeout_seconds": 0}}),
+            400,
+            "InvalidRequest",
+            "timeout_seconds",
+        ),
+    ];
+    for (body, status, name, needle) in refused {
+        let r = send(&d, ev("PUT", &format!("{path}/policy")).body(&body)).await;
+        assert_error(&r, status, name, needle);
+    }
+    assert_eq!(stored(), after);
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/environments/qa/policy").body(&json!({"protected": true})),
+    )
+    .await;
+    assert_error(&r, 404, "NotFound", "checkout/qa is not registered");
+    // null restores the default for the environment's name
+    for (body, protected) in [
+        (json!({"protected": false}), false),
+        (json!({"protected": null}), true),
+    ] {
+        let r = send(&d, ev("PUT", &format!("{path}/policy")).body(&body)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(stored().is_protected(), protected, "{body}");
+    }
+
+    // a service's gates: the team cannot loosen them; the admin can
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout").body(&json!({
+            "repository": "checkout",
+            "promotion": {"p99_limit_ms": 60000.0}
+        })),
+    )
+    .await;
+    assert_error(&r, 403, "AdminRequired", "p99_limit_ms");
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/policy").body(&json!({"promotion": {"p99_limit_ms": 250.0}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout").body(&json!({"repository": "checkout"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["promotion"]["p99_limit_ms"], json!(250.0));
+
+    // whose evidence counts and who is whom on GitHub: the team cannot list itself; the
+    // admin can
+    let recorders = json!({"integration": ["arn:aws:sts::123456789012:assumed-role/dev/me"]});
+    for body in [
+        json!({"repository": "checkout", "evidence_recorders": {"integration": ["arn:aws:iam::123456789012:role/dev"]}}),
+        json!({"repository": "checkout", "github_logins": {"arn:aws:iam::123456789012:role/dev": "nobody"}}),
+    ] {
+        let r = send(&d, ev("PUT", "/services/checkout").body(&body)).await;
+        assert_error(
+            &r,
+            403,
+            "AdminRequired",
+            "evidence recorders and GitHub logins",
+        );
+    }
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/policy").body(&json!({"evidence_recorders": recorders})),
+    )
+    .await;
+    assert_error(&r, 400, "InvalidRequest", "evidence_recorders.integration");
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/policy").body(&json!({
+            "evidence_recorders": {"integration": ["arn:aws:iam::123456789012:role/ci-tests"]},
+            "github_logins": {"arn:aws:iam::123456789012:user/alice": "alice-gh"}
+        })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["evidence_recorders"]["integration"],
+        json!(["arn:aws:iam::123456789012:role/ci-tests"])
+    );
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout").body(&json!({"repository": "checkout"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["github_logins"],
+        json!({"arn:aws:iam::123456789012:user/alice": "alice-gh"})
+    );
 }
 
 #[tokio::test]

@@ -15,9 +15,12 @@ use super::dynamodb::{
 use super::map_sdk_error;
 use crate::error::AdapterError;
 use crate::ports::Registry;
-use crate::registry::{EnvironmentConfig, ServiceConfig};
+use crate::registry::{
+    ENVIRONMENT_POLICY_FIELDS, EnvironmentConfig, SERVICE_POLICY_FIELDS, ServiceConfig,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem,
@@ -92,6 +95,60 @@ fn refused(reasons: &[CancellationReason], index: usize) -> Option<&Cancellation
         .filter(|r| r.code() == Some(CONDITION_FAILED))
 }
 
+/// A write's condition: its expression with the names and values it uses.
+#[derive(Default)]
+struct Condition {
+    clauses: Vec<String>,
+    names: Vec<(String, String)>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl Condition {
+    fn new(clause: &str, names: &[(&str, &str)], values: Vec<(&str, AttributeValue)>) -> Self {
+        let mut c = Condition::default();
+        c.and(clause, names, values);
+        c
+    }
+
+    fn and(&mut self, clause: &str, names: &[(&str, &str)], values: Vec<(&str, AttributeValue)>) {
+        self.clauses.push(clause.to_string());
+        self.names
+            .extend(names.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.values
+            .extend(values.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
+
+    /// And: the stored `fields` are exactly as in `item` (absent where it has none).
+    fn unchanged(&mut self, item: &Item, fields: &[&str]) {
+        for (i, field) in fields.iter().enumerate() {
+            let (name, value) = (format!("#kept{i}"), format!(":kept{i}"));
+            match item.get(*field) {
+                Some(v) => self.and(
+                    &format!("{name} = {value}"),
+                    &[(&name, field)],
+                    vec![(&value, v.clone())],
+                ),
+                None => self.and(
+                    &format!("attribute_not_exists({name})"),
+                    &[(&name, field)],
+                    vec![],
+                ),
+            }
+        }
+    }
+
+    fn apply(self, put: PutBuilder) -> PutBuilder {
+        let mut put = put.condition_expression(self.clauses.join(" AND "));
+        for (k, v) in self.names {
+            put = put.expression_attribute_names(k, v);
+        }
+        for (k, v) in self.values {
+            put = put.expression_attribute_values(k, v);
+        }
+        put
+    }
+}
+
 impl DynamoRegistry {
     async fn get(&self, key: Item) -> Result<Option<Item>, AdapterError> {
         get_consistent(&self.client, &self.table, key).await
@@ -116,6 +173,111 @@ impl DynamoRegistry {
 #[async_trait]
 impl Registry for DynamoRegistry {
     async fn put_service(&self, service: &ServiceConfig) -> Result<(), AdapterError> {
+        self.write_service(service, &[]).await
+    }
+
+    async fn put_service_keeping_policy(
+        &self,
+        service: &ServiceConfig,
+    ) -> Result<(), AdapterError> {
+        self.write_service(service, SERVICE_POLICY_FIELDS).await
+    }
+
+    async fn put_environment(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
+        self.write_environment(env, &[]).await
+    }
+
+    async fn put_environment_keeping_policy(
+        &self,
+        env: &EnvironmentConfig,
+    ) -> Result<(), AdapterError> {
+        self.write_environment(env, ENVIRONMENT_POLICY_FIELDS).await
+    }
+    async fn service(&self, service: &str) -> Result<Option<ServiceConfig>, AdapterError> {
+        self.get(service_key(service))
+            .await?
+            .map(|item| config_of(&format!("service {service}"), item))
+            .transpose()
+    }
+
+    async fn service_by_repository(
+        &self,
+        repository: &str,
+    ) -> Result<Option<ServiceConfig>, AdapterError> {
+        let Some(index) = self.get(repository_key(repository)).await? else {
+            return Ok(None);
+        };
+        let Some(name) = text(&index, "service") else {
+            return Err(AdapterError::Other(format!(
+                "the index entry of repository {repository} has no service; put the service again to repair it"
+            )));
+        };
+        let found = self.service(name).await?;
+        Ok(found.filter(|svc| {
+            let current = svc.repository == repository;
+            if !current {
+                tracing::warn!(repository, service = %svc.service, "stale repository index entry");
+            }
+            current
+        }))
+    }
+
+    async fn environment_config(
+        &self,
+        service: &str,
+        environment: &str,
+    ) -> Result<Option<EnvironmentConfig>, AdapterError> {
+        self.get(environment_key(service, environment))
+            .await?
+            .map(|item| config_of(&format!("environment {service}/{environment}"), item))
+            .transpose()
+    }
+
+    async fn environments_by_alarm(
+        &self,
+        alarm: &str,
+    ) -> Result<Vec<(String, String)>, AdapterError> {
+        let mut bound = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(alarm_pk(alarm)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query", e, TABLE_NOT_FOUND))?;
+            for item in out.items.unwrap_or_default() {
+                match (text(&item, "service"), text(&item, "environment")) {
+                    (Some(svc), Some(env)) => bound.push((svc.to_string(), env.to_string())),
+                    _ => {
+                        return Err(AdapterError::Other(format!(
+                            "an index entry of alarm {alarm} lacks its service or environment ({:?}); put that environment again to repair it",
+                            text(&item, SK)
+                        )));
+                    }
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(bound)
+    }
+}
+
+impl DynamoRegistry {
+    async fn write_service(
+        &self,
+        service: &ServiceConfig,
+        kept: &[&str],
+    ) -> Result<(), AdapterError> {
         service.validate().map_err(|e| AdapterError::Invalid(e.0))?;
         let name = service.service.as_str();
         let previous = self.service(name).await?;
@@ -124,18 +286,23 @@ impl Registry for DynamoRegistry {
         item.extend(service_key(name));
         // Conditioned on what was read, so a concurrent update cannot leave an index entry
         // behind for a repository the service no longer has.
-        let config = Put::builder().table_name(&self.table).set_item(Some(item));
-        let config = match &previous {
-            None => config
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", PK),
-            Some(p) => config
-                .condition_expression("#repository = :repository")
-                .expression_attribute_names("#repository", "repository")
-                .expression_attribute_values(":repository", s(&p.repository)),
-        }
-        .build()
-        .map_err(build_error)?;
+        // A caller who may not change the governed fields writes only while they are as read.
+        let condition = match &previous {
+            None => Condition::new("attribute_not_exists(#pk)", &[("#pk", PK)], vec![]),
+            Some(p) => {
+                let mut c = Condition::new(
+                    "#repository = :repository",
+                    &[("#repository", "repository")],
+                    vec![(":repository", s(&p.repository))],
+                );
+                c.unchanged(&item, kept);
+                c
+            }
+        };
+        let config = condition
+            .apply(Put::builder().table_name(&self.table).set_item(Some(item)))
+            .build()
+            .map_err(build_error)?;
 
         let mut index = repository_key(&service.repository);
         index.insert("service".into(), s(name));
@@ -201,36 +368,11 @@ impl Registry for DynamoRegistry {
         Err(Self::cancelled(&format!("service {name}"), &reasons))
     }
 
-    async fn service(&self, service: &str) -> Result<Option<ServiceConfig>, AdapterError> {
-        self.get(service_key(service))
-            .await?
-            .map(|item| config_of(&format!("service {service}"), item))
-            .transpose()
-    }
-
-    async fn service_by_repository(
+    async fn write_environment(
         &self,
-        repository: &str,
-    ) -> Result<Option<ServiceConfig>, AdapterError> {
-        let Some(index) = self.get(repository_key(repository)).await? else {
-            return Ok(None);
-        };
-        let Some(name) = text(&index, "service") else {
-            return Err(AdapterError::Other(format!(
-                "the index entry of repository {repository} has no service; put the service again to repair it"
-            )));
-        };
-        let found = self.service(name).await?;
-        Ok(found.filter(|svc| {
-            let current = svc.repository == repository;
-            if !current {
-                tracing::warn!(repository, service = %svc.service, "stale repository index entry");
-            }
-            current
-        }))
-    }
-
-    async fn put_environment(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
+        env: &EnvironmentConfig,
+        kept: &[&str],
+    ) -> Result<(), AdapterError> {
         env.validate().map_err(|e| AdapterError::Invalid(e.0))?;
         let (service, environment) = (env.service.as_str(), env.environment.as_str());
         let what = format!("environment {service}/{environment}");
@@ -260,22 +402,32 @@ impl Registry for DynamoRegistry {
         item.extend(environment_key(service, environment));
         // Conditioned on the alarms that were read, so a concurrent update cannot leave alarm
         // index entries behind for alarms the environment no longer has.
-        let config = Put::builder().table_name(&self.table).set_item(Some(item));
-        let config = match (&previous, previous_alarms) {
-            (None, _) => config
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", PK),
-            (Some(_), Some(alarms)) => config
-                .condition_expression("#alarms = :alarms")
-                .expression_attribute_names("#alarms", "alarms")
-                .expression_attribute_values(":alarms", alarms),
-            (Some(_), None) => config
-                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#alarms)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#alarms", "alarms"),
-        }
-        .build()
-        .map_err(build_error)?;
+        // A caller who may not change the governed fields writes only while they are as read.
+        let condition = match (&previous, previous_alarms) {
+            (None, _) => Condition::new("attribute_not_exists(#pk)", &[("#pk", PK)], vec![]),
+            (Some(_), Some(alarms)) => {
+                let mut c = Condition::new(
+                    "#alarms = :alarms",
+                    &[("#alarms", "alarms")],
+                    vec![(":alarms", alarms)],
+                );
+                c.unchanged(&item, kept);
+                c
+            }
+            (Some(_), None) => {
+                let mut c = Condition::new(
+                    "attribute_exists(#pk) AND attribute_not_exists(#alarms)",
+                    &[("#pk", PK), ("#alarms", "alarms")],
+                    vec![],
+                );
+                c.unchanged(&item, kept);
+                c
+            }
+        };
+        let config = condition
+            .apply(Put::builder().table_name(&self.table).set_item(Some(item)))
+            .build()
+            .map_err(build_error)?;
 
         let mut tx = self
             .client
@@ -311,55 +463,6 @@ impl Registry for DynamoRegistry {
             )));
         }
         Err(Self::cancelled(&what, &reasons))
-    }
-
-    async fn environment_config(
-        &self,
-        service: &str,
-        environment: &str,
-    ) -> Result<Option<EnvironmentConfig>, AdapterError> {
-        self.get(environment_key(service, environment))
-            .await?
-            .map(|item| config_of(&format!("environment {service}/{environment}"), item))
-            .transpose()
-    }
-
-    async fn environments_by_alarm(
-        &self,
-        alarm: &str,
-    ) -> Result<Vec<(String, String)>, AdapterError> {
-        let mut bound = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(alarm_pk(alarm)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("Query", e, TABLE_NOT_FOUND))?;
-            for item in out.items.unwrap_or_default() {
-                match (text(&item, "service"), text(&item, "environment")) {
-                    (Some(svc), Some(env)) => bound.push((svc.to_string(), env.to_string())),
-                    _ => {
-                        return Err(AdapterError::Other(format!(
-                            "an index entry of alarm {alarm} lacks its service or environment ({:?}); put that environment again to repair it",
-                            text(&item, SK)
-                        )));
-                    }
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(bound)
     }
 }
 
@@ -716,6 +819,46 @@ mod tests {
                 ("pk".to_string(), s_attr("ALARM#a")),
                 ("sk".to_string(), s_attr("checkout#dev")),
             ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_keeping_the_policy_holds_only_while_protection_and_approval_are_as_read() {
+        // GIVEN dev is stored with an approval policy and no explicit protection
+        let (seen, sink) = recorder::<TransactWriteItemsInput>();
+        let approval = crate::domain::ApprovalPolicy {
+            required: true,
+            timeout_seconds: 3600,
+        };
+        let stored = EnvironmentConfig {
+            approval: Some(approval.clone()),
+            ..dev(&["a"])
+        };
+        let r = registry(&[
+            &get("SERVICE#checkout", "ENV#dev", Some(stored_env(&stored))),
+            &transact_ok(sink),
+        ]);
+
+        // WHEN a team's update (same policy, other steps) is written
+        r.put_environment_keeping_policy(&stored).await.unwrap();
+
+        // THEN the write holds only while protected is still absent and approval as written
+        let seen = seen.lock().unwrap();
+        let config = seen[0].transact_items()[0]
+            .put()
+            .expect("the environment item");
+        assert_eq!(
+            config.condition_expression(),
+            Some("#alarms = :alarms AND attribute_not_exists(#kept0) AND #kept1 = :kept1")
+        );
+        let names = names_of(config.expression_attribute_names());
+        assert_eq!(
+            (names["#kept0"].as_str(), names["#kept1"].as_str()),
+            ("protected", "approval")
+        );
+        assert_eq!(
+            config.expression_attribute_values().unwrap()[":kept1"],
+            to_item("approval", &serde_json::json!({"approval": approval})).unwrap()["approval"]
         );
     }
 
