@@ -182,7 +182,22 @@ async fn roll_back_begun(
     let now = deps.clock.now();
     record.finish(final_phase, now, Some(reason.to_string()));
     let env = environment_after(deps, &record, active, now).await?;
-    deps.store.finish(&record, &env).await?;
+    match deps.store.finish(&record, &env).await {
+        Ok(()) => {}
+        // Another rollback of the same deployment (a person's, an alarm's, the execution's
+        // Catch) finished it first, with its own reason: that one stands, and it emitted the
+        // metrics line. Traffic is on the active color either way.
+        Err(crate::error::AdapterError::ConditionFailed(m)) => {
+            match deps.store.deployment(&id).await? {
+                Some(finished) if finished.phase.is_terminal() => {
+                    tracing::info!(detail = %m, phase = %finished.phase, "another rollback finished the deployment first");
+                    return Ok(RollbackOutcome::AlreadyFinished(finished));
+                }
+                _ => return Err(crate::error::AdapterError::ConditionFailed(m).into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     // Every way a rollback happens (the phase, an alarm, a person, an ended execution) comes
     // through here once: one metrics line per rolled-back deployment.
     crate::emf::emit(&record);

@@ -396,6 +396,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rollback_that_another_rollback_finishes_first_ends_with_that_ones_outcome() {
+        // GIVEN a deployment at 25 %, and a person's rollback that finishes it (FAILED, with
+        // their reason) while this rollback is restoring traffic
+        let w = shifted_to_25().await;
+        let store = w.store.clone();
+        *w.router
+            .during_write
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(move || {
+            let mut records = store.records.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = records.get_mut(sample::DEPLOYMENT_ID) {
+                r.finish(
+                    Phase::Failed,
+                    time::macros::datetime!(2025-01-03 10:09:00 UTC),
+                    Some("manual rollback by bob".into()),
+                );
+            }
+        }));
+        // WHEN the execution's own rollback (its Catch) runs
+        let out = handle(
+            &deps(&w),
+            caught("BlueGreen.Aborted", "moved while shifting"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a conflict instead of the outcome: {e}"));
+        // THEN it ends as the first rollback decided, which stands
+        assert_eq!(out.progress.map(|p| p.next), Some(NextAction::Failed));
+        assert_eq!(w.router.split(), TrafficSplit::all_on(Color::Blue));
+        let r = w
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .unwrap_or_else(|| panic!("no record"));
+        assert_eq!(
+            (r.phase, r.reason.as_deref()),
+            (Phase::Failed, Some("manual rollback by bob"))
+        );
+    }
+
+    #[tokio::test]
     async fn traffic_moved_after_a_finished_rollback_is_put_back() {
         // GIVEN a deployment already rolled back, but a racing shift wrote 50 % afterwards
         let w = shifted_to_25().await;
