@@ -84,6 +84,10 @@ def function_env(router_url: str) -> dict[str, str]:
         # provision.py base creates the state machine under the name template.yaml gives it in a
         # stack named bluegreen.
         "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
+        # The GitHub roles of a stack named bluegreen, as template.yaml names them for the API
+        # (separated by a space: --env-vars splits on commas).
+        "CI_ROLE_ARNS": "arn:aws:iam::123456789012:role/bluegreen-github-deploy "
+                        "arn:aws:iam::123456789012:role/bluegreen.promotion/bluegreen-promotion",
         "RUST_LOG": "info",
     }
 

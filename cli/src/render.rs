@@ -620,6 +620,42 @@ pub fn policy(p: &Paint, v: &Value, changed: bool) -> Vec<String> {
                 blocking.join(", ")
             }
         ));
+        // ARNs and logins are the API's text: one line each, no control characters
+        let clean = |t: &str| -> String {
+            t.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        };
+        let recorders: Vec<String> = ["integration", "e2e", "performance", "compliance"]
+            .iter()
+            .filter_map(|kind| {
+                let who: Vec<String> = v["evidence_recorders"][*kind]
+                    .as_array()?
+                    .iter()
+                    .map(|r| clean(s(r)))
+                    .collect();
+                (!who.is_empty()).then(|| format!("{kind}: {}", who.join(", ")))
+            })
+            .collect();
+        lines.push(format!(
+            "  Recorders   {}",
+            if recorders.is_empty() {
+                "none: no evidence is accepted".to_string()
+            } else {
+                recorders.join("; ")
+            }
+        ));
+        let logins: Vec<String> = v["github_logins"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(who, login)| format!("{} is {}", clean(who), clean(s(login))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !logins.is_empty() {
+            lines.push(format!("  GitHub      {}", logins.join("; ")));
+        }
     }
     lines
 }

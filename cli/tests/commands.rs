@@ -997,7 +997,11 @@ fn policy_shows_what_governs_an_environment_and_a_service_without_mfa() {
         "GET /services/checkout/policy",
         200,
         json!({"service": "checkout", "accounts": ["210987654321"],
-               "promotion": {"p99_limit_ms": 100.0, "blocking_severities": ["CRITICAL", "HIGH"]}}),
+               "promotion": {"p99_limit_ms": 100.0, "blocking_severities": ["CRITICAL", "HIGH"]},
+               "evidence_recorders": {"integration": ["arn:aws:iam::123456789012:role/ci-tests"],
+                                      "compliance": ["arn:aws:iam::123456789012:role/scanner"]},
+               // the API's text is data: no escape sequence reaches the terminal
+               "github_logins": {"arn:aws:iam::123456789012:user/carol": "carol\u{1b}[2J-gh"}}),
     );
     assert_eq!(env.code, 0, "{:?}", env.error);
     assert!(env.mfa.is_empty(), "reading needs no MFA");

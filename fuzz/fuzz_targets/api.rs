@@ -22,6 +22,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         access: w.access.clone(),
         images: w.images.clone(),
         clock: w.clock.clone(),
+        ci_roles: Vec::new(),
     };
     let before = fingerprint(&w);
     let res = block_on(api::handle(&deps, req));

@@ -17,6 +17,16 @@ use std::time::Duration;
 
 pub const TABLE: &str = "bluegreen";
 
+/// The role CI records promotion evidence with: every service the local stack registers lists
+/// it in `evidence_recorders` for every kind.
+pub const CI_TESTS_ROLE: &str = "arn:aws:iam::123456789012:role/ci-tests";
+/// A session of [`CI_TESTS_ROLE`], as API Gateway names its caller.
+pub const CI_TESTS: &str = "arn:aws:sts::123456789012:assumed-role/ci-tests/gh-alice";
+/// A session of the stack's promotion role (`CI_ROLE_ARNS` in stack.py names it, as the
+/// template does for a stack named bluegreen), run by GitHub user alice.
+pub const PROMOTION_GH_ALICE: &str =
+    "arn:aws:sts::123456789012:assumed-role/bluegreen-promotion/gh-alice";
+
 /// The repository root (this crate lives in `<root>/local-stack`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -485,6 +495,18 @@ impl LocalStack {
                 service.status,
                 service.body
             );
+        }
+        // Whose evidence counts is an administrator's: CI's role records every kind.
+        let path = format!("/services/{}/policy", env.service);
+        let recorders = json!({"evidence_recorders": {
+            "integration": [CI_TESTS_ROLE],
+            "e2e": [CI_TESTS_ROLE],
+            "performance": [CI_TESTS_ROLE],
+            "compliance": [CI_TESTS_ROLE],
+        }});
+        let set = self.api_retrying_transient("PUT", &path, Some(&recorders), caller)?;
+        if set.status != 200 {
+            bail!("PUT {path}: {} {}", set.status, set.body);
         }
         let config = json!({
             "traffic": {

@@ -58,6 +58,10 @@ pub struct DeploymentRequest {
     pub image_digest: Option<String>,
     #[serde(default = "default_deployer")]
     pub deployer: String,
+    /// The person behind a CI caller (`github:<login>`, from its role session name), when the
+    /// deployer is a CI role: four eyes applies to that person too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<String>,
     pub traffic: TrafficConfig,
     pub compute: ComputeConfig,
     /// CloudWatch alarms that veto the deployment while it runs.
@@ -131,6 +135,13 @@ impl DeploymentRequest {
         }
         if self.deployer.is_empty() || self.deployer.len() > 256 {
             return bad("deployer must be 1-256 characters".into());
+        }
+        if let Some(t) = &self.triggered_by
+            && !t
+                .strip_prefix(crate::domain::principal::GITHUB_TRIGGER_PREFIX)
+                .is_some_and(crate::domain::principal::github_login_ok)
+        {
+            return bad(format!("triggered_by {t:?} must be github:<GitHub login>"));
         }
         self.traffic.target()?;
         if self.traffic.blue_target_group_arn == self.traffic.green_target_group_arn {
@@ -238,6 +249,7 @@ impl DeploymentRequest {
             image_digest: self.digest(),
             strategy: STRATEGY_BLUE_GREEN.to_string(),
             deployer: self.deployer.clone(),
+            triggered_by: self.triggered_by.clone(),
             active_color: None,
             target_color: None,
             previous_version: None,

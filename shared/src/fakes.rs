@@ -1107,6 +1107,7 @@ pub mod sample {
             image_digest: None,
             strategy: crate::domain::STRATEGY_BLUE_GREEN.into(),
             deployer: "alice@example.com".into(),
+            triggered_by: None,
             active_color: Some(Color::Blue),
             target_color: Some(Color::Green),
             previous_version: Some("1.2.0".into()),
@@ -1234,6 +1235,8 @@ pub mod sample {
                     promotion: Default::default(),
                     // the account the sample environments' roles are in
                     accounts: vec!["210987654321".into()],
+                    evidence_recorders: Default::default(),
+                    github_logins: Default::default(),
                 })
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -3,11 +3,14 @@
 //! Everything is validated on write, so a deployment built from it is valid.
 
 use crate::contracts::{ComputeConfig, DeploymentRequest, TrafficConfig};
+use crate::domain::principal::{github_login_ok, iam_principal_ok, role_session_ok};
 use crate::domain::{
-    ApprovalPolicy, ImageRef, PromotionPolicy, StepPlan, Thresholds, Timings, Version,
+    ApprovalPolicy, EvidenceRecorders, ImageRef, PromotionPolicy, StepPlan, Thresholds, Timings,
+    Version,
 };
 use crate::error::PhaseError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Tags that deploy by default: plain semantic versions (`1.3.0`, `v1.3.0`).
 pub const DEFAULT_RELEASE_PATTERN: &str = r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$";
@@ -50,12 +53,31 @@ pub struct ServiceConfig {
     /// `role_arn`. Empty: its environments act in the controller's own account only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<String>,
+    /// Per kind of promotion evidence, the IAM principals (role or user ARNs) whose recordings
+    /// of that kind are accepted and counted by the gates. A kind nobody is listed for is not
+    /// accepted at all.
+    #[serde(default, skip_serializing_if = "EvidenceRecorders::is_empty")]
+    pub evidence_recorders: EvidenceRecorders,
+    /// IAM principals (role or user ARNs, or one role session's ARN) of people and the GitHub
+    /// logins they go by, so the person who triggered a CI run cannot approve what it started
+    /// when their AWS name is not their GitHub login.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub github_logins: BTreeMap<String, String>,
 }
 
+/// At most this many entries in `github_logins`.
+const MAX_GITHUB_LOGINS: usize = 200;
+
 /// The fields of a service that only an administrator changes (`PUT /services/{service}/policy`,
-/// granted by the stack's admin policy with MFA): the accounts its environments may act in and
-/// what its promotions require. The service's own `PUT` keeps them as stored.
-pub const SERVICE_POLICY_FIELDS: &[&str] = &["accounts", "promotion"];
+/// granted by the stack's admin policy with MFA): the accounts its environments may act in,
+/// what its promotions require, whose evidence counts, and which GitHub login each approver
+/// goes by. The service's own `PUT` keeps them as stored.
+pub const SERVICE_POLICY_FIELDS: &[&str] = &[
+    "accounts",
+    "promotion",
+    "evidence_recorders",
+    "github_logins",
+];
 
 /// The fields of an environment that only an administrator changes
 /// (`PUT /services/{service}/environments/{environment}/policy`): its protection and approval.
@@ -66,14 +88,19 @@ pub const ENVIRONMENT_POLICY_FIELDS: &[&str] = &["protected", "approval"];
 pub struct ServicePolicy {
     pub accounts: Vec<String>,
     pub promotion: PromotionPolicy,
+    pub evidence_recorders: EvidenceRecorders,
+    pub github_logins: BTreeMap<String, String>,
 }
 
 impl Default for ServicePolicy {
-    /// A new service's: no other account, the default gates.
+    /// A new service's: no other account, the default gates, no evidence recorder (so no
+    /// evidence is accepted), no GitHub login known.
     fn default() -> Self {
         ServicePolicy {
             accounts: vec![],
             promotion: PromotionPolicy::default(),
+            evidence_recorders: EvidenceRecorders::default(),
+            github_logins: BTreeMap::new(),
         }
     }
 }
@@ -240,6 +267,24 @@ impl ServiceConfig {
         {
             return bad("accounts: at most 20 AWS account ids of 12 digits".into());
         }
+        self.evidence_recorders.validate().map_err(InvalidConfig)?;
+        if self.github_logins.len() > MAX_GITHUB_LOGINS {
+            return bad(format!(
+                "github_logins: at most {MAX_GITHUB_LOGINS} entries"
+            ));
+        }
+        for (who, login) in &self.github_logins {
+            if !(iam_principal_ok(who) || role_session_ok(who)) {
+                return bad(format!(
+                    "github_logins: {who:?} is not an IAM role or user ARN or a role session ARN (arn:aws:sts::<account>:assumed-role/<role>/<session>)"
+                ));
+            }
+            if !github_login_ok(login) {
+                return bad(format!(
+                    "github_logins: {login:?} (for {who}) is not a GitHub login (1-39 letters, digits or single hyphens)"
+                ));
+            }
+        }
         self.promotion.validate().map_err(InvalidConfig)
     }
 
@@ -248,6 +293,8 @@ impl ServiceConfig {
         ServicePolicy {
             accounts: self.accounts.clone(),
             promotion: self.promotion.clone(),
+            evidence_recorders: self.evidence_recorders.clone(),
+            github_logins: self.github_logins.clone(),
         }
     }
 
@@ -360,6 +407,7 @@ impl EnvironmentConfig {
             image,
             image_digest,
             deployer: deployer.to_string(),
+            triggered_by: None,
             traffic: self.traffic.clone(),
             compute: self.compute.clone(),
             alarms: self.alarms.clone(),
@@ -555,6 +603,57 @@ mod tests {
             serde_json::from_value::<ServiceConfig>(
                 json!({"service": "a", "repository": "a1", "extra": 1})
             )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn evidence_recorders_and_github_logins_are_checked_on_write() {
+        let ok: ServiceConfig = serde_json::from_value(json!({
+            "service": "checkout", "repository": "team/checkout",
+            "evidence_recorders": {"integration": ["arn:aws:iam::123456789012:role/ci-tests"],
+                                   "compliance": ["arn:aws:iam::123456789012:role/audit/scanner"]},
+            "github_logins": {"arn:aws:iam::123456789012:user/carol": "carol-gh",
+                              "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Approver_0a1b/alice@example.com": "alice"}
+        }))
+        .unwrap();
+        assert_eq!(ok.validate(), Ok(()));
+        // by default, no recorder: no evidence of any kind is accepted
+        assert!(service().evidence_recorders.is_empty());
+        for (patch, field) in [
+            (
+                json!({"evidence_recorders": {"e2e": ["*"]}}),
+                "evidence_recorders.e2e",
+            ),
+            (
+                json!({"evidence_recorders": {"performance": ["arn:aws:iam::123456789012:role/*"]}}),
+                "evidence_recorders.performance",
+            ),
+            (
+                json!({"github_logins": {"arn:aws:iam::123456789012:role/approver": "-alice"}}),
+                "github_logins",
+            ),
+            (
+                json!({"github_logins": {"alice": "alice"}}),
+                "github_logins",
+            ),
+        ] {
+            let mut v = json!({"service": "checkout", "repository": "team/checkout"});
+            if let (Some(o), Some(p)) = (v.as_object_mut(), patch.as_object()) {
+                o.extend(p.clone());
+            }
+            let s: ServiceConfig = serde_json::from_value(v).unwrap();
+            let err = s.validate().map_err(|e| e.0);
+            assert!(
+                err.as_ref().err().is_some_and(|m| m.contains(field)),
+                "{patch}: {err:?}"
+            );
+        }
+        // an unknown kind is refused when parsed
+        assert!(
+            serde_json::from_value::<ServiceConfig>(json!({
+                "service": "a", "repository": "a1", "evidence_recorders": {"smoke": []}
+            }))
             .is_err()
         );
     }

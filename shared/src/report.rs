@@ -368,6 +368,13 @@ pub fn approval_request(
         ),
         format!("  Deployer: {}", one_line(&req.deployer)),
     ];
+    // The person behind a CI deployer, who may not decide it either.
+    if let Some(by) = &req.triggered_by {
+        lines.push(format!(
+            "  Triggered by: {} (may not approve or reject it)",
+            one_line(by)
+        ));
+    }
     match &req.gates {
         Some(gates) => {
             lines.push("  Gates:".to_string());
@@ -460,6 +467,14 @@ mod tests {
                 .iter()
                 .any(|l| l.starts_with("  Deployer: ") && l.ends_with(" Approved!")),
             "{text}"
+        );
+        // a CI deployer: the person behind it is named, and told they may not decide
+        assert!(!text.contains("Triggered by"), "{text}");
+        req.triggered_by = Some("github:alice".into());
+        assert!(
+            approval_request("d-9", &req, 3600).contains(
+                &"  Triggered by: github:alice (may not approve or reject it)".to_string()
+            )
         );
         // not a promotion: said so
         req.gates = None;

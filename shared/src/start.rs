@@ -37,6 +37,8 @@ pub struct StartRequest {
     pub image: ImageRef,
     pub image_digest: Option<String>,
     pub deployer: String,
+    /// The person behind a CI deployer (`github:<login>`).
+    pub triggered_by: Option<String>,
     /// The promotion checklist that allowed it, if it was promoted.
     pub gates: Option<Vec<crate::domain::GateResult>>,
     /// When its image was pushed, if known.
@@ -125,6 +127,7 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
         &req.deployer,
     );
     input.gates = req.gates.clone();
+    input.triggered_by = req.triggered_by.clone();
     input.image_pushed_at = req.image_pushed_at;
     input
         .validate()
@@ -257,6 +260,8 @@ mod tests {
                 auto_deploy: vec!["dev".into()],
                 promotion: Default::default(),
                 accounts: vec!["210987654321".into()],
+                evidence_recorders: Default::default(),
+                github_logins: Default::default(),
             })
             .await
             .unwrap();
@@ -288,6 +293,7 @@ mod tests {
             image: ImageRef::parse(sample::IMAGE_V130).unwrap(),
             image_digest: None,
             deployer: "arn:aws:iam::123456789012:user/alice".into(),
+            triggered_by: None,
             gates: None,
             image_pushed_at: None,
         }

@@ -3,8 +3,13 @@
 //! ready and no traffic; approval lets traffic move, rejection and timeout end NOT_DEPLOYED
 //! with blue still serving everything. The real handlers, state machine (with its task token
 //! and timeout) and SDK clients. Each test uses its own service, so they run in parallel.
+//! Evidence counts only from the recorder the service lists (CI's role), for the pushed
+//! image; a promotion by the promotion role records the GitHub user behind the run, who may
+//! not approve it.
 
-use local_stack::{ApiResponse, Environment, LocalStack, ecr_push_event};
+use local_stack::{
+    ApiResponse, CI_TESTS, Environment, LocalStack, PROMOTION_GH_ALICE, ecr_push_event,
+};
 use serde_json::{Value, json};
 use shared::domain::{ApprovalState, Color, DeploymentStatus, Phase, TrafficSplit};
 use shared::ports::DeploymentStore;
@@ -38,8 +43,13 @@ struct Promoted {
 }
 
 /// v1.3.0 pushed, deployed to DEV by the push, refused for PRD without evidence, then promoted
-/// once CI recorded it; returns when the PRD deployment waits for approval.
-async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -> Promoted {
+/// by `promoter` once CI recorded it; returns when the PRD deployment waits for approval.
+async fn promoted_to_prd(
+    s: &LocalStack,
+    service: &str,
+    approval_timeout: u64,
+    promoter: &str,
+) -> Promoted {
     let dev = ok("dev", s.environment(service, "dev", "1.2.0"));
     let prd = ok("prd", s.environment(service, "prd", "1.2.0"));
     ok("register dev", s.register(&dev, timings(), ALICE));
@@ -85,16 +95,26 @@ async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -
         refused.body
     );
 
+    // a person who is not the service's listed recorder cannot vouch for it
+    let forged = api(
+        s,
+        "POST",
+        &format!("/services/{service}/environments/dev/versions/1.3.0/evidence"),
+        json!({"kind": "integration", "passed": 156, "total": 156, "image_digest": image.digest}),
+        ALICE,
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(forged.body["error"], "RecorderNotAllowed");
     for evidence in [
-        json!({"kind": "integration", "passed": 156, "total": 156}),
-        json!({"kind": "performance", "p99_ms": 87.0}),
-        json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+        json!({"kind": "integration", "passed": 156, "total": 156, "image_digest": image.digest}),
+        json!({"kind": "performance", "p99_ms": 87.0, "image_digest": image.digest}),
+        json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23, "image_digest": image.digest}),
     ] {
         let path = format!("/services/{service}/environments/dev/versions/1.3.0/evidence");
-        let r = api(s, "POST", &path, evidence, ALICE);
+        let r = api(s, "POST", &path, evidence, CI_TESTS);
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    let accepted = api(s, "POST", &promotions, promote, ALICE);
+    let accepted = api(s, "POST", &promotions, promote, promoter);
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     assert_eq!(accepted.body["awaiting_approval"], true);
     let scan = accepted.body["promotion"]["gates"]
@@ -175,15 +195,20 @@ async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -
         .ok()
         .and_then(|i| i["image_digest"].as_str().map(str::to_string))
         .unwrap_or_else(|| panic!("the execution input has no digest"));
-    for expected in [
+    let mut expected_lines = vec![];
+    if promoter == PROMOTION_GH_ALICE {
+        expected_lines
+            .push("Triggered by: github:alice (may not approve or reject it)".to_string());
+    }
+    for expected in expected_lines.into_iter().chain([
         format!("Approval needed: {service} v1.3.0 to PRD"),
         format!("Digest:   {digest}"),
-        format!("Deployer: {ALICE}"),
+        format!("Deployer: {promoter}"),
         "✓ Same image succeeded upstream".to_string(),
         "✓ Integration tests: 156/156 passed".to_string(),
         "Upstream: deployment ".to_string(),
         format!("bluegreen approve {deployment_id} --service {service} --env prd"),
-    ] {
+    ]) {
         assert!(
             message.contains(&expected),
             "{expected:?} not in:\n{message}"
@@ -199,7 +224,15 @@ async fn promoted_to_prd(s: &LocalStack, service: &str, approval_timeout: u64) -
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approved_promotion_deploys_the_same_image_to_prd() {
     let s = ok("stack", LocalStack::start().await);
-    let p = promoted_to_prd(&s, "pay-approve", 300).await;
+    // the promote workflow's role, run by GitHub user alice
+    let p = promoted_to_prd(&s, "pay-approve", 300, PROMOTION_GH_ALICE).await;
+    let r = ok("record", s.store.deployment(&p.deployment_id).await)
+        .unwrap_or_else(|| panic!("no record"));
+    assert_eq!(
+        (r.deployer.as_str(), r.triggered_by.as_deref()),
+        (PROMOTION_GH_ALICE, Some("github:alice"))
+    );
+    // alice, who triggered the run, cannot approve what it started
     let own = api(
         &s,
         "POST",
@@ -211,6 +244,7 @@ async fn an_approved_promotion_deploys_the_same_image_to_prd() {
         ALICE,
     );
     assert_eq!(own.status, 403, "the deployer cannot approve: {}", own.body);
+    assert_eq!(own.body["error"], "ApproverStartedIt", "{}", own.body);
 
     let approved = api(
         &s,
@@ -256,7 +290,7 @@ async fn an_approved_promotion_deploys_the_same_image_to_prd() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_promotion_ends_not_deployed_with_blue_untouched() {
     let s = ok("stack", LocalStack::start().await);
-    let p = promoted_to_prd(&s, "pay-reject", 300).await;
+    let p = promoted_to_prd(&s, "pay-reject", 300, ALICE).await;
     let rejected = api(
         &s,
         "POST",
@@ -294,7 +328,7 @@ async fn a_rejected_promotion_ends_not_deployed_with_blue_untouched() {
 async fn an_approval_that_times_out_ends_not_deployed() {
     let s = ok("stack", LocalStack::start().await);
     // long enough that request-approval (a cold start locally) stores its token well before it
-    let p = promoted_to_prd(&s, "pay-timeout", 8).await;
+    let p = promoted_to_prd(&s, "pay-timeout", 8, ALICE).await;
     let end = ok("wait", s.wait(&p.execution_arn, TIMEOUT).await);
     assert_eq!(
         (end.status.as_str(), end.error.as_deref()),

@@ -88,6 +88,8 @@ async fn started_by_request(w: &World) {
             auto_deploy: vec!["dev".into()],
             promotion: Default::default(),
             accounts: Vec::new(),
+            evidence_recorders: Default::default(),
+            github_logins: Default::default(),
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -109,6 +111,7 @@ async fn started_by_request(w: &World) {
             image: request.image.clone(),
             image_digest: None,
             deployer: request.deployer.clone(),
+            triggered_by: request.triggered_by.clone(),
             gates: None,
             image_pushed_at: None,
         },

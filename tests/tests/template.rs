@@ -2128,9 +2128,11 @@ fn resource_text(r: &Value) -> String {
 }
 
 /// The GitHub OIDC trust of a role: one statement, sts:AssumeRoleWithWebIdentity from the
-/// provider, and only StringEquals on exactly `aud` = sts.amazonaws.com and `sub` =
-/// `repo:<owner>/<repo>:environment:<env>` (no wildcard, no StringLike, no other operator or
-/// key that could widen it). The parameters it is made of cannot hold a wildcard either.
+/// provider, StringEquals on exactly `aud` = sts.amazonaws.com and `sub` =
+/// `repo:<owner>/<repo>:environment:<env>` (no wildcard), and the one StringLike the API
+/// relies on: `sts:RoleSessionName` = `gh-?*`, a session name that carries the GitHub user who
+/// triggered the run. No other operator or key that could widen it. The parameters it is made
+/// of cannot hold a wildcard either.
 fn github_trust_findings(t: &Value, role: &str) -> Vec<String> {
     let mut findings = Vec::new();
     let trust = &t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"];
@@ -2151,9 +2153,15 @@ fn github_trust_findings(t: &Value, role: &str) -> Vec<String> {
             .as_object()
             .map(|m| m.keys().collect())
             .unwrap_or_default();
-        if operators != ["StringEquals"] {
+        if operators != ["StringEquals", "StringLike"] {
             findings.push(format!(
-                "{role}: trust conditions {operators:?}, expected StringEquals only"
+                "{role}: trust conditions {operators:?}, expected StringEquals and StringLike"
+            ));
+        }
+        if s["Condition"]["StringLike"] != json!({"sts:RoleSessionName": GITHUB_SESSION_NAME}) {
+            findings.push(format!(
+                "{role}: StringLike is {}, expected exactly sts:RoleSessionName {GITHUB_SESSION_NAME} (a session name carrying the person who triggered the run)",
+                s["Condition"]["StringLike"]
             ));
         }
         let eq = &s["Condition"]["StringEquals"];
@@ -2206,6 +2214,48 @@ fn github_trust_findings(t: &Value, role: &str) -> Vec<String> {
     findings
 }
 
+/// The session name the GitHub roles' trust requires: `gh-` and at least one character (the
+/// workflows use `gh-${{ github.triggering_actor }}`; sts:RoleSessionName is a condition key of
+/// sts:AssumeRoleWithWebIdentity in the Service Authorization Reference).
+const GITHUB_SESSION_NAME: &str = "gh-?*";
+
+/// The ARN a role of the template gets, as an Fn::Sub template: its fixed `RoleName` (an Fn::Sub)
+/// under its `Path` (default `/`). `None` when it has no fixed name.
+fn fixed_role_arn(t: &Value, role: &str) -> Option<String> {
+    let props = &t["Resources"][role]["Properties"];
+    let name = props["RoleName"]["Fn::Sub"].as_str()?;
+    let path = props["Path"].as_str().unwrap_or("/");
+    Some(format!(
+        "arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{path}{name}"
+    ))
+}
+
+/// The API knows the GitHub roles' callers: both roles have fixed names, and the API function's
+/// `CI_ROLE_ARNS` names exactly their ARNs when they exist (and nothing when they do not).
+fn ci_role_findings(t: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let mut arns = Vec::new();
+    for role in ["GitHubDeployRole", "PromotionRole"] {
+        match fixed_role_arn(t, role) {
+            Some(arn) => arns.push(arn),
+            None => findings.push(format!(
+                "{role}: no fixed RoleName (Fn::Sub), so the API cannot name it in CI_ROLE_ARNS"
+            )),
+        }
+    }
+    let var =
+        &t["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]["CI_ROLE_ARNS"];
+    let expected = json!({"Fn::If": ["CreateGitHubDeployRole", {"Fn::Sub": arns.join(",")}, ""]});
+    if *var != expected {
+        findings.push(format!(
+            "ApiFunction: CI_ROLE_ARNS is {var}, expected {expected}"
+        ));
+    }
+    findings
+}
+
+/// The promotion role may only invoke the API routes a promotion needs (POST /promotions, GET
+/// /deployments and /deployments/*) of this stack's API; nothing in CloudFormation, S3, IAM or
 /// The promotion role may only invoke the API routes a promotion needs (POST …/promotions, GET
 /// …/deployments and …/deployments/*) of this stack's API; nothing in CloudFormation, S3, IAM or
 /// any other service, and no inline policy.
@@ -2802,6 +2852,11 @@ fn the_github_roles_trust_exactly_one_repository_and_environment() {
 }
 
 #[test]
+fn the_api_knows_the_github_roles_by_their_fixed_names() {
+    assert_eq!(ci_role_findings(&template()), Vec::<String>::new());
+}
+
+#[test]
 fn the_promotion_role_calls_the_api_and_cannot_change_the_stack() {
     assert_eq!(promotion_role_findings(&template()), Vec::<String>::new());
 }
@@ -2895,26 +2950,54 @@ mod security_broken_copies {
     fn a_trust_by_string_like() {
         let t = broken(
             "            Condition:\n              StringEquals:\n                token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
-            "            Condition:\n              StringLike:\n                token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
+            "            Condition:\n              ForAnyValue:StringLike:\n                token.actions.githubusercontent.com:aud: sts.amazonaws.com\n",
         );
         assert_caught(
             &github_trust_findings(&t, "GitHubDeployRole"),
-            "expected StringEquals only",
+            "expected StringEquals and StringLike",
         );
     }
 
     #[test]
     fn a_trust_with_a_second_wildcard_condition() {
         let t = broken(
-            &format!("                {SUB}\n      ManagedPolicyArns: [!Ref PromotionPolicy]"),
-            &format!(
-                "                {SUB}\n              StringLike:\n                token.actions.githubusercontent.com:sub: \"repo:*\"\n      ManagedPolicyArns: [!Ref PromotionPolicy]"
-            ),
+            "                sts:RoleSessionName: gh-?*\n      ManagedPolicyArns: [!Ref PromotionPolicy]",
+            "                sts:RoleSessionName: gh-?*\n                token.actions.githubusercontent.com:sub: \"repo:*\"\n      ManagedPolicyArns: [!Ref PromotionPolicy]",
         );
         assert_caught(
             &github_trust_findings(&t, "PromotionRole"),
-            "expected StringEquals only",
+            "PromotionRole: StringLike is",
         );
+    }
+
+    /// Finding 5: a CI session must name the person behind the run, or the API could not
+    /// keep that person from approving what the run started.
+    #[test]
+    fn a_trust_that_takes_any_session_name() {
+        let t = broken(
+            "              StringLike:\n                sts:RoleSessionName: gh-?*\n",
+            "",
+        );
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "expected exactly sts:RoleSessionName gh-?*",
+        );
+        let t = broken("sts:RoleSessionName: gh-?*", "sts:RoleSessionName: \"*\"");
+        assert_caught(
+            &github_trust_findings(&t, "GitHubDeployRole"),
+            "GitHubDeployRole: StringLike is",
+        );
+    }
+
+    #[test]
+    fn a_github_role_the_api_cannot_name() {
+        let t = broken("      RoleName: !Sub \"${AWS::StackName}-promotion\"\n", "");
+        assert_caught(&ci_role_findings(&t), "PromotionRole: no fixed RoleName");
+        let t = broken(
+            ",arn:${AWS::Partition}:iam::${AWS::AccountId}:role/bluegreen.promotion/${AWS::StackName}-promotion\"",
+            "\"",
+        );
+        assert_caught(&ci_role_findings(&t), "ApiFunction: CI_ROLE_ARNS is");
     }
 
     #[test]

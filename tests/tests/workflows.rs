@@ -4,6 +4,10 @@
 //! whoever controls the action's repository; a job that may mint AWS credentials
 //! (`id-token: write`) would then run that code with them.
 //!
+//! Every role session a workflow assumes names the person who triggered the run
+//! (`role-session-name: gh-${{ github.triggering_actor }}`): the GitHub roles' trust requires
+//! `gh-?*`, and the API records that person behind a CI deployment so they cannot approve it.
+//!
 //! Each check returns findings; the tests at the bottom break copies of a workflow and show
 //! each break is reported.
 
@@ -133,6 +137,55 @@ fn token_job_findings(file: &str, text: &str) -> Vec<String> {
     findings
 }
 
+/// The session name every AWS role session of the workflows carries.
+const SESSION_NAME: &str = "gh-${{ github.triggering_actor }}";
+
+/// Every `configure-aws-credentials` step assumes its role with `role-session-name:`
+/// [`SESSION_NAME`]. Parsed, so it holds however the steps are written.
+fn session_name_findings(file: &str, text: &str) -> Vec<String> {
+    let doc: Value =
+        serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{file} is not YAML: {e}"));
+    let mut findings = Vec::new();
+    for (name, job) in doc["jobs"].as_mapping().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_default();
+        for step in job["steps"].as_sequence().into_iter().flatten() {
+            let uses = step["uses"].as_str().unwrap_or_default();
+            if !uses.starts_with("aws-actions/configure-aws-credentials@") {
+                continue;
+            }
+            let session = step["with"]["role-session-name"].as_str();
+            if session != Some(SESSION_NAME) {
+                findings.push(format!(
+                    "{file}: job {name} assumes its role with role-session-name {session:?}, not {SESSION_NAME:?} (the person who triggered the run)"
+                ));
+            }
+        }
+    }
+    findings
+}
+
+/// How many `configure-aws-credentials` steps the workflows have.
+fn credential_steps(text: &str) -> usize {
+    text.matches("aws-actions/configure-aws-credentials@")
+        .count()
+}
+
+#[test]
+fn every_aws_session_names_the_person_who_triggered_the_run() {
+    let all = workflows();
+    // the deploy workflows assume roles; if none did, the check would hold vacuously
+    let steps: usize = all.iter().map(|(_, t)| credential_steps(t)).sum();
+    assert!(
+        steps >= 2,
+        "expected the two deploy workflows' credentials steps"
+    );
+    let findings: Vec<String> = all
+        .iter()
+        .flat_map(|(f, t)| session_name_findings(f, t))
+        .collect();
+    assert_eq!(findings, Vec::<String>::new());
+}
+
 #[test]
 fn every_action_is_pinned_to_a_commit_with_its_version() {
     let all = workflows();
@@ -225,6 +278,38 @@ mod broken_copies {
         assert_caught(
             &token_job_findings("deploy-prd.yaml", &text),
             "job promote has id-token: write and uses aws-actions/configure-aws-credentials@main",
+        );
+    }
+
+    #[test]
+    fn a_session_named_after_the_run_instead_of_the_person() {
+        let text = broken(
+            "deploy-dev.yaml",
+            "role-session-name: gh-${{ github.triggering_actor }}",
+            "role-session-name: deploy-dev-${{ github.run_id }}",
+        );
+        assert_caught(
+            &session_name_findings("deploy-dev.yaml", &text),
+            "job deploy assumes its role with role-session-name Some(\"deploy-dev-${{ github.run_id }}\")",
+        );
+        // github.actor names who started the first attempt; a re-run's person is another
+        let text = broken(
+            "deploy-prd.yaml",
+            "role-session-name: gh-${{ github.triggering_actor }}",
+            "role-session-name: gh-${{ github.actor }}",
+        );
+        assert_caught(
+            &session_name_findings("deploy-prd.yaml", &text),
+            "job promote assumes its role",
+        );
+        let text = broken(
+            "deploy-prd.yaml",
+            "          role-session-name: gh-${{ github.triggering_actor }}\n",
+            "",
+        );
+        assert_caught(
+            &session_name_findings("deploy-prd.yaml", &text),
+            "role-session-name None",
         );
     }
 

@@ -40,6 +40,7 @@ pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::start(call.body(), &call.scope)?;
     let service = call.scope.service.clone();
     let environment = call.scope.environment()?.to_string();
+    let triggered_by = call.triggered_by(deps)?;
     let id = requests::new_deployment_id(
         call.idempotency_key.as_deref(),
         call.request_id.as_deref(),
@@ -68,6 +69,7 @@ pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             image: body.image,
             image_digest: body.image_digest,
             deployer: call.caller.clone(),
+            triggered_by,
             gates: None,
             image_pushed_at: None,
         },

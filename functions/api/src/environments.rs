@@ -192,6 +192,7 @@ async fn run(deps: &ApiDeps, p: &Plan) -> Result<Reply, (ApiError, Reached)> {
         image_digest: None,
         strategy: STRATEGY_ROLLBACK.into(),
         deployer: p.deployer.clone(),
+        triggered_by: None,
         active_color: Some(p.active),
         target_color: Some(standby),
         previous_version: p.active_version.clone(),

@@ -77,6 +77,18 @@ impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)
     }
+    /// The caller is not listed in the service's `evidence_recorders` for this kind.
+    pub fn recorder_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(403, "RecorderNotAllowed", message)
+    }
+    /// A CI role's session that does not name the person who triggered the run.
+    pub fn ci_actor_unknown(message: impl Into<String>) -> Self {
+        Self::new(403, "CiActorUnknown", message)
+    }
+    /// The person deciding an approval triggered the deployment (through CI).
+    pub fn approver_started_it(message: impl Into<String>) -> Self {
+        Self::new(403, "ApproverStartedIt", message)
+    }
     /// The environment's protection refuses the request (deploy only through promotion).
     pub fn protected(message: impl Into<String>) -> Self {
         Self::new(403, "ProtectedEnvironment", message)

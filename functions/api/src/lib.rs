@@ -29,6 +29,44 @@ pub struct ApiDeps {
     pub access: Arc<dyn EnvironmentAccess>,
     pub images: Arc<dyn Images>,
     pub clock: Arc<dyn Clock>,
+    /// The roles GitHub Actions workflows call the API with (`CI_ROLE_ARNS`): their callers
+    /// must name the person behind the run in their session name (`gh-<login>`).
+    pub ci_roles: Vec<String>,
+}
+
+/// The environment variable naming the CI roles (role ARNs separated by commas or spaces; may
+/// be empty).
+pub const CI_ROLE_ARNS: &str = "CI_ROLE_ARNS";
+
+/// The CI roles from `CI_ROLE_ARNS`'s value: role ARNs separated by commas or spaces (the
+/// template uses commas; `cargo lambda watch --env-vars` cannot carry them); none when unset or
+/// empty. Anything else fails the cold start, naming the variable.
+pub fn ci_roles(value: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    value
+        .split([',', ' '])
+        .filter(|arn| !arn.is_empty())
+        .map(|arn| {
+            if shared::domain::principal::iam_principal_ok(arn) && arn.contains(":role/") {
+                Ok(arn.to_string())
+            } else {
+                Err(format!(
+                    "{CI_ROLE_ARNS}: {arn:?} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>); set it in the function's configuration (template.yaml)"
+                ))
+            }
+        })
+        .collect()
+}
+
+impl Call {
+    /// Who triggered this request when the caller is a CI role (`github:<login>`); a CI
+    /// session that names nobody is refused.
+    pub(crate) fn triggered_by(&self, deps: &ApiDeps) -> Result<Option<String>, ApiError> {
+        shared::domain::principal::ci_trigger(&self.caller, &deps.ci_roles)
+            .map_err(|e| ApiError::ci_actor_unknown(e.to_string()))
+    }
 }
 
 impl ApiDeps {

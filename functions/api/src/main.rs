@@ -4,6 +4,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    let ci_roles = api::ci_roles(std::env::var(api::CI_ROLE_ARNS).ok().as_deref())?;
     let c = shared::runtime::control_deps().await?;
     let deps = ApiDeps {
         registry: c.registry,
@@ -12,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         access: c.access,
         images: c.images,
         clock: c.clock,
+        ci_roles,
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

@@ -1,6 +1,8 @@
-//! Promotion: evidence CI records per version and environment, a version's quarantine and its
-//! clearing, the gated promotion of one image from an environment to the next, and the approval
-//! (or rejection) of a deployment that waits for a person before any traffic moves.
+//! Promotion: evidence CI records per version and environment (only the recorders a service
+//! lists, for one image), a version's quarantine and its clearing, the gated promotion of one
+//! image from an environment to the next, and the approval (or rejection) of a deployment that
+//! waits for a person before any traffic moves (never by whoever started it, nor by the person
+//! behind the CI run that did).
 
 use crate::http::{ApiError, Reply};
 use crate::views::{self, ts};
@@ -57,13 +59,13 @@ async fn known_service(
 }
 
 /// `POST /services/{service}/environments/{environment}/versions/{version}/evidence`:
-/// append-only; a retried request is recorded once.
+/// append-only; a retried request is recorded once. Only a principal the service lists for the
+/// kind may record it (403 `RecorderNotAllowed`).
 pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let version = requests::version(call.param("version"))?;
     let body = requests::evidence(call.body(), &call.scope)?;
-    let service = call.scope.service.clone();
     let environment = call.scope.environment()?.to_string();
-    known_service(deps, &service).await?;
+    let service = known_service(deps, &call.scope.service).await?;
     let now = deps.clock.now();
     let id = match (&call.idempotency_key, &call.request_id) {
         (Some(key), _) if shared::start::valid_deployment_id(key) => key.clone(),
@@ -81,7 +83,7 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
     };
     let evidence = Evidence {
         id,
-        service,
+        service: call.scope.service.clone(),
         version: version.to_string(),
         environment,
         kind: body.kind,
@@ -98,6 +100,25 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
     evidence
         .validate()
         .map_err(|e| ApiError::invalid(format!("{} evidence: {e}", evidence.kind.as_str())))?;
+    let kind = evidence.kind.as_str();
+    if !service
+        .evidence_recorders
+        .allows(evidence.kind, &call.caller)
+    {
+        let listed = service.evidence_recorders.of(evidence.kind);
+        tracing::warn!(service = %evidence.service, version = %evidence.version, kind, caller = %call.caller, "evidence refused: the caller is not a listed recorder");
+        return Err(ApiError::recorder_not_allowed(format!(
+            "{} may not record {kind} evidence for {}: the service's evidence_recorders.{kind} lists {}; an administrator adds the recorder's role with PUT /services/{}/policy",
+            shared::domain::principal::principal(&call.caller),
+            evidence.service,
+            if listed.is_empty() {
+                "nobody, so it accepts none".to_string()
+            } else {
+                listed.join(", ")
+            },
+            evidence.service
+        )));
+    }
     deps.store.add_evidence(&evidence).await?;
     tracing::info!(service = %evidence.service, version = %evidence.version, environment = %evidence.environment, kind = evidence.kind.as_str(), "evidence recorded");
     Ok(Reply {
@@ -166,6 +187,7 @@ fn pinned(record: &DeploymentRecord, digest: &str) -> Result<ImageRef, ApiError>
 /// it), else 412 with the checklist.
 pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::promote(call.body(), &call.scope)?;
+    let triggered_by = call.triggered_by(deps)?;
     let version = body.version.to_string();
     let service = known_service(deps, &body.service).await?;
     let target = deps
@@ -207,6 +229,7 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         scan: scan.as_ref(),
         quarantine: quarantine.as_ref(),
         policy: &service.promotion,
+        recorders: &service.evidence_recorders,
     });
     let checklist_view = serde_json::to_value(&checklist)
         .map_err(|e| ApiError::internal(format!("gate checklist: {e}")))?;
@@ -279,6 +302,7 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             image,
             image_digest: Some(digest),
             deployer: call.caller.clone(),
+            triggered_by,
             gates: Some(checklist),
             image_pushed_at: pushed_at,
         },
@@ -413,8 +437,35 @@ fn decided(r: &DeploymentRecord, state: ApprovalState, reason: Option<&str>) -> 
     Reply::ok(body)
 }
 
+/// Refuses a decision by the person behind the CI run that started `r` (403
+/// `ApproverStartedIt`): by their session or user name, or the service's `github_logins`.
+async fn not_the_trigger(
+    deps: &ApiDeps,
+    call: &Call,
+    r: &DeploymentRecord,
+) -> Result<(), ApiError> {
+    let Some(by) = r.triggered_by.as_deref() else {
+        return Ok(());
+    };
+    let logins = deps
+        .registry
+        .service(&r.service)
+        .await?
+        .map(|s| s.github_logins)
+        .unwrap_or_default();
+    if shared::domain::principal::triggered_it(&call.caller, Some(by), &logins) {
+        tracing::warn!(deployment_id = %r.id, caller = %call.caller, triggered_by = %by, "decision refused: the approver triggered the deployment");
+        return Err(ApiError::approver_started_it(format!(
+            "{} is {by}, who triggered deployment {} (through {}); another person must decide it",
+            call.caller, r.id, r.deployer
+        )));
+    }
+    Ok(())
+}
+
 /// `POST …/deployments/{id}/approve`: records who approved, then resumes the execution. The
-/// principal who started a deployment cannot approve it, under any session name.
+/// principal who started a deployment cannot approve it, under any session name, and neither
+/// can the person behind the CI run that started it.
 pub async fn approve(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::approve(call.body())?;
     let r = awaiting(deps, call).await?;
@@ -426,6 +477,7 @@ pub async fn approve(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             r.deployer
         )));
     }
+    not_the_trigger(deps, call, &r).await?;
     let decision = ApprovalDecision {
         state: ApprovalState::Approved,
         by: call.caller.clone(),
@@ -449,6 +501,7 @@ pub async fn reject(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let body = requests::reject(call.body())?;
     let reason = body.reason.trim().to_string();
     let r = awaiting(deps, call).await?;
+    not_the_trigger(deps, call, &r).await?;
     let decision = ApprovalDecision {
         state: ApprovalState::Rejected,
         by: call.caller.clone(),

@@ -1,8 +1,8 @@
 //! The service registry over HTTP. Names come from the path; a body that repeats them is
 //! refused. Configurations are validated before they are stored.
 //!
-//! What governs deployments (a service's accounts and promotion policy, an environment's
-//! protection and approval) changes only through the `.../policy` routes, which the stack's
+//! What governs deployments (a service's accounts, promotion policy, evidence recorders and
+//! GitHub logins, an environment's protection and approval) changes only through the `.../policy` routes, which the stack's
 //! admin policy grants with MFA; the team's own `PUT`s keep it as stored and refuse to change it.
 
 use crate::http::{ApiError, Reply};
@@ -65,7 +65,9 @@ pub async fn put_service(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError>
         .as_ref()
         .map_or_else(ServicePolicy::default, ServiceConfig::policy);
     if let Some(why) = policy_change(
-        &format!("service {name}'s accounts and promotion policy"),
+        &format!(
+            "service {name}'s accounts, promotion policy, evidence recorders and GitHub logins"
+        ),
         &current,
         &config.policy(),
     ) {

@@ -15,6 +15,10 @@ use shared::fakes::sample::{self, World};
 use time::macros::datetime;
 
 const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+/// The stack's GitHub roles, as `CI_ROLE_ARNS` names them (the promotion role has a path).
+const GITHUB_DEPLOY_ROLE: &str = "arn:aws:iam::123456789012:role/bluegreen-github-deploy";
+const PROMOTION_ROLE: &str =
+    "arn:aws:iam::123456789012:role/bluegreen.promotion/bluegreen-promotion";
 
 /// `/services/checkout/environments/<env><tail>`: the routes' scope for the sample service.
 fn at(env: &str, tail: &str) -> String {
@@ -29,7 +33,17 @@ fn deps(w: &World) -> ApiDeps {
         access: w.access.clone(),
         images: w.images.clone(),
         clock: w.clock.clone(),
+        ci_roles: vec![GITHUB_DEPLOY_ROLE.into(), PROMOTION_ROLE.into()],
     }
+}
+
+/// A caller of the API as API Gateway reports it (`requestContext.authorizer.iam`).
+fn as_caller(e: Ev, arn: &str) -> Ev {
+    e.iam(
+        json!({"accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": "123456789012",
+                 "callerId": "AIDAEXAMPLE", "principalOrgId": null, "userArn": arn,
+                 "userId": "AIDAEXAMPLE"}),
+    )
 }
 
 async fn world() -> (World, ApiDeps) {
@@ -1506,6 +1520,51 @@ async fn only_the_admin_route_changes_protection_approval_accounts_and_gates() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["promotion"]["p99_limit_ms"], json!(250.0));
+
+    // whose evidence counts and who is whom on GitHub: the team cannot list itself; the
+    // admin can
+    let recorders = json!({"integration": ["arn:aws:sts::123456789012:assumed-role/dev/me"]});
+    for body in [
+        json!({"repository": "checkout", "evidence_recorders": {"integration": ["arn:aws:iam::123456789012:role/dev"]}}),
+        json!({"repository": "checkout", "github_logins": {"arn:aws:iam::123456789012:role/dev": "nobody"}}),
+    ] {
+        let r = send(&d, ev("PUT", "/services/checkout").body(&body)).await;
+        assert_error(
+            &r,
+            403,
+            "AdminRequired",
+            "evidence recorders and GitHub logins",
+        );
+    }
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/policy").body(&json!({"evidence_recorders": recorders})),
+    )
+    .await;
+    assert_error(&r, 400, "InvalidRequest", "evidence_recorders.integration");
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout/policy").body(&json!({
+            "evidence_recorders": {"integration": ["arn:aws:iam::123456789012:role/ci-tests"]},
+            "github_logins": {"arn:aws:iam::123456789012:user/alice": "alice-gh"}
+        })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["evidence_recorders"]["integration"],
+        json!(["arn:aws:iam::123456789012:role/ci-tests"])
+    );
+    let r = send(
+        &d,
+        ev("PUT", "/services/checkout").body(&json!({"repository": "checkout"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["github_logins"],
+        json!({"arn:aws:iam::123456789012:user/alice": "alice-gh"})
+    );
 }
 
 #[tokio::test]
@@ -1726,18 +1785,30 @@ mod promotion {
 
     const BOB: &str = "arn:aws:iam::123456789012:user/bob";
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const OTHER_DIGEST: &str =
+        "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    /// The role checkout's CI records its evidence with, and one of its sessions.
+    const CI_TESTS_ROLE: &str = "arn:aws:iam::123456789012:role/ci-tests";
+    const CI_TESTS: &str = "arn:aws:sts::123456789012:assumed-role/ci-tests/gh-alice";
 
-    fn as_caller(e: Ev, arn: &str) -> Ev {
-        e.iam(
-            json!({"accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": "123456789012",
-                     "callerId": "AIDAEXAMPLE", "principalOrgId": null, "userArn": arn,
-                     "userId": "AIDAEXAMPLE"}),
-        )
+    /// checkout lists CI_TESTS_ROLE as the recorder of every kind of evidence.
+    async fn ci_records_evidence(w: &World) {
+        let mut s = w.registry.service("checkout").await.unwrap().unwrap();
+        let ci = vec![CI_TESTS_ROLE.to_string()];
+        s.evidence_recorders = shared::domain::EvidenceRecorders {
+            integration: ci.clone(),
+            e2e: ci.clone(),
+            performance: ci.clone(),
+            compliance: ci,
+        };
+        w.registry.put_service(&s).await.unwrap();
     }
 
-    /// checkout registered in dev and prd; v1.3.0 succeeded in dev with a known digest.
+    /// checkout registered in dev and prd, its CI a listed recorder; v1.3.0 succeeded in dev
+    /// with a known digest.
     async fn upstream_succeeded() -> (World, ApiDeps) {
         let (w, d) = world().await;
+        ci_records_evidence(&w).await;
         let mut prd = World::environment_config();
         prd.environment = "prd".into();
         w.registry.put_environment(&prd).await.unwrap();
@@ -1749,11 +1820,22 @@ mod promotion {
         (w, d)
     }
 
-    /// Each recording is its own API request (API Gateway gives each a new request id).
+    /// Each recording is its own API request (API Gateway gives each a new request id), by
+    /// CI, for the image that succeeded upstream unless the body names another.
     async fn evidence(d: &ApiDeps, body: Value) -> Res {
+        evidence_by(d, body, CI_TESTS).await
+    }
+
+    async fn evidence_by(d: &ApiDeps, mut body: Value, caller: &str) -> Res {
         static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut e = ev("POST", &at("dev", "/versions/1.3.0/evidence")).body(&body);
+        if body.get("image_digest").is_none() {
+            body["image_digest"] = json!(DIGEST);
+        }
+        let mut e = as_caller(
+            ev("POST", &at("dev", "/versions/1.3.0/evidence")).body(&body),
+            caller,
+        );
         e.v["requestContext"]["requestId"] = json!(format!("req-{n}"));
         send(d, e).await
     }
@@ -1805,6 +1887,7 @@ mod promotion {
             gate(&r.body, "integration_tests")["detail"],
             "no integration test results recorded for v1.3.0 in DEV"
         );
+        assert!(w.store.evidence.lock().unwrap().is_empty());
         assert!(
             r.body["message"]
                 .as_str()
@@ -1964,9 +2047,16 @@ mod promotion {
                 .filter(|g| g["passed"] == false)
                 .map(|g| g["gate"].as_str().unwrap())
                 .collect();
-            // without an upstream success there is no digest to scan either
+            // without an upstream success there is no digest to scan, nor one the evidence
+            // could be for
             let expected: Vec<&str> = if name == "upstream_succeeded" {
-                vec!["upstream_succeeded", "image_scan"]
+                vec![
+                    "upstream_succeeded",
+                    "integration_tests",
+                    "performance",
+                    "compliance",
+                    "image_scan",
+                ]
             } else {
                 vec![name]
             };
@@ -2041,6 +2131,7 @@ mod promotion {
     #[tokio::test]
     async fn bad_evidence_is_refused_and_nothing_is_recorded() {
         let (w, d) = world().await;
+        ci_records_evidence(&w).await;
         for (body, status) in [
             (json!({"kind": "performance"}), 400),
             (json!({"kind": "integration", "passed": 3, "total": 2}), 400),
@@ -2057,6 +2148,22 @@ mod promotion {
             let r = evidence(&d, body.clone()).await;
             assert_eq!(r.status, status, "{body}: {}", r.body);
         }
+        // results that do not say which image they were measured on
+        let no_digest = send(
+            &d,
+            as_caller(
+                ev("POST", &at("dev", "/versions/1.3.0/evidence"))
+                    .body(&json!({"kind": "e2e", "passed": 1, "total": 1})),
+                CI_TESTS,
+            ),
+        )
+        .await;
+        assert_error(
+            &no_digest,
+            400,
+            "InvalidRequest",
+            "image_digest is required",
+        );
         assert!(w.store.evidence.lock().unwrap().is_empty());
         let bad_version = send(
             &d,
@@ -2069,18 +2176,90 @@ mod promotion {
     #[tokio::test]
     async fn a_retried_evidence_request_is_recorded_once() {
         let (w, d) = world().await;
-        let body = json!({"kind": "e2e", "passed": 40, "total": 40});
+        ci_records_evidence(&w).await;
+        let body = json!({"kind": "e2e", "passed": 40, "total": 40, "image_digest": DIGEST});
         for _ in 0..2 {
             let r = send(
                 &d,
-                ev("POST", &at("dev", "/versions/1.3.0/evidence"))
-                    .header("idempotency-key", "ci-run-77")
-                    .body(&body),
+                as_caller(
+                    ev("POST", &at("dev", "/versions/1.3.0/evidence"))
+                        .header("idempotency-key", "ci-run-77")
+                        .body(&body),
+                    CI_TESTS,
+                ),
             )
             .await;
             assert_eq!(r.status, 201);
         }
         assert_eq!(w.store.evidence.lock().unwrap().len(), 1);
+    }
+
+    /// Finding 7 of the security review: only a recorder the service lists for the kind may
+    /// record evidence; anyone else is refused by name and nothing is stored.
+    #[tokio::test]
+    async fn evidence_from_a_caller_not_listed_for_its_kind_is_refused_and_not_recorded() {
+        let (w, d) = upstream_succeeded().await;
+        let body = json!({"kind": "integration", "passed": 156, "total": 156});
+        // a person with API access, another session of another role, a user named like CI
+        for caller in [
+            ALICE,
+            "arn:aws:sts::123456789012:assumed-role/developer/gh-alice",
+            "arn:aws:iam::123456789012:user/ci-tests",
+        ] {
+            let r = evidence_by(&d, body.clone(), caller).await;
+            assert_error(
+                &r,
+                403,
+                "RecorderNotAllowed",
+                "evidence_recorders.integration lists arn:aws:iam::123456789012:role/ci-tests",
+            );
+        }
+        // a service that lists nobody accepts no evidence at all, not even from CI's role
+        let mut s = w.registry.service("checkout").await.unwrap().unwrap();
+        s.evidence_recorders.integration.clear();
+        w.registry.put_service(&s).await.unwrap();
+        let r = evidence(&d, body).await;
+        assert_error(&r, 403, "RecorderNotAllowed", "lists nobody");
+        assert!(w.store.evidence.lock().unwrap().is_empty());
+        // and the gates stay shut
+        w.images.scanned(DIGEST, &[]);
+        assert_eq!(promote(&d).await.status, 412);
+        assert!(w.executions.started_names().is_empty());
+    }
+
+    /// Finding 7: a listed recorder's results for another build, or from a recorder the
+    /// service no longer lists, do not open a gate; the checklist says why.
+    #[tokio::test]
+    async fn evidence_for_another_image_or_from_a_removed_recorder_does_not_open_a_gate() {
+        let (w, d) = upstream_succeeded().await;
+        w.images.scanned(DIGEST, &[]);
+        all_evidence(&d).await;
+        // integration results for another build of the same version, recorded last
+        let r = evidence(
+            &d,
+            json!({"kind": "integration", "passed": 1, "total": 2,
+                   "image_digest": OTHER_DIGEST}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        // the promoted image's own results still decide
+        let mut s = w.registry.service("checkout").await.unwrap().unwrap();
+        // WHEN compliance's recorder is removed from the list
+        s.evidence_recorders.compliance.clear();
+        w.registry.put_service(&s).await.unwrap();
+        let r = promote(&d).await;
+        assert_eq!(r.status, 412, "{}", r.body);
+        assert_eq!(
+            gate(&r.body, "integration_tests")["detail"],
+            "156/156 passed; ignored 1 for another image than sha256:0123456789ab"
+        );
+        assert_eq!(gate(&r.body, "integration_tests")["passed"], true);
+        assert_eq!(gate(&r.body, "compliance")["passed"], false);
+        assert_eq!(
+            gate(&r.body, "compliance")["detail"],
+            "no compliance evidence recorded for v1.3.0 in DEV; ignored 1 recorded by arn:aws:iam::123456789012:role/ci-tests (not in the service's evidence_recorders.compliance)"
+        );
+        assert!(w.executions.started_names().is_empty());
     }
 
     /// The sample deployment (started by ALICE) waiting for approval with token `tok-1`.
@@ -2244,6 +2423,216 @@ mod promotion {
             )]
         );
         assert!(w.router.writes().is_empty(), "no traffic moved");
+    }
+
+    // ------------------------------------------------ the person behind CI (finding 5)
+
+    const GH_ALICE_DEPLOY: &str =
+        "arn:aws:sts::123456789012:assumed-role/bluegreen-github-deploy/gh-alice";
+    const GH_ALICE_PROMOTE: &str =
+        "arn:aws:sts::123456789012:assumed-role/bluegreen-promotion/gh-alice";
+
+    #[test]
+    fn the_ci_roles_are_read_from_their_variable() {
+        assert_eq!(ci_roles(None), Ok(vec![]));
+        assert_eq!(ci_roles(Some(" ")), Ok(vec![]));
+        for both in [
+            format!("{GITHUB_DEPLOY_ROLE},{PROMOTION_ROLE}"),
+            format!("{GITHUB_DEPLOY_ROLE}, {PROMOTION_ROLE}"),
+            format!("{GITHUB_DEPLOY_ROLE} {PROMOTION_ROLE}"),
+        ] {
+            assert_eq!(
+                ci_roles(Some(&both)),
+                Ok(vec![
+                    GITHUB_DEPLOY_ROLE.to_string(),
+                    PROMOTION_ROLE.to_string()
+                ])
+            );
+        }
+        for bad in [
+            "bluegreen-github-deploy",
+            "arn:aws:iam::123456789012:user/alice",
+            "arn:aws:iam::123456789012:role/*",
+        ] {
+            assert!(
+                ci_roles(Some(bad)).is_err_and(|e| e.contains("CI_ROLE_ARNS")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ci_start_records_the_github_user_who_triggered_it() {
+        // GIVEN the deploy workflow's role, assumed with session name gh-alice
+        let (w, d) = world().await;
+        // WHEN it starts a deployment
+        let r = send(
+            &d,
+            as_caller(
+                ev("POST", &at("dev", "/deployments")).body(&start_body()),
+                GH_ALICE_DEPLOY,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        // THEN the record and the execution input name alice as the person behind it
+        let id = r.body["deployment_id"].as_str().unwrap_or_default();
+        let rec = w.store.record(id).unwrap();
+        assert_eq!(
+            (rec.deployer.as_str(), rec.triggered_by.as_deref()),
+            (GH_ALICE_DEPLOY, Some("github:alice"))
+        );
+        let started = w.executions.started.lock().unwrap().clone();
+        assert_eq!(started[0].1.triggered_by.as_deref(), Some("github:alice"));
+        let got = send(&d, ev("GET", &at("dev", &format!("/deployments/{id}")))).await;
+        assert_eq!(got.body["triggered_by"], "github:alice", "{}", got.body);
+        // a person's own start is theirs alone
+        let (w, d) = world().await;
+        let r = send(
+            &d,
+            ev("POST", &at("dev", "/deployments")).body(&start_body()),
+        )
+        .await;
+        let id = r.body["deployment_id"].as_str().unwrap_or_default();
+        assert_eq!(w.store.record(id).and_then(|r| r.triggered_by), None);
+    }
+
+    #[tokio::test]
+    async fn a_ci_session_that_names_nobody_starts_and_promotes_nothing() {
+        let (w, d) = upstream_succeeded().await;
+        all_evidence(&d).await;
+        w.images.scanned(DIGEST, &[]);
+        for caller in [
+            "arn:aws:sts::123456789012:assumed-role/bluegreen-github-deploy/deploy-dev-1234",
+            "arn:aws:sts::123456789012:assumed-role/bluegreen-promotion/gh-",
+            "arn:aws:sts::123456789012:assumed-role/bluegreen-promotion/promote-prd-99",
+        ] {
+            let r = send(
+                &d,
+                as_caller(
+                    ev("POST", &at("dev", "/deployments")).body(&start_body()),
+                    caller,
+                ),
+            )
+            .await;
+            assert_error(&r, 403, "CiActorUnknown", "role-session-name gh-<login>");
+            let r = send(
+                &d,
+                as_caller(
+                    ev("POST", &at("prd", "/promotions"))
+                        .body(&json!({"version": "1.3.0", "from": "dev"})),
+                    caller,
+                ),
+            )
+            .await;
+            assert_eq!(r.status, 403, "{}", r.body);
+            assert_eq!(r.body["error"], "CiActorUnknown");
+        }
+        assert!(w.executions.started_names().is_empty());
+        assert_eq!(
+            w.store
+                .env("checkout", "dev")
+                .and_then(|e| e.active_deployment),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ci_promotion_records_the_github_user_who_triggered_it() {
+        let (w, d) = upstream_succeeded().await;
+        all_evidence(&d).await;
+        w.images.scanned(DIGEST, &[]);
+        let r = send(
+            &d,
+            as_caller(
+                ev("POST", &at("prd", "/promotions"))
+                    .body(&json!({"version": "1.3.0", "from": "dev"})),
+                GH_ALICE_PROMOTE,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let started = w.executions.started.lock().unwrap().clone();
+        assert_eq!(
+            (
+                started[0].1.deployer.as_str(),
+                started[0].1.triggered_by.as_deref()
+            ),
+            (GH_ALICE_PROMOTE, Some("github:alice"))
+        );
+        let id = r.body["deployment_id"].as_str().unwrap_or_default();
+        assert_eq!(
+            w.store.record(id).and_then(|r| r.triggered_by).as_deref(),
+            Some("github:alice")
+        );
+    }
+
+    /// The sample deployment, started by the promotion role for GitHub user alice, waiting for
+    /// approval with token `tok-1`.
+    async fn awaiting_approval_started_by_ci() -> (World, ApiDeps) {
+        let (w, d) = world().await;
+        let mut r = sample::record(Phase::DeployingGreen);
+        r.deployer = GH_ALICE_PROMOTE.into();
+        r.triggered_by = Some("github:alice".into());
+        w.store.begin(&r).await.unwrap();
+        w.store
+            .await_approval(sample::DEPLOYMENT_ID, "tok-1", 3600, sample_time())
+            .await
+            .unwrap();
+        (w, d)
+    }
+
+    /// Finding 5 of the security review: the CI role is not a person. Whoever triggered the
+    /// run that started a deployment cannot approve or reject it under their own principal:
+    /// known by their session or user name, or by the service's github_logins.
+    #[tokio::test]
+    async fn the_person_behind_a_ci_run_cannot_approve_or_reject_what_it_started() {
+        let (w, d) = awaiting_approval_started_by_ci().await;
+        let reject = |caller: &str| {
+            as_caller(
+                ev(
+                    "POST",
+                    &at(
+                        "dev",
+                        &format!("/deployments/{}/reject", sample::DEPLOYMENT_ID),
+                    ),
+                )
+                .body(&json!({"reason": "mine"})),
+                caller,
+            )
+        };
+        // alice in her approver role (session name alice), and as IAM user alice
+        for alice in [
+            "arn:aws:sts::123456789012:assumed-role/release-approver/alice",
+            "arn:aws:sts::123456789012:assumed-role/release-approver/Alice",
+            ALICE,
+        ] {
+            let r = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), alice)).await;
+            assert_error(&r, 403, "ApproverStartedIt", "github:alice");
+            let r = send(&d, reject(alice)).await;
+            assert_error(&r, 403, "ApproverStartedIt", "github:alice");
+        }
+        // alice signed in through SSO, where her session is her e-mail: the service maps it
+        let sso = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Approver_0a1b2c/alice@example.com";
+        let mut s = w.registry.service("checkout").await.unwrap().unwrap();
+        s.github_logins = [(sso.to_string(), "alice".to_string())].into();
+        assert_eq!(s.validate(), Ok(()));
+        w.registry.put_service(&s).await.unwrap();
+        let r = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), sso)).await;
+        assert_error(&r, 403, "ApproverStartedIt", "github:alice");
+        assert!(w.executions.resumed.lock().unwrap().is_empty());
+        assert!(w.executions.failed_tasks.lock().unwrap().is_empty());
+        assert_eq!(
+            w.store
+                .record(sample::DEPLOYMENT_ID)
+                .and_then(|r| r.approval)
+                .map(|a| a.state),
+            Some(ApprovalState::Pending)
+        );
+        // another person approves
+        let r = send(&d, as_caller(approve(sample::DEPLOYMENT_ID), BOB)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(w.executions.resumed.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

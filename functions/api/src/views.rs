@@ -26,6 +26,7 @@ pub fn summary(r: &DeploymentRecord) -> Value {
         "image": r.image,
         "strategy": r.strategy,
         "deployer": r.deployer,
+        "triggered_by": r.triggered_by,
         "status": r.status.as_str(),
         "phase": r.phase.as_str(),
         "active_color": r.active_color,

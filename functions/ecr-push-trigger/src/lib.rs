@@ -1,6 +1,7 @@
 //! ECR push trigger: an image pushed with a release tag starts a deployment in each of its
 //! service's auto-deploy environments, under a deterministic id so redelivered events start
-//! at most one execution.
+//! at most one execution. No person is behind a push, so it never starts a deployment that
+//! waits for approval: anyone but its starter could approve it, which is everyone.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
@@ -267,6 +268,14 @@ async fn run(deps: &Deps, push: Push) -> Result<Summary, PhaseError> {
     };
     let mut environments = Vec::with_capacity(service.auto_deploy.len());
     for environment in &service.auto_deploy {
+        if let Some(reason) = needs_a_person(deps, &service.service, environment).await? {
+            tracing::warn!(%environment, %reason, "environment skipped");
+            environments.push(EnvironmentOutcome::Skipped {
+                environment: environment.clone(),
+                reason,
+            });
+            continue;
+        }
         let id = deployment_id(&service.service, environment, &version, &push.digest);
         let req = StartRequest {
             deployment_id: id.clone(),
@@ -276,6 +285,7 @@ async fn run(deps: &Deps, push: Push) -> Result<Summary, PhaseError> {
             image: push.image.clone(),
             image_digest: Some(push.digest.clone()),
             deployer: format!("ecr-push:{}:{}", push.repository, push.tag),
+            triggered_by: None,
             gates: None,
             image_pushed_at: push.pushed_at,
         };
@@ -287,6 +297,25 @@ async fn run(deps: &Deps, push: Push) -> Result<Summary, PhaseError> {
         image: push.image.to_string(),
         environments,
     })
+}
+
+/// Why a push may not start a deployment in `environment` (`None` when it may): the
+/// environment requires approval, and four eyes need a person who started it.
+async fn needs_a_person(
+    deps: &Deps,
+    service: &str,
+    environment: &str,
+) -> Result<Option<String>, PhaseError> {
+    let required = deps
+        .registry
+        .environment_config(service, environment)
+        .await?
+        .is_some_and(|env| env.approval_policy().required);
+    Ok(required.then(|| {
+        format!(
+            "{service}/{environment} requires approval, and an image push has no person behind it (anyone but its starter could approve it); promote the image there (POST /promotions) or start it through the API"
+        )
+    }))
 }
 
 async fn start_in(
@@ -782,6 +811,8 @@ mod tests {
                 auto_deploy: vec!["tst".into(), "dev".into()],
                 promotion: Default::default(),
                 accounts: Vec::new(),
+                evidence_recorders: Default::default(),
+                github_logins: Default::default(),
             })
             .await
             .unwrap();
@@ -798,6 +829,47 @@ mod tests {
                 .contains("checkout/tst is not in the registry")
         );
         assert_eq!(envs[1]["outcome"], "started");
+        assert_eq!(
+            w.executions.started_names(),
+            vec!["checkout-dev-1-3-0-7f5b2640fe6f"]
+        );
+        assert!(w.store.env("checkout", "tst").is_none());
+    }
+
+    /// Finding 5 of the security review: a push has no person behind it, so the rule that a
+    /// deployment's starter cannot approve it would exclude nobody. An environment that
+    /// requires approval is skipped, saying why, and the others still start.
+    #[tokio::test]
+    async fn a_push_never_starts_an_environment_that_requires_approval() {
+        // GIVEN checkout auto-deploys to tst, which requires approval, and to dev
+        let w = world().await;
+        let mut tst = World::environment_config();
+        tst.environment = "tst".into();
+        tst.approval = Some(shared::domain::ApprovalPolicy {
+            required: true,
+            timeout_seconds: 3600,
+        });
+        w.registry.put_environment(&tst).await.unwrap();
+        let mut service = w.registry.service("checkout").await.unwrap().unwrap();
+        service.auto_deploy = vec!["tst".into(), "dev".into()];
+        w.registry.put_service(&service).await.unwrap();
+        // WHEN v1.3.0 is pushed
+        let out = handle(&w.start_deps(), push("1.3.0")).await.unwrap();
+        // THEN tst is skipped with the reason and nothing holds it; dev starts
+        let envs = out["environments"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            (envs[0]["outcome"].as_str(), envs[0]["environment"].as_str()),
+            (Some("skipped"), Some("tst"))
+        );
+        assert!(
+            envs[0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("checkout/tst requires approval")
+                    && r.contains("no person behind it")),
+            "{}",
+            envs[0]
+        );
+        assert_eq!(envs[1]["outcome"], "started", "{out}");
         assert_eq!(
             w.executions.started_names(),
             vec!["checkout-dev-1-3-0-7f5b2640fe6f"]

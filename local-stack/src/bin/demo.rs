@@ -225,15 +225,17 @@ fn cli(stack: &LocalStack, caller: &str, args: &[&str]) -> Result<i32> {
     Ok(out.status.code().unwrap_or(-1))
 }
 
-fn evidence(stack: &LocalStack, service: &str, env: &str) -> Result<()> {
+/// CI's role (the service's listed recorder) records v1.3.0's results for the pushed image.
+fn evidence(stack: &LocalStack, service: &str, env: &str, digest: &str) -> Result<()> {
     for body in [
         json!({"kind": "integration", "passed": 156, "total": 156,
-               "link": "https://github.com/example/storefront/actions/runs/1"}),
-        json!({"kind": "performance", "p99_ms": 87.0}),
-        json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23}),
+               "image_digest": digest, "link": "https://github.com/example/storefront/actions/runs/1"}),
+        json!({"kind": "performance", "p99_ms": 87.0, "image_digest": digest}),
+        json!({"kind": "compliance", "controls_passed": 23, "controls_total": 23,
+               "image_digest": digest}),
     ] {
         let path = format!("/services/{service}/environments/{env}/versions/1.3.0/evidence");
-        let r = stack.api("POST", &path, Some(&body), ALICE)?;
+        let r = stack.api("POST", &path, Some(&body), local_stack::CI_TESTS)?;
         if r.status != 201 {
             bail!("recording evidence: {} {}", r.status, r.body);
         }
@@ -309,7 +311,7 @@ async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()>
         bail!("DEV ended {}", d.record.status.as_str());
     }
 
-    evidence(stack, service, "dev")?;
+    evidence(stack, service, "dev", &image.digest)?;
     banner("Promote v1.3.0 DEV → TST");
     let r = stack.api(
         "POST",
@@ -347,7 +349,7 @@ async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()>
             "scenario D expected the first PRD promotion to be refused (exit 1), got exit {refused}"
         ));
     }
-    evidence(stack, service, "tst")?;
+    evidence(stack, service, "tst", &image.digest)?;
     let accepted = cli(stack, ALICE, &args)?;
     if accepted != 0 {
         bail!("the PRD promotion was refused with every gate recorded (exit {accepted})");

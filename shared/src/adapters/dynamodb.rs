@@ -1009,6 +1009,7 @@ pub(crate) mod tests {
             image_digest: None,
             strategy: "blue_green".into(),
             deployer: "alice".into(),
+            triggered_by: None,
             active_color: Some(Color::Blue),
             target_color: Some(Color::Green),
             previous_version: Some("1.2.0".into()),

@@ -497,6 +497,8 @@ mod tests {
             auto_deploy: vec!["dev".into()],
             promotion: Default::default(),
             accounts: Vec::new(),
+            evidence_recorders: Default::default(),
+            github_logins: Default::default(),
         }
     }
 

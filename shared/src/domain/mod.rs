@@ -21,8 +21,9 @@ pub use names::{
 pub use phase::{InvalidTransition, Phase};
 pub use plan::{InvalidPlan, StepPlan, Thresholds, Timings};
 pub use promotion::{
-    Approval, ApprovalDecision, ApprovalPolicy, ApprovalState, Evidence, EvidenceKind, Gate,
-    GateResult, PromotionPolicy, Quarantine, ScanSummary, UpstreamDeployment,
+    Approval, ApprovalDecision, ApprovalPolicy, ApprovalState, Evidence, EvidenceKind,
+    EvidenceRecorders, Gate, GateResult, PromotionPolicy, Quarantine, ScanSummary,
+    UpstreamDeployment,
 };
 pub use record::{
     DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind, LedgerEntry,

@@ -3,6 +3,7 @@
 //! decides whether a version may move from one environment to the next. Pure: callers read the
 //! records and scan results; this judges them and says why, with the numbers.
 
+use super::principal::{iam_principal_ok, principal};
 use super::{DeploymentRecord, DeploymentStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,6 +42,72 @@ impl EvidenceKind {
     }
 }
 
+/// Per kind of evidence, the IAM principals (role or user ARNs) whose recordings of that kind a
+/// service accepts and its gates count. A kind nobody is listed for is not accepted at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRecorders {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integration: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub e2e: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub performance: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compliance: Vec<String>,
+}
+
+/// At most this many recorders per kind.
+const MAX_RECORDERS: usize = 20;
+
+impl EvidenceRecorders {
+    pub const KINDS: [EvidenceKind; 4] = [
+        EvidenceKind::Integration,
+        EvidenceKind::E2e,
+        EvidenceKind::Performance,
+        EvidenceKind::Compliance,
+    ];
+
+    pub fn is_empty(&self) -> bool {
+        Self::KINDS.iter().all(|k| self.of(*k).is_empty())
+    }
+
+    /// The principals listed for `kind`.
+    pub fn of(&self, kind: EvidenceKind) -> &[String] {
+        match kind {
+            EvidenceKind::Integration => &self.integration,
+            EvidenceKind::E2e => &self.e2e,
+            EvidenceKind::Performance => &self.performance,
+            EvidenceKind::Compliance => &self.compliance,
+        }
+    }
+
+    /// Whether `caller` (any session of a listed role, or a listed user) may record `kind`.
+    pub fn allows(&self, kind: EvidenceKind, caller: &str) -> bool {
+        let who = principal(caller);
+        self.of(kind).iter().any(|r| principal(r) == who)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for kind in Self::KINDS {
+            let listed = self.of(kind);
+            if listed.len() > MAX_RECORDERS {
+                return Err(format!(
+                    "evidence_recorders.{}: at most {MAX_RECORDERS} principals",
+                    kind.as_str()
+                ));
+            }
+            if let Some(bad) = listed.iter().find(|r| !iam_principal_ok(r)) {
+                return Err(format!(
+                    "evidence_recorders.{}: {bad:?} is not an IAM role or user ARN (arn:aws:iam::<12-digit account>:role/<name>)",
+                    kind.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One result CI recorded for a version in an environment. Append-only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -63,7 +130,8 @@ pub struct Evidence {
     pub controls_total: Option<u32>,
     #[serde(default)]
     pub link: Option<String>,
-    /// The image the results are for; results without one apply to the version's image.
+    /// The image the results are for (required when recorded; evidence stored before it was
+    /// has none, and counts for no image).
     #[serde(default)]
     pub image_digest: Option<String>,
     pub recorded_by: String,
@@ -105,22 +173,21 @@ impl Evidence {
         {
             return bad("link must be an http(s) URL of at most 2048 characters".into());
         }
-        if let Some(d) = &self.image_digest
-            && !digest_ok(d)
-        {
-            return bad(format!(
-                "image_digest {d:?} must be sha256:<64 lowercase hex>"
-            ));
+        match &self.image_digest {
+            Some(d) if digest_ok(d) => {}
+            Some(d) => {
+                return bad(format!(
+                    "image_digest {d:?} must be sha256:<64 lowercase hex>"
+                ));
+            }
+            None => {
+                return bad(
+                    "image_digest is required (sha256:<64 lowercase hex>): results count only for the image they were measured on"
+                        .into(),
+                );
+            }
         }
         Ok(())
-    }
-
-    fn applies_to(&self, environment: &str, digest: Option<&str>) -> bool {
-        self.environment == environment
-            && match (&self.image_digest, digest) {
-                (Some(mine), Some(wanted)) => mine == wanted,
-                _ => true,
-            }
     }
 }
 
@@ -405,6 +472,8 @@ pub struct GateInputs<'a> {
     pub scan: Option<&'a ScanSummary>,
     pub quarantine: Option<&'a Quarantine>,
     pub policy: &'a PromotionPolicy,
+    /// Whose evidence counts, per kind (the service's `evidence_recorders`, as it is now).
+    pub recorders: &'a EvidenceRecorders,
 }
 
 /// The deployment whose image is promoted: the newest that succeeded upstream.
@@ -420,16 +489,99 @@ fn short(digest: &str) -> String {
     format!("sha256:{}", hex.chars().take(12).collect::<String>())
 }
 
-fn latest<'a>(
-    evidence: &'a [Evidence],
+/// Why one piece of evidence does not count for the promoted image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Ignored {
+    /// Recorded by a principal not (or no longer) listed for its kind.
+    NotListed(String),
+    /// Recorded without an image digest.
+    NoDigest,
+    /// For another image than the promoted one.
+    OtherImage,
+    /// There is no promoted image to match it against.
+    NoImage,
+}
+
+/// The evidence of `kind` in `from` that counts for the promoted image (`digest`): the newest
+/// recorded by a principal listed for the kind, for exactly that digest; and why the rest of
+/// that kind in `from` does not count, in words (`None` when all of it counts).
+fn counted<'a>(
+    i: &GateInputs<'a>,
     kind: EvidenceKind,
-    from: &str,
     digest: Option<&str>,
-) -> Option<&'a Evidence> {
-    evidence
+) -> (Option<&'a Evidence>, Option<String>) {
+    let mut ignored: Vec<Ignored> = Vec::new();
+    let mut best: Option<&'a Evidence> = None;
+    for e in i
+        .evidence
         .iter()
-        .filter(|e| e.kind == kind && e.applies_to(from, digest))
-        .max_by_key(|e| e.recorded_at)
+        .filter(|e| e.kind == kind && e.environment == i.from)
+    {
+        let why = if !i.recorders.allows(kind, &e.recorded_by) {
+            Some(Ignored::NotListed(principal(&e.recorded_by)))
+        } else {
+            match (e.image_digest.as_deref(), digest) {
+                (None, _) => Some(Ignored::NoDigest),
+                (Some(_), None) => Some(Ignored::NoImage),
+                (Some(mine), Some(wanted)) if mine != wanted => Some(Ignored::OtherImage),
+                _ => None,
+            }
+        };
+        match why {
+            Some(w) => ignored.push(w),
+            None if best.is_none_or(|b| e.recorded_at >= b.recorded_at) => best = Some(e),
+            None => {}
+        }
+    }
+    if ignored.is_empty() {
+        return (best, None);
+    }
+    ignored.sort();
+    let mut parts: Vec<String> = Vec::new();
+    let mut not_listed: Vec<&str> = Vec::new();
+    let count = |what: &Ignored| ignored.iter().filter(|x| *x == what).count();
+    for w in &ignored {
+        if let Ignored::NotListed(p) = w
+            && !not_listed.contains(&p.as_str())
+        {
+            not_listed.push(p);
+        }
+    }
+    let unlisted = ignored
+        .iter()
+        .filter(|w| matches!(w, Ignored::NotListed(_)))
+        .count();
+    if unlisted > 0 {
+        parts.push(format!(
+            "{unlisted} recorded by {} (not in the service's evidence_recorders.{})",
+            not_listed.join(", "),
+            kind.as_str()
+        ));
+    }
+    let no_digest = count(&Ignored::NoDigest);
+    if no_digest > 0 {
+        parts.push(format!("{no_digest} recorded without an image digest"));
+    }
+    let other = count(&Ignored::OtherImage);
+    if other > 0 {
+        parts.push(format!(
+            "{other} for another image than {}",
+            digest.map_or_else(String::new, short)
+        ));
+    }
+    let no_image = count(&Ignored::NoImage);
+    if no_image > 0 {
+        parts.push(format!("{no_image} with no promoted image digest to match"));
+    }
+    (best, Some(format!("ignored {}", parts.join("; "))))
+}
+
+/// `detail`, then why evidence was ignored, if any was.
+fn with_ignored(detail: String, ignored: Option<String>) -> String {
+    match ignored {
+        Some(why) => format!("{detail}; {why}"),
+        None => detail,
+    }
 }
 
 fn fmt_ms(v: f64) -> String {
@@ -475,15 +627,18 @@ pub fn gates(i: &GateInputs<'_>) -> Vec<GateResult> {
         }
     };
 
-    let integration = match latest(i.evidence, EvidenceKind::Integration, i.from, digest) {
+    let (found, ignored) = counted(i, EvidenceKind::Integration, digest);
+    let integration = match found {
         Some(e) => {
             let (p, t) = (e.passed.unwrap_or(0), e.total.unwrap_or(0));
             (t > 0 && p == t, format!("{p}/{t} passed"))
         }
         None => (false, missing("integration test results")),
     };
+    let integration = (integration.0, with_ignored(integration.1, ignored));
 
-    let performance = match latest(i.evidence, EvidenceKind::Performance, i.from, digest) {
+    let (found, ignored) = counted(i, EvidenceKind::Performance, digest);
+    let performance = match found {
         Some(e) => {
             let p99 = e.p99_ms.unwrap_or(f64::INFINITY);
             let limit = i.policy.p99_limit_ms;
@@ -498,8 +653,10 @@ pub fn gates(i: &GateInputs<'_>) -> Vec<GateResult> {
         }
         None => (false, missing("performance results")),
     };
+    let performance = (performance.0, with_ignored(performance.1, ignored));
 
-    let compliance = match latest(i.evidence, EvidenceKind::Compliance, i.from, digest) {
+    let (found, ignored) = counted(i, EvidenceKind::Compliance, digest);
+    let compliance = match found {
         Some(e) => {
             let (p, t) = (
                 e.controls_passed.unwrap_or(0),
@@ -509,6 +666,7 @@ pub fn gates(i: &GateInputs<'_>) -> Vec<GateResult> {
         }
         None => (false, missing("compliance evidence")),
     };
+    let compliance = (compliance.0, with_ignored(compliance.1, ignored));
 
     let scan = match (i.scan, digest) {
         (_, None) => (
@@ -631,6 +789,19 @@ mod tests {
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const CI_ROLE: &str = "arn:aws:iam::123456789012:role/ci/ci-tests";
+    const CI_SESSION: &str = "arn:aws:sts::123456789012:assumed-role/ci-tests/gh-alice";
+
+    /// CI's role may record every kind.
+    fn ci_records_all() -> EvidenceRecorders {
+        let ci = vec![CI_ROLE.to_string()];
+        EvidenceRecorders {
+            integration: ci.clone(),
+            e2e: ci.clone(),
+            performance: ci.clone(),
+            compliance: ci,
+        }
+    }
 
     fn upstream(status: Phase, digest: Option<&str>) -> DeploymentRecord {
         let mut r = crate::fakes::sample::record(Phase::DeployingGreen);
@@ -654,7 +825,7 @@ mod tests {
             controls_total: Some(23),
             link: None,
             image_digest: digest.map(str::to_string),
-            recorded_by: "ci".into(),
+            recorded_by: CI_SESSION.into(),
             recorded_at: datetime!(2025-01-03 11:00:00 UTC)
                 + time::Duration::minutes(i64::from(minute)),
         }
@@ -673,6 +844,16 @@ mod tests {
         scan: Option<&ScanSummary>,
         policy: &PromotionPolicy,
     ) -> Vec<(Gate, bool, String)> {
+        judged_with(up, evidence, scan, policy, &ci_records_all())
+    }
+
+    fn judged_with(
+        up: &[DeploymentRecord],
+        evidence: &[Evidence],
+        scan: Option<&ScanSummary>,
+        policy: &PromotionPolicy,
+        recorders: &EvidenceRecorders,
+    ) -> Vec<(Gate, bool, String)> {
         gates(&GateInputs {
             version: "1.3.0",
             from: "tst",
@@ -681,6 +862,7 @@ mod tests {
             scan,
             quarantine: None,
             policy,
+            recorders,
         })
         .into_iter()
         .map(|g| (g.gate, g.passed, g.detail))
@@ -725,10 +907,11 @@ mod tests {
                 version: "1.3.0",
                 from: "tst",
                 upstream: &up,
-                evidence: &all_kinds(None),
+                evidence: &all_kinds(Some(D1)),
                 scan: Some(&complete(&[])),
                 quarantine: None,
                 policy: &PromotionPolicy::default(),
+                recorders: &ci_records_all(),
             })),
             None
         );
@@ -745,9 +928,13 @@ mod tests {
             &PromotionPolicy::default(),
         );
         assert_eq!(got.iter().filter(|(_, ok, _)| !ok).count(), 3, "{got:?}");
+        assert_eq!(
+            got[1].2,
+            "no integration test results recorded for v1.3.0 in TST; ignored 1 for another image than sha256:111111111111"
+        );
         // a later failing run overrides an earlier pass, and the reverse
-        let mut evidence = all_kinds(None);
-        let mut later = ev(EvidenceKind::Integration, 5, None);
+        let mut evidence = all_kinds(Some(D1));
+        let mut later = ev(EvidenceKind::Integration, 5, Some(D1));
         later.passed = Some(150);
         evidence.push(later);
         let got = judged(
@@ -760,7 +947,7 @@ mod tests {
             got[1],
             (Gate::IntegrationTests, false, "150/156 passed".into())
         );
-        let mut fixed = ev(EvidenceKind::Integration, 9, None);
+        let mut fixed = ev(EvidenceKind::Integration, 9, Some(D1));
         fixed.passed = Some(156);
         evidence.push(fixed);
         let got = judged(
@@ -814,7 +1001,7 @@ mod tests {
     #[test]
     fn scans_block_when_missing_unfinished_or_with_blocking_findings() {
         let up = [upstream(Phase::Succeeded, Some(D1))];
-        let ev = all_kinds(None);
+        let ev = all_kinds(Some(D1));
         let default = PromotionPolicy::default();
         let scan_gate = |scan: Option<&ScanSummary>, policy: &PromotionPolicy| {
             judged(&up, &ev, scan, policy).remove(4)
@@ -855,7 +1042,7 @@ mod tests {
             p99_limit_ms: 80.0,
             ..PromotionPolicy::default()
         };
-        let got = judged(&up, &all_kinds(None), Some(&complete(&[])), &tight);
+        let got = judged(&up, &all_kinds(Some(D1)), Some(&complete(&[])), &tight);
         assert_eq!(
             got[2],
             (
@@ -880,7 +1067,128 @@ mod tests {
         let mut i = ev(EvidenceKind::Integration, 0, Some("sha256:XYZ"));
         assert!(i.validate().is_err());
         i.image_digest = None;
+        assert!(
+            i.validate()
+                .is_err_and(|e| e.0.contains("image_digest is required")),
+            "results must name the image they were measured on"
+        );
+        i.image_digest = Some(D1.into());
         assert_eq!(i.validate(), Ok(()));
+    }
+
+    /// Finding 7 of the security review: evidence counts only from a recorder the service
+    /// lists for its kind, and only for the promoted image's digest.
+    #[test]
+    fn an_unlisted_recorders_passing_evidence_does_not_open_a_gate() {
+        let up = [upstream(Phase::Succeeded, Some(D1))];
+        // GIVEN a failing run by CI, then a newer passing "run" by someone else
+        let mut failing = ev(EvidenceKind::Integration, 0, Some(D1));
+        failing.passed = Some(150);
+        let mut forged = ev(EvidenceKind::Integration, 5, Some(D1));
+        forged.recorded_by = "arn:aws:sts::123456789012:assumed-role/developer/mallory".into();
+        let got = judged(
+            &up,
+            &[failing, forged.clone()],
+            Some(&complete(&[])),
+            &PromotionPolicy::default(),
+        );
+        // THEN CI's failing run is what counts, and the checklist says what was ignored
+        assert_eq!(
+            got[1],
+            (
+                Gate::IntegrationTests,
+                false,
+                "150/156 passed; ignored 1 recorded by arn:aws:iam::123456789012:role/developer (not in the service's evidence_recorders.integration)".into()
+            )
+        );
+        // alone, the forged run opens nothing either
+        let got = judged(
+            &up,
+            &[forged],
+            Some(&complete(&[])),
+            &PromotionPolicy::default(),
+        );
+        assert!(!got[1].1);
+        assert!(
+            got[1].2.starts_with("no integration test results"),
+            "{}",
+            got[1].2
+        );
+        // a kind listed for CI but recorded for integration only: CI is not a performance
+        // recorder when the service does not say so
+        let integration_only = EvidenceRecorders {
+            integration: vec![CI_ROLE.into()],
+            ..EvidenceRecorders::default()
+        };
+        let got = judged_with(
+            &up,
+            &all_kinds(Some(D1)),
+            Some(&complete(&[])),
+            &PromotionPolicy::default(),
+            &integration_only,
+        );
+        assert_eq!(
+            got.iter().map(|(_, ok, _)| *ok).collect::<Vec<_>>(),
+            [true, true, false, false, true, true]
+        );
+    }
+
+    #[test]
+    fn a_recorder_removed_from_the_list_no_longer_counts() {
+        let up = [upstream(Phase::Succeeded, Some(D1))];
+        let evidence = all_kinds(Some(D1));
+        let policy = PromotionPolicy::default();
+        assert!(
+            judged(&up, &evidence, Some(&complete(&[])), &policy)
+                .iter()
+                .all(|(_, ok, _)| *ok)
+        );
+        // WHEN the service stops listing CI's role for compliance
+        let mut recorders = ci_records_all();
+        recorders.compliance.clear();
+        let got = judged_with(&up, &evidence, Some(&complete(&[])), &policy, &recorders);
+        // THEN its recorded compliance evidence stops counting
+        assert_eq!(
+            got[3],
+            (
+                Gate::Compliance,
+                false,
+                "no compliance evidence recorded for v1.3.0 in TST; ignored 1 recorded by arn:aws:iam::123456789012:role/ci-tests (not in the service's evidence_recorders.compliance)".into()
+            )
+        );
+        // and evidence recorded before digests were required counts for no image
+        let old = all_kinds(None);
+        let got = judged(&up, &old, Some(&complete(&[])), &policy);
+        assert!(
+            got[1]
+                .2
+                .ends_with("ignored 1 recorded without an image digest"),
+            "{}",
+            got[1].2
+        );
+    }
+
+    #[test]
+    fn recorders_are_listed_as_iam_roles_or_users() {
+        let mut r = ci_records_all();
+        assert_eq!(r.validate(), Ok(()));
+        assert!(r.allows(EvidenceKind::E2e, CI_SESSION));
+        assert!(!r.allows(
+            EvidenceKind::E2e,
+            "arn:aws:sts::123456789012:assumed-role/ci-test/gh-alice"
+        ));
+        r.e2e.push("arn:aws:iam::123456789012:role/*".into());
+        assert!(
+            r.validate()
+                .is_err_and(|e| e.contains("evidence_recorders.e2e"))
+        );
+        let too_many = EvidenceRecorders {
+            performance: vec![CI_ROLE.to_string(); 21],
+            ..EvidenceRecorders::default()
+        };
+        assert!(too_many.validate().is_err());
+        assert!(EvidenceRecorders::default().is_empty());
+        assert!(!EvidenceRecorders::default().allows(EvidenceKind::Integration, CI_SESSION));
     }
 
     #[test]

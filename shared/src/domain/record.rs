@@ -56,6 +56,9 @@ pub struct DeploymentRecord {
     pub image_digest: Option<String>,
     pub strategy: String,
     pub deployer: String,
+    /// The person behind a CI deployer (`github:<login>`), who may not approve it either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<String>,
     /// The color serving production when the deployment started; `None` while REQUESTED (the
     /// first phase reads it from the listener), and for a deployment that ended before that.
     #[serde(default)]
@@ -248,6 +251,7 @@ mod tests {
             image_digest: None,
             strategy: STRATEGY_BLUE_GREEN.into(),
             deployer: "alice".into(),
+            triggered_by: None,
             active_color: Some(Color::Blue),
             target_color: Some(Color::Green),
             previous_version: Some("1.2.0".into()),
