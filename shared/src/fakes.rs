@@ -760,6 +760,36 @@ fn kept_as_stored<T: serde::Serialize>(
     }
 }
 
+/// As the DynamoDB registry's condition for an administrator's write: every field but the
+/// governed ones is exactly as stored.
+fn kept_all_but<T: serde::Serialize>(
+    stored: &T,
+    new: &T,
+    governed: &[&str],
+) -> Result<(), AdapterError> {
+    let (stored, new) = (serde_json::to_value(stored), serde_json::to_value(new));
+    let (Ok(stored), Ok(new)) = (stored, new) else {
+        return Err(AdapterError::Other("unserializable config".into()));
+    };
+    let fields = |v: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        v.as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| !governed.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if fields(&stored) == fields(&new) {
+        Ok(())
+    } else {
+        Err(AdapterError::Transient(
+            "the configuration changed while its policy was being saved; retry".into(),
+        ))
+    }
+}
+
 /// The service registry.
 #[derive(Default)]
 pub struct FakeRegistry {
@@ -809,6 +839,29 @@ impl Registry for FakeRegistry {
             kept_as_stored(&stored, service, crate::registry::SERVICE_POLICY_FIELDS)?;
         }
         self.put_service(service).await
+    }
+    async fn put_service_policy(&self, service: &ServiceConfig) -> Result<(), AdapterError> {
+        let stored = lock(&self.services).get(&service.service).cloned();
+        let Some(stored) = stored else {
+            return Err(AdapterError::NotFound(format!(
+                "service {}",
+                service.service
+            )));
+        };
+        kept_all_but(&stored, service, crate::registry::SERVICE_POLICY_FIELDS)?;
+        self.put_service(service).await
+    }
+    async fn put_environment_policy(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
+        let key = (env.service.clone(), env.environment.clone());
+        let stored = lock(&self.environments).get(&key).cloned();
+        let Some(stored) = stored else {
+            return Err(AdapterError::NotFound(format!(
+                "environment {}/{}",
+                env.service, env.environment
+            )));
+        };
+        kept_all_but(&stored, env, crate::registry::ENVIRONMENT_POLICY_FIELDS)?;
+        self.put_environment(env).await
     }
     async fn put_environment_keeping_policy(
         &self,

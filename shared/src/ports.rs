@@ -326,6 +326,12 @@ pub trait Registry: Send + Sync {
         &self,
         env: &EnvironmentConfig,
     ) -> Result<(), AdapterError>;
+    /// As [`Self::put_service`], for an administrator changing only the governed settings:
+    /// written only while every other field is exactly `service`'s (`Transient` otherwise: a
+    /// team changed it since it was read, and that change is not overwritten).
+    async fn put_service_policy(&self, service: &ServiceConfig) -> Result<(), AdapterError>;
+    /// As [`Self::put_environment`], for an administrator changing only protection and approval.
+    async fn put_environment_policy(&self, env: &EnvironmentConfig) -> Result<(), AdapterError>;
     async fn environment_config(
         &self,
         service: &str,

@@ -92,7 +92,7 @@ pub async fn put_service_policy(deps: &ApiDeps, call: &Call) -> Result<Reply, Ap
     };
     let config = requests::service_policy(&stored, call.body())?;
     deps.registry
-        .put_service(&config)
+        .put_service_policy(&config)
         .await
         .map_err(stored_error)?;
     tracing::info!(service = %name, caller = %call.caller, before = ?stored.policy(), after = ?config.policy(), "service policy changed");
@@ -201,7 +201,7 @@ pub async fn put_environment_policy(deps: &ApiDeps, call: &Call) -> Result<Reply
     };
     let config = requests::environment_policy(&stored, call.body())?;
     deps.registry
-        .put_environment(&config)
+        .put_environment_policy(&config)
         .await
         .map_err(stored_error)?;
     tracing::info!(%service, %environment, caller = %call.caller, before = ?stored.policy(), after = ?config.policy(), "environment policy changed");

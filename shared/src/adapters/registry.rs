@@ -95,6 +95,42 @@ fn refused(reasons: &[CancellationReason], index: usize) -> Option<&Cancellation
         .filter(|r| r.code() == Some(CONDITION_FAILED))
 }
 
+/// Which stored fields a registry write requires to be unchanged (exactly as in the new item).
+#[derive(Clone, Copy)]
+enum Kept<'a> {
+    /// These: a team's write, which may not change the governed settings.
+    Fields(&'a [&'a str]),
+    /// Every field but these: an administrator's write of the governed settings, which must
+    /// not undo a team's concurrent change of anything else.
+    AllBut(&'a [&'a str]),
+}
+
+impl Kept<'_> {
+    /// Where the kept values come from: the new item (a team's write keeps the governed fields
+    /// as they are in it) or the one read before it (an administrator's keeps the rest as read).
+    fn source<'i>(self, item: &'i Item, previous: Option<&'i Item>) -> &'i Item {
+        match self {
+            Kept::Fields(_) => item,
+            Kept::AllBut(_) => previous.unwrap_or(item),
+        }
+    }
+
+    /// The field names, given the new item and the one read before it.
+    fn names(self, item: &Item, previous: Option<&Item>) -> Vec<String> {
+        match self {
+            Kept::Fields(f) => f.iter().map(|s| (*s).to_string()).collect(),
+            Kept::AllBut(governed) => item
+                .keys()
+                .chain(previous.into_iter().flat_map(|p| p.keys()))
+                .filter(|k| k.as_str() != PK && k.as_str() != SK && !governed.contains(&k.as_str()))
+                .cloned()
+                .collect::<BTreeSet<String>>()
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
 /// A write's condition: its expression with the names and values it uses.
 #[derive(Default)]
 struct Condition {
@@ -119,10 +155,10 @@ impl Condition {
     }
 
     /// And: the stored `fields` are exactly as in `item` (absent where it has none).
-    fn unchanged(&mut self, item: &Item, fields: &[&str]) {
+    fn unchanged(&mut self, item: &Item, fields: &[String]) {
         for (i, field) in fields.iter().enumerate() {
             let (name, value) = (format!("#kept{i}"), format!(":kept{i}"));
-            match item.get(*field) {
+            match item.get(field) {
                 Some(v) => self.and(
                     &format!("{name} = {value}"),
                     &[(&name, field)],
@@ -173,25 +209,37 @@ impl DynamoRegistry {
 #[async_trait]
 impl Registry for DynamoRegistry {
     async fn put_service(&self, service: &ServiceConfig) -> Result<(), AdapterError> {
-        self.write_service(service, &[]).await
+        self.write_service(service, Kept::Fields(&[])).await
     }
 
     async fn put_service_keeping_policy(
         &self,
         service: &ServiceConfig,
     ) -> Result<(), AdapterError> {
-        self.write_service(service, SERVICE_POLICY_FIELDS).await
+        self.write_service(service, Kept::Fields(SERVICE_POLICY_FIELDS))
+            .await
+    }
+
+    async fn put_service_policy(&self, service: &ServiceConfig) -> Result<(), AdapterError> {
+        self.write_service(service, Kept::AllBut(SERVICE_POLICY_FIELDS))
+            .await
     }
 
     async fn put_environment(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
-        self.write_environment(env, &[]).await
+        self.write_environment(env, Kept::Fields(&[])).await
     }
 
     async fn put_environment_keeping_policy(
         &self,
         env: &EnvironmentConfig,
     ) -> Result<(), AdapterError> {
-        self.write_environment(env, ENVIRONMENT_POLICY_FIELDS).await
+        self.write_environment(env, Kept::Fields(ENVIRONMENT_POLICY_FIELDS))
+            .await
+    }
+
+    async fn put_environment_policy(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
+        self.write_environment(env, Kept::AllBut(ENVIRONMENT_POLICY_FIELDS))
+            .await
     }
     async fn service(&self, service: &str) -> Result<Option<ServiceConfig>, AdapterError> {
         self.get(service_key(service))
@@ -276,14 +324,20 @@ impl DynamoRegistry {
     async fn write_service(
         &self,
         service: &ServiceConfig,
-        kept: &[&str],
+        kept: Kept<'_>,
     ) -> Result<(), AdapterError> {
         service.validate().map_err(|e| AdapterError::Invalid(e.0))?;
         let name = service.service.as_str();
-        let previous = self.service(name).await?;
+        let previous_item = self.get(service_key(name)).await?;
+        let previous: Option<ServiceConfig> = previous_item
+            .clone()
+            .map(|item| config_of(&format!("service {name}"), item))
+            .transpose()?;
 
         let mut item = to_item(&format!("service {name}"), service)?;
         item.extend(service_key(name));
+        let kept_names = kept.names(&item, previous_item.as_ref());
+        let kept_as = kept.source(&item, previous_item.as_ref());
         // Conditioned on what was read, so a concurrent update cannot leave an index entry
         // behind for a repository the service no longer has.
         // A caller who may not change the governed fields writes only while they are as read.
@@ -295,7 +349,7 @@ impl DynamoRegistry {
                     &[("#repository", "repository")],
                     vec![(":repository", s(&p.repository))],
                 );
-                c.unchanged(&item, kept);
+                c.unchanged(kept_as, &kept_names);
                 c
             }
         };
@@ -371,13 +425,14 @@ impl DynamoRegistry {
     async fn write_environment(
         &self,
         env: &EnvironmentConfig,
-        kept: &[&str],
+        kept: Kept<'_>,
     ) -> Result<(), AdapterError> {
         env.validate().map_err(|e| AdapterError::Invalid(e.0))?;
         let (service, environment) = (env.service.as_str(), env.environment.as_str());
         let what = format!("environment {service}/{environment}");
         let previous = self.get(environment_key(service, environment)).await?;
         let previous_alarms = previous.as_ref().and_then(|i| i.get("alarms").cloned());
+        let previous_item = previous.clone();
         let previous: Option<EnvironmentConfig> =
             previous.map(|item| config_of(&what, item)).transpose()?;
 
@@ -400,6 +455,8 @@ impl DynamoRegistry {
 
         let mut item = to_item(&what, env)?;
         item.extend(environment_key(service, environment));
+        let kept_names = kept.names(&item, previous_item.as_ref());
+        let kept_as = kept.source(&item, previous_item.as_ref());
         // Conditioned on the alarms that were read, so a concurrent update cannot leave alarm
         // index entries behind for alarms the environment no longer has.
         // A caller who may not change the governed fields writes only while they are as read.
@@ -411,7 +468,7 @@ impl DynamoRegistry {
                     &[("#alarms", "alarms")],
                     vec![(":alarms", alarms)],
                 );
-                c.unchanged(&item, kept);
+                c.unchanged(kept_as, &kept_names);
                 c
             }
             (Some(_), None) => {
@@ -420,7 +477,7 @@ impl DynamoRegistry {
                     &[("#pk", PK), ("#alarms", "alarms")],
                     vec![],
                 );
-                c.unchanged(&item, kept);
+                c.unchanged(kept_as, &kept_names);
                 c
             }
         };
@@ -859,6 +916,54 @@ mod tests {
         assert_eq!(
             config.expression_attribute_values().unwrap()[":kept1"],
             to_item("approval", &serde_json::json!({"approval": approval})).unwrap()["approval"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_administrators_policy_write_holds_only_while_everything_else_is_as_read() {
+        // GIVEN dev as stored
+        let (seen, sink) = recorder::<TransactWriteItemsInput>();
+        let stored = dev(&["a"]);
+        let stored_item = stored_env(&stored);
+        let r = registry(&[
+            &get("SERVICE#checkout", "ENV#dev", Some(stored_item.clone())),
+            &transact_ok(sink),
+        ]);
+
+        // WHEN an administrator protects it
+        let protected = EnvironmentConfig {
+            protected: Some(true),
+            ..stored
+        };
+        r.put_environment_policy(&protected).await.unwrap();
+
+        // THEN the write holds only while every other field is as read (a team's concurrent
+        // change of the wiring is not overwritten), whatever the governed fields hold
+        let seen = seen.lock().unwrap();
+        let config = seen[0].transact_items()[0]
+            .put()
+            .expect("the environment item");
+        let names = names_of(config.expression_attribute_names());
+        let values = config.expression_attribute_values().unwrap();
+        let kept: BTreeSet<&str> = names
+            .iter()
+            .filter(|(k, _)| k.starts_with("#kept"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let expected: BTreeSet<&str> = stored_item
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["pk", "sk", "protected", "approval"].contains(k))
+            .collect();
+        assert_eq!(kept, expected);
+        for (k, field) in names.iter().filter(|(k, _)| k.starts_with("#kept")) {
+            let value = k.replacen('#', ":", 1);
+            assert_eq!(values.get(&value), stored_item.get(field), "{field}");
+        }
+        assert_eq!(str_attr(config.item(), "pk"), "SERVICE#checkout");
+        assert_eq!(
+            config.item().get("protected"),
+            Some(&AttributeValue::Bool(true))
         );
     }
 
