@@ -6,9 +6,13 @@ use lambda_runtime::Diagnostic;
 /// What went wrong talking to AWS, reduced to what a phase can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdapterError {
-    /// Throttling, 5xx, timeouts, dispatch failures: safe to retry.
+    /// The service is unavailable for now (5xx, timeouts, dispatch failures): safe to retry.
     #[error("{0} (transient; retry)")]
     Transient(String),
+    /// The service refused the call's rate (throttling, request limits): safe to retry after
+    /// backing off.
+    #[error("{0} (throttled; retry after backing off)")]
+    Throttled(String),
     #[error("not found: {0}")]
     NotFound(String),
     /// A condition on a write did not hold.
@@ -30,6 +34,10 @@ pub enum PhaseError {
     Conflict(String),
     #[error("{0}")]
     Retryable(String),
+    /// AWS throttled a call: retryable like [`PhaseError::Retryable`] (the same name for the
+    /// state machine), and said apart for callers that answer people (the API's 503).
+    #[error("{0}")]
+    Throttled(String),
     #[error("{0}")]
     HealthCheckFailed(String),
     #[error("{0}")]
@@ -52,7 +60,7 @@ impl PhaseError {
         match self {
             PhaseError::InvalidInput(_) => "BlueGreen.InvalidInput",
             PhaseError::Conflict(_) => "BlueGreen.Conflict",
-            PhaseError::Retryable(_) => "BlueGreen.Retryable",
+            PhaseError::Retryable(_) | PhaseError::Throttled(_) => "BlueGreen.Retryable",
             PhaseError::HealthCheckFailed(_) => "BlueGreen.HealthCheckFailed",
             PhaseError::AlarmBreached(_) => "BlueGreen.AlarmBreached",
             PhaseError::ThresholdBreached(_) => "BlueGreen.ThresholdBreached",
@@ -64,11 +72,11 @@ impl PhaseError {
 }
 
 impl PhaseError {
-    /// A failed listener write: throttling stays retryable; anything else (a refused write, a
+    /// A failed listener write: unavailability and throttling stay retryable; anything else (a refused write, a
     /// read-back that does not match) is a traffic mismatch, described by `what`.
     pub fn traffic_write(e: AdapterError, what: impl std::fmt::Display) -> Self {
         match e {
-            AdapterError::Transient(_) => PhaseError::from(e),
+            AdapterError::Transient(_) | AdapterError::Throttled(_) => PhaseError::from(e),
             other => PhaseError::TrafficMismatch(format!("{what}: {other}")),
         }
     }
@@ -78,6 +86,7 @@ impl From<AdapterError> for PhaseError {
     fn from(e: AdapterError) -> Self {
         match e {
             AdapterError::Transient(_) => PhaseError::Retryable(e.to_string()),
+            AdapterError::Throttled(_) => PhaseError::Throttled(e.to_string()),
             AdapterError::ConditionFailed(_) => PhaseError::Conflict(e.to_string()),
             AdapterError::Invalid(m) => PhaseError::InvalidInput(m),
             AdapterError::NotFound(_) | AdapterError::Other(_) => {

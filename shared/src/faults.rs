@@ -319,7 +319,10 @@ impl Faults {
                 }
             }
             if attempt == attempts {
-                return Err(AdapterError::Transient(kind.message(call)));
+                return Err(match kind {
+                    FaultKind::Throttle => AdapterError::Throttled(kind.message(call)),
+                    _ => AdapterError::Transient(kind.message(call)),
+                });
             }
         }
         Err(AdapterError::Transient(format!("{call}: no attempt made")))
@@ -809,7 +812,12 @@ mod tests {
                 .set_split(&fwd(), TrafficSplit::all_on(Color::Green))
                 .await
                 .err();
-            assert!(matches!(e, Some(AdapterError::Transient(_))), "{kind:?}");
+            match kind {
+                FaultKind::Throttle => {
+                    assert!(matches!(e, Some(AdapterError::Throttled(_))), "{kind:?}");
+                }
+                _ => assert!(matches!(e, Some(AdapterError::Transient(_))), "{kind:?}"),
+            }
             assert!(inner.writes().is_empty());
             assert_eq!(faults.log().len(), 3);
         }

@@ -224,7 +224,7 @@ pub async fn roll_back_retrying(
     let mut tries = 1;
     loop {
         match roll_back(deps, id, reason, requested).await {
-            Err(PhaseError::Retryable(e)) if tries < attempts => {
+            Err(PhaseError::Retryable(e) | PhaseError::Throttled(e)) if tries < attempts => {
                 tracing::warn!(attempt = tries, error = %e, "rollback interrupted; trying again");
                 tries += 1;
             }

@@ -148,22 +148,10 @@ impl ApiError {
     }
 }
 
-fn throttling(message: &str) -> bool {
-    [
-        "Throttl",
-        "TooManyRequests",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceeded",
-        "LimitExceeded",
-    ]
-    .iter()
-    .any(|code| message.contains(code))
-}
-
 impl From<AdapterError> for ApiError {
     fn from(e: AdapterError) -> Self {
         match &e {
-            AdapterError::Transient(m) if throttling(m) => ApiError::throttled(m),
+            AdapterError::Throttled(m) => ApiError::throttled(m),
             AdapterError::ConditionFailed(m) => ApiError::conflict(format!(
                 "the deployment changed while this request ran ({m}); read it again and retry"
             )),
@@ -178,7 +166,7 @@ impl From<PhaseError> for ApiError {
             PhaseError::Conflict(m) => ApiError::conflict(format!(
                 "the deployment changed while this request ran ({m}); read it again and retry"
             )),
-            PhaseError::Retryable(m) if throttling(&m) => ApiError::throttled(m),
+            PhaseError::Throttled(m) => ApiError::throttled(m),
             PhaseError::InvalidInput(m) => {
                 ApiError::internal(format!("the stored deployment is not usable: {m}"))
             }
@@ -386,13 +374,23 @@ mod tests {
 
     #[test]
     fn aws_errors_are_502_with_a_retry_hint_and_throttling_503() {
-        let e = ApiError::from(AdapterError::Transient(
+        let e = ApiError::from(AdapterError::Throttled(
             "Query: ProvisionedThroughputExceededException: slow down".into(),
         ));
         assert_eq!(
             (e.status, e.name, e.retry_after),
             (503, "Throttled", Some(2))
         );
+        let e = ApiError::from(PhaseError::from(AdapterError::Throttled(
+            "UpdateItem: ThrottlingException: rate exceeded".into(),
+        )));
+        assert_eq!((e.status, e.name), (503, "Throttled"));
+        // unavailability is not throttling, whatever its message says
+        let e = ApiError::from(AdapterError::Transient(
+            "Query: InternalServerError: not Throttling".into(),
+        ));
+        assert_eq!((e.status, e.name), (502, "AwsError"));
+        assert!(e.message.contains("retry"));
         let e = ApiError::from(AdapterError::Other("StartExecution: AccessDenied".into()));
         assert_eq!((e.status, e.name), (502, "AwsError"));
         assert!(e.message.contains("retry"));

@@ -517,7 +517,7 @@ async fn aws_errors_are_502_with_a_retry_hint_and_throttling_is_503() {
         .fail_next_starts
         .lock()
         .unwrap()
-        .push(AdapterError::Transient(
+        .push(AdapterError::Throttled(
             "StartExecution: ThrottlingException: Rate exceeded".into(),
         ));
     let r = send(

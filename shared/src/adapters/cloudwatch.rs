@@ -501,7 +501,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn get_metric_data_throttling_is_transient() {
+    async fn get_metric_data_throttling_is_throttled() {
         let rule = mock!(Client::get_metric_data).then_error(|| {
             GetMetricDataError::generic(
                 ErrorMetadata::builder()
@@ -511,7 +511,7 @@ mod tests {
             )
         });
         let err = signals(&[&rule]).color_metrics(&window()).await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
     }
 
     #[tokio::test]
@@ -625,7 +625,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn describe_alarms_throttling_is_transient() {
+    async fn describe_alarms_throttling_is_throttled() {
         let rule = mock!(Client::describe_alarms).then_error(|| {
             DescribeAlarmsError::generic(
                 ErrorMetadata::builder()
@@ -635,6 +635,6 @@ mod tests {
             )
         });
         let err = signals(&[&rule]).alarm_states(&names(&["a"])).await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
     }
 }

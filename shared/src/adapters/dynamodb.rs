@@ -1563,7 +1563,7 @@ pub(crate) mod tests {
             )
         });
         let err = store(&[&rule]).record_evaluation(&entry()).await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
     }
 
     #[tokio::test]
@@ -1980,7 +1980,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn acquire_lock_throttled_is_transient() {
+    async fn acquire_lock_throttled_is_retryable_throttling() {
         let rule = mock!(Client::update_item).then_error(|| {
             UpdateItemError::generic(
                 ErrorMetadata::builder()
@@ -1990,7 +1990,7 @@ pub(crate) mod tests {
             )
         });
         let err = acquire(&store(&[&rule])).await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
     }
 
     #[tokio::test]

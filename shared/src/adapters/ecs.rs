@@ -768,7 +768,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ecs_throttling_is_transient() {
+    async fn ecs_throttling_is_throttled() {
         let rule = mock!(Client::describe_services).then_error(|| {
             DescribeServicesError::generic(
                 ErrorMetadata::builder()
@@ -778,7 +778,7 @@ mod tests {
             )
         });
         let err = platform(&[&rule]).current_image(&svc(None)).await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
     }
 
     #[tokio::test]

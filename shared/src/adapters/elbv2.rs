@@ -609,7 +609,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn throttling_is_transient() {
+    async fn throttling_is_throttled() {
         let throttled = mock!(Client::describe_listeners).then_error(|| {
             DescribeListenersError::generic(
                 ErrorMetadata::builder()
@@ -620,7 +620,7 @@ mod tests {
         });
         let r = router(&[&throttled]);
         let err = r.current_split(&fwd_listener()).await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
     }
 
     #[tokio::test]

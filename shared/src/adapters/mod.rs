@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Error codes AWS services use for throttling and transient server trouble.
-const TRANSIENT_CODES: &[&str] = &[
+const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -26,6 +26,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestThrottled",
     "RequestThrottledException",
     "LimitExceededException",
+];
+
+const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "InternalFailure",
@@ -34,7 +37,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "TransactionInProgressException",
 ];
 
-/// Maps any SDK error: transport trouble and throttling are transient, `not_found` codes map
+/// Maps any SDK error: throttling is `Throttled`, transport trouble and unavailability are
+/// `Transient`, `not_found` codes map
 /// to `NotFound`, everything else is `Other` with the service's code and message.
 pub(crate) fn map_sdk_error<E, R>(op: &str, err: SdkError<E, R>, not_found: &[&str]) -> AdapterError
 where
@@ -52,7 +56,9 @@ where
             let e = se.err();
             let code = e.code().unwrap_or("Unknown");
             let msg = format!("{op}: {code}: {}", e.message().unwrap_or_default());
-            if TRANSIENT_CODES.contains(&code) {
+            if THROTTLING_CODES.contains(&code) {
+                AdapterError::Throttled(msg)
+            } else if TRANSIENT_CODES.contains(&code) {
                 AdapterError::Transient(msg)
             } else if not_found.contains(&code) {
                 AdapterError::NotFound(msg)

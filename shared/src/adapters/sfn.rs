@@ -441,7 +441,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn start_errors_map_to_transient_not_found_and_invalid() {
+    async fn start_errors_map_to_throttled_not_found_and_invalid() {
         let throttled = mock!(Client::start_execution).then_error(|| {
             StartExecutionError::generic(
                 ErrorMetadata::builder()
@@ -453,7 +453,7 @@ mod tests {
         let err = executions(&[&no_such_execution(), &throttled])
             .start("d-1", &request())
             .await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
 
         let describe_throttled = mock!(Client::describe_execution).then_error(|| {
             DescribeExecutionError::generic(
@@ -466,7 +466,7 @@ mod tests {
         let err = executions(&[&describe_throttled])
             .start("d-1", &request())
             .await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
 
         let missing = mock!(Client::start_execution).then_error(|| {
             StartExecutionError::StateMachineDoesNotExist(
@@ -586,7 +586,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_throttled_stop_is_transient() {
+    async fn a_throttled_stop_is_throttled() {
         let stop = mock!(Client::stop_execution).then_error(|| {
             StopExecutionError::generic(
                 ErrorMetadata::builder()
@@ -596,7 +596,7 @@ mod tests {
             )
         });
         let err = executions(&[&stop]).stop(EXECUTION, "E", "c").await;
-        assert!(matches!(err, Err(AdapterError::Transient(_))), "{err:?}");
+        assert!(matches!(err, Err(AdapterError::Throttled(_))), "{err:?}");
     }
 
     #[tokio::test]
