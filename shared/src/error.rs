@@ -54,7 +54,68 @@ pub enum PhaseError {
     Internal(String),
 }
 
+/// How an execution ends other than with a phase's own error: the state machine's Fail
+/// states, and the errors the controller stops executions or fails approval tasks with. One
+/// list, so history, the triggers and the definition (`tests/tests/asl.rs`) agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionError {
+    /// Traffic is back on the previous color (the Fail state, and the stop by a person's or an
+    /// alarm's rollback).
+    RolledBack,
+    /// The new version never received traffic.
+    DeploymentFailed,
+    /// Approval was rejected or timed out.
+    NotDeployed,
+    /// Refused before anything changed (invalid input, the environment held by another).
+    Rejected,
+    /// The rollback could not restore the previous color.
+    RollbackFailed,
+    /// A person rejected the approval: the error the approval task fails with.
+    ApprovalRejected,
+}
+
+impl ExecutionError {
+    pub const ALL: [ExecutionError; 6] = [
+        ExecutionError::RolledBack,
+        ExecutionError::DeploymentFailed,
+        ExecutionError::NotDeployed,
+        ExecutionError::Rejected,
+        ExecutionError::RollbackFailed,
+        ExecutionError::ApprovalRejected,
+    ];
+
+    /// The stable name, as Step Functions reports it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ExecutionError::RolledBack => "BlueGreen.RolledBack",
+            ExecutionError::DeploymentFailed => "BlueGreen.DeploymentFailed",
+            ExecutionError::NotDeployed => "BlueGreen.NotDeployed",
+            ExecutionError::Rejected => "BlueGreen.Rejected",
+            ExecutionError::RollbackFailed => "BlueGreen.RollbackFailed",
+            ExecutionError::ApprovalRejected => "BlueGreen.ApprovalRejected",
+        }
+    }
+
+    /// The one named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
 impl PhaseError {
+    /// Every phase error's name, as [`Self::error_type`] gives them.
+    pub const NAMES: [&'static str; 9] = [
+        "BlueGreen.InvalidInput",
+        "BlueGreen.Conflict",
+        "BlueGreen.Retryable",
+        "BlueGreen.HealthCheckFailed",
+        "BlueGreen.AlarmBreached",
+        "BlueGreen.ThresholdBreached",
+        "BlueGreen.Aborted",
+        "BlueGreen.TrafficMismatch",
+        "BlueGreen.Internal",
+    ];
+
     /// The stable name the state machine matches in `ErrorEquals`.
     pub fn error_type(&self) -> &'static str {
         match self {
@@ -114,6 +175,33 @@ impl From<PhaseError> for Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_phase_error_name_is_listed_and_execution_errors_are_distinct() {
+        let each = [
+            PhaseError::InvalidInput(String::new()),
+            PhaseError::Conflict(String::new()),
+            PhaseError::Retryable(String::new()),
+            PhaseError::Throttled(String::new()),
+            PhaseError::HealthCheckFailed(String::new()),
+            PhaseError::AlarmBreached(String::new()),
+            PhaseError::ThresholdBreached(String::new()),
+            PhaseError::Aborted(String::new()),
+            PhaseError::TrafficMismatch(String::new()),
+            PhaseError::Internal(String::new()),
+        ];
+        let named: std::collections::BTreeSet<&str> =
+            each.iter().map(PhaseError::error_type).collect();
+        let listed: std::collections::BTreeSet<&str> = PhaseError::NAMES.into_iter().collect();
+        assert_eq!(named, listed);
+        for e in ExecutionError::ALL {
+            assert_eq!(ExecutionError::from_name(e.name()), Some(e));
+            assert!(
+                !listed.contains(e.name()),
+                "{e:?} reuses a phase error's name"
+            );
+        }
+    }
 
     #[test]
     fn adapter_errors_map_to_phase_errors_by_kind() {

@@ -5,6 +5,7 @@
 use serde_json::Value;
 use shared::contracts::{DeploymentRequest, NextAction};
 use shared::domain::{ApprovalPolicy, MAX_LATE_METRICS_WAITS, StepPlan, Timings};
+use shared::error::{ExecutionError, PhaseError};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -240,6 +241,43 @@ fn every_transition_target_exists_and_route_covers_the_phases_next_values() {
             "{wait}"
         );
     }
+}
+
+/// Every error name in the definition is the product's: the Fail states end with the
+/// controller's execution errors (each but the approval task's has its Fail state), and every
+/// product error a Retry or Catch matches is a phase error.
+#[test]
+fn every_error_the_definition_names_comes_from_the_products_enums() {
+    let def = definition();
+    let mut failed_with = BTreeSet::new();
+    for (name, state) in states(&def) {
+        if state["Type"] == "Fail" {
+            let error = state["Error"].as_str().unwrap_or_default();
+            assert!(
+                ExecutionError::from_name(error).is_some(),
+                "Fail state {name} ends with {error:?}, not an ExecutionError"
+            );
+            failed_with.insert(error.to_string());
+        }
+        for rule in ["Retry", "Catch"] {
+            for r in state[rule].as_array().into_iter().flatten() {
+                for error in strings(&r["ErrorEquals"]) {
+                    if error.starts_with("BlueGreen.") {
+                        assert!(
+                            PhaseError::NAMES.contains(&error.as_str()),
+                            "{name}'s {rule} matches {error}, which no phase raises"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let expected: BTreeSet<String> = ExecutionError::ALL
+        .into_iter()
+        .filter(|e| *e != ExecutionError::ApprovalRejected)
+        .map(|e| e.name().to_string())
+        .collect();
+    assert_eq!(failed_with, expected);
 }
 
 #[test]

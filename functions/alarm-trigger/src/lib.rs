@@ -18,7 +18,7 @@ use tracing::Instrument;
 pub const SOURCE: &str = "aws.cloudwatch";
 pub const DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 /// The error name an execution stopped by an alarm ends with.
-pub const STOP_ERROR: &str = "BlueGreen.RolledBack";
+pub const STOP_ERROR: &str = shared::error::ExecutionError::RolledBack.name();
 
 pub struct Deps {
     pub registry: Arc<dyn Registry>,

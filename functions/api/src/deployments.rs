@@ -204,7 +204,11 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         Ok(())
     } else {
         deps.executions
-            .stop(&record.execution_arn, "BlueGreen.RolledBack", &reason)
+            .stop(
+                &record.execution_arn,
+                shared::error::ExecutionError::RolledBack.name(),
+                &reason,
+            )
             .await
     };
     if let Err(e) = &stopped {

@@ -513,7 +513,11 @@ pub async fn reject(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let cause = format!("rejected by {}: {reason}", call.caller);
     deliver(deps, &before, &r, |token| async move {
         deps.executions
-            .fail_task(&token, "BlueGreen.ApprovalRejected", &cause)
+            .fail_task(
+                &token,
+                shared::error::ExecutionError::ApprovalRejected.name(),
+                &cause,
+            )
             .await
     })
     .await?;
