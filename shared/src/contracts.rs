@@ -3,8 +3,8 @@
 
 pub use crate::domain::TrafficConfig;
 use crate::domain::{
-    Color, DeploymentRecord, DeploymentStatus, GateResult, ImageRef, Phase, STRATEGY_BLUE_GREEN,
-    StepPlan, Thresholds, Timings, Version,
+    Color, DeploymentRecord, DeploymentStatus, GateResult, ImageRef, Phase, StepPlan, Strategy,
+    Thresholds, Timings, Version,
 };
 use crate::error::PhaseError;
 use crate::ports::{ForwardTarget, ServiceRef};
@@ -247,7 +247,7 @@ impl DeploymentRequest {
             version: self.version.to_string(),
             image: self.image.to_string(),
             image_digest: self.digest(),
-            strategy: STRATEGY_BLUE_GREEN.to_string(),
+            strategy: Strategy::BlueGreen,
             deployer: self.deployer.clone(),
             triggered_by: self.triggered_by.clone(),
             active_color: None,

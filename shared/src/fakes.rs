@@ -1158,7 +1158,7 @@ pub mod sample {
             version: "1.3.0".into(),
             image: IMAGE_V130.into(),
             image_digest: None,
-            strategy: crate::domain::STRATEGY_BLUE_GREEN.into(),
+            strategy: crate::domain::Strategy::BlueGreen,
             deployer: "alice@example.com".into(),
             triggered_by: None,
             active_color: Some(Color::Blue),

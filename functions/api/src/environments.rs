@@ -13,9 +13,6 @@ use shared::ports::{ForwardTarget, LockOutcome, ServiceRef};
 use shared::registry::EnvironmentConfig;
 use time::OffsetDateTime;
 
-/// The strategy recorded for an environment rollback.
-pub const STRATEGY_ROLLBACK: &str = "rollback";
-
 fn v(version: Option<&str>) -> String {
     version.map_or_else(|| "version unknown".to_string(), |s| format!("v{s}"))
 }
@@ -190,7 +187,7 @@ async fn run(deps: &ApiDeps, p: &Plan) -> Result<Reply, (ApiError, Reached)> {
         version: p.standby_version.clone(),
         image: standby_image(deps, p).await,
         image_digest: None,
-        strategy: STRATEGY_ROLLBACK.into(),
+        strategy: shared::domain::Strategy::Rollback,
         deployer: p.deployer.clone(),
         triggered_by: None,
         active_color: Some(p.active),

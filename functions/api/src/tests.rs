@@ -1030,7 +1030,7 @@ async fn a_confirmed_environment_rollback_swaps_the_colors_and_is_recorded() {
         )
     );
     let rec = w.store.record(id).unwrap();
-    assert_eq!(rec.strategy, "rollback");
+    assert_eq!(rec.strategy, shared::domain::Strategy::Rollback);
     assert_eq!(rec.status, DeploymentStatus::Succeeded);
     assert_eq!(
         (rec.version.as_str(), rec.previous_version.as_deref()),

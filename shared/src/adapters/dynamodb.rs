@@ -1007,7 +1007,7 @@ pub(crate) mod tests {
             version: "1.3.0".into(),
             image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0".into(),
             image_digest: None,
-            strategy: "blue_green".into(),
+            strategy: crate::domain::Strategy::BlueGreen,
             deployer: "alice".into(),
             triggered_by: None,
             active_color: Some(Color::Blue),

@@ -166,7 +166,7 @@ pub fn dora(records: &[DeploymentRecord], environment: &str, days: u32) -> Dora 
         .collect();
     let releases: Vec<&&DeploymentRecord> = here
         .iter()
-        .filter(|r| r.strategy == super::STRATEGY_BLUE_GREEN)
+        .filter(|r| r.strategy == super::Strategy::BlueGreen)
         .collect();
     let succeeded: Vec<&&&DeploymentRecord> = releases
         .iter()
@@ -194,7 +194,7 @@ pub fn dora(records: &[DeploymentRecord], environment: &str, days: u32) -> Dora 
     let undone = here
         .iter()
         .filter(|r| {
-            r.strategy != super::STRATEGY_BLUE_GREEN && r.status == DeploymentStatus::Succeeded
+            r.strategy != super::Strategy::BlueGreen && r.status == DeploymentStatus::Succeeded
         })
         .count();
     let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -394,7 +394,7 @@ mod tests {
         // undoing a success. Change failure rate = (1 rolled back + 1 undone) / 5 = 40 %.
         // Restore: rolled back at +45 min, next success ends at +70 min: 25 min.
         let mut undo = rec("u", "checkout", "prd", Succeeded, 120, 2);
-        undo.strategy = "rollback".into();
+        undo.strategy = crate::domain::Strategy::Rollback;
         let records = vec![
             pushed(rec("p1", "checkout", "prd", Succeeded, 0, 10), 60),
             pushed(rec("p2", "checkout", "prd", RolledBack, 40, 5), 15),

@@ -27,7 +27,7 @@ pub use promotion::{
 };
 pub use record::{
     DeploymentRecord, DeploymentStatus, EnvironmentState, EvaluationKind, LedgerEntry,
-    ReadinessSummary, STRATEGY_BLUE_GREEN, StepRecord,
+    ReadinessSummary, StepRecord, Strategy,
 };
 pub use split::{InvalidSplit, TrafficSplit};
 pub use verdict::{

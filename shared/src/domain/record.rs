@@ -54,7 +54,7 @@ pub struct DeploymentRecord {
     pub version: String,
     pub image: String,
     pub image_digest: Option<String>,
-    pub strategy: String,
+    pub strategy: Strategy,
     pub deployer: String,
     /// The person behind a CI deployer (`github:<login>`), who may not approve it either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,7 +114,25 @@ pub struct ReadinessSummary {
     pub checks: u32,
 }
 
-pub const STRATEGY_BLUE_GREEN: &str = "blue_green";
+/// How a deployment changes its environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// A release: the new version on the standby color, traffic shifted step by step.
+    BlueGreen,
+    /// An environment rolled back after a release: all traffic to the standby color at once.
+    Rollback,
+}
+
+impl Strategy {
+    /// The stored name (`blue_green`, `rollback`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::BlueGreen => "blue_green",
+            Strategy::Rollback => "rollback",
+        }
+    }
+}
 
 impl DeploymentRecord {
     /// How this deployment reaches its environment's account.
@@ -224,6 +242,25 @@ pub struct EnvironmentState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strategies_keep_their_stored_names() {
+        for (strategy, name) in [
+            (Strategy::BlueGreen, "blue_green"),
+            (Strategy::Rollback, "rollback"),
+        ] {
+            assert_eq!(
+                serde_json::to_value(strategy).ok(),
+                Some(serde_json::json!(name))
+            );
+            assert_eq!(strategy.as_str(), name);
+            assert_eq!(
+                serde_json::from_value::<Strategy>(serde_json::json!(name)).ok(),
+                Some(strategy)
+            );
+        }
+        assert!(serde_json::from_value::<Strategy>(serde_json::json!("canary")).is_err());
+    }
     use time::macros::datetime;
 
     #[test]
@@ -249,7 +286,7 @@ mod tests {
             version: "1.3.0".into(),
             image: "repo:1.3.0".into(),
             image_digest: None,
-            strategy: STRATEGY_BLUE_GREEN.into(),
+            strategy: Strategy::BlueGreen,
             deployer: "alice".into(),
             triggered_by: None,
             active_color: Some(Color::Blue),
