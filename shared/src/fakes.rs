@@ -740,52 +740,30 @@ impl DeploymentStore for FakeStore {
     }
 }
 
-/// As the DynamoDB registry's condition: the stored `fields` are exactly the new ones.
+/// As the DynamoDB registry's conditions: the fields `kept` selects are exactly as stored
+/// (`Transient` otherwise, as a write that lost a race).
 fn kept_as_stored<T: serde::Serialize>(
     stored: &T,
     new: &T,
-    fields: &[&str],
+    kept: impl Fn(&str) -> bool,
 ) -> Result<(), AdapterError> {
     let (stored, new) = (serde_json::to_value(stored), serde_json::to_value(new));
     let (Ok(stored), Ok(new)) = (stored, new) else {
         return Err(AdapterError::Other("unserializable config".into()));
     };
-    if fields.iter().all(|f| stored.get(f) == new.get(f)) {
-        Ok(())
-    } else {
-        Err(AdapterError::Transient(format!(
-            "{} changed while being saved; retry",
-            fields.join(", ")
-        )))
-    }
-}
-
-/// As the DynamoDB registry's condition for an administrator's write: every field but the
-/// governed ones is exactly as stored.
-fn kept_all_but<T: serde::Serialize>(
-    stored: &T,
-    new: &T,
-    governed: &[&str],
-) -> Result<(), AdapterError> {
-    let (stored, new) = (serde_json::to_value(stored), serde_json::to_value(new));
-    let (Ok(stored), Ok(new)) = (stored, new) else {
-        return Err(AdapterError::Other("unserializable config".into()));
-    };
-    let fields = |v: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+    let selected = |v: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
         v.as_object()
-            .map(|o| {
-                o.iter()
-                    .filter(|(k, _)| !governed.contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| kept(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     };
-    if fields(&stored) == fields(&new) {
+    if selected(&stored) == selected(&new) {
         Ok(())
     } else {
         Err(AdapterError::Transient(
-            "the configuration changed while its policy was being saved; retry".into(),
+            "the configuration changed while being saved; retry".into(),
         ))
     }
 }
@@ -836,7 +814,9 @@ impl Registry for FakeRegistry {
     ) -> Result<(), AdapterError> {
         let stored = lock(&self.services).get(&service.service).cloned();
         if let Some(stored) = stored {
-            kept_as_stored(&stored, service, crate::registry::SERVICE_POLICY_FIELDS)?;
+            kept_as_stored(&stored, service, |k| {
+                crate::registry::SERVICE_POLICY_FIELDS.contains(&k)
+            })?;
         }
         self.put_service(service).await
     }
@@ -848,7 +828,9 @@ impl Registry for FakeRegistry {
                 service.service
             )));
         };
-        kept_all_but(&stored, service, crate::registry::SERVICE_POLICY_FIELDS)?;
+        kept_as_stored(&stored, service, |k| {
+            !crate::registry::SERVICE_POLICY_FIELDS.contains(&k)
+        })?;
         self.put_service(service).await
     }
     async fn put_environment_policy(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
@@ -860,7 +842,9 @@ impl Registry for FakeRegistry {
                 env.service, env.environment
             )));
         };
-        kept_all_but(&stored, env, crate::registry::ENVIRONMENT_POLICY_FIELDS)?;
+        kept_as_stored(&stored, env, |k| {
+            !crate::registry::ENVIRONMENT_POLICY_FIELDS.contains(&k)
+        })?;
         self.put_environment(env).await
     }
     async fn put_environment_keeping_policy(
@@ -870,7 +854,9 @@ impl Registry for FakeRegistry {
         let key = (env.service.clone(), env.environment.clone());
         let stored = lock(&self.environments).get(&key).cloned();
         if let Some(stored) = stored {
-            kept_as_stored(&stored, env, crate::registry::ENVIRONMENT_POLICY_FIELDS)?;
+            kept_as_stored(&stored, env, |k| {
+                crate::registry::ENVIRONMENT_POLICY_FIELDS.contains(&k)
+            })?;
         }
         self.put_environment(env).await
     }

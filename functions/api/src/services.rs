@@ -130,6 +130,12 @@ fn environment_policy_view(config: &EnvironmentConfig) -> Result<serde_json::Val
     Ok(v)
 }
 
+fn environment_not_registered(service: &str, environment: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "{service}/{environment} is not registered; register it with PUT /services/{service}/environments/{environment}"
+    ))
+}
+
 fn not_registered(service: &str) -> ApiError {
     ApiError::not_found(format!(
         "service {service} is not registered; register it with PUT /services/{service}"
@@ -195,9 +201,7 @@ pub async fn put_environment_policy(deps: &ApiDeps, call: &Call) -> Result<Reply
         .environment_config(&service, &environment)
         .await?
     else {
-        return Err(ApiError::not_found(format!(
-            "{service}/{environment} is not registered; register it with PUT /services/{service}/environments/{environment} first"
-        )));
+        return Err(environment_not_registered(&service, &environment));
     };
     let config = requests::environment_policy(&stored, call.body())?;
     deps.registry
@@ -219,9 +223,7 @@ pub async fn get_environment_policy(deps: &ApiDeps, call: &Call) -> Result<Reply
         .await?
     {
         Some(e) => Ok(Reply::ok(environment_policy_view(&e)?)),
-        None => Err(ApiError::not_found(format!(
-            "{service}/{environment} is not registered; register it with PUT /services/{service}/environments/{environment}"
-        ))),
+        None => Err(environment_not_registered(&service, &environment)),
     }
 }
 
@@ -234,8 +236,6 @@ pub async fn get_environment(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
         .await?
     {
         Some(e) => Ok(Reply::ok(json(&e)?)),
-        None => Err(ApiError::not_found(format!(
-            "{service}/{environment} is not registered; register it with PUT /services/{service}/environments/{environment}"
-        ))),
+        None => Err(environment_not_registered(service, environment)),
     }
 }
