@@ -223,6 +223,19 @@ impl FakeCompute {
             },
         );
     }
+    /// The platform gives up on the workload's rollout (an image that cannot be pulled).
+    pub fn fail_rollout(&self, service: &str, reason: &str) {
+        lock(&self.readiness).insert(
+            service.to_string(),
+            Readiness {
+                ready: false,
+                running: 0,
+                desired: 2,
+                failed: Some(reason.to_string()),
+                ..Readiness::default()
+            },
+        );
+    }
     pub fn image_of(&self, service: &str) -> Option<String> {
         lock(&self.services).get(service).map(|(_, i)| i.clone())
     }
@@ -233,7 +246,12 @@ impl ComputePlatform for FakeCompute {
     async fn current_image(&self, svc: &Workload) -> Result<Option<String>, AdapterError> {
         Ok(self.image_of(&svc.name))
     }
-    async fn deploy_image(&self, svc: &Workload, image: &str) -> Result<String, AdapterError> {
+    async fn deploy_image(
+        &self,
+        svc: &Workload,
+        release: &crate::ports::Release<'_>,
+    ) -> Result<String, AdapterError> {
+        let image = release.image;
         let mut services = lock(&self.services);
         let entry = services
             .get_mut(&svc.name)

@@ -412,10 +412,14 @@ impl ComputePlatform for FaultyCompute {
             })
             .await
     }
-    async fn deploy_image(&self, svc: &Workload, image: &str) -> Result<String, AdapterError> {
+    async fn deploy_image(
+        &self,
+        svc: &Workload,
+        release: &crate::ports::Release<'_>,
+    ) -> Result<String, AdapterError> {
         self.faults
             .call(op(svc, "ECS.deploy_image", "EKS.deploy_image"), || {
-                self.inner.deploy_image(svc, image)
+                self.inner.deploy_image(svc, release)
             })
             .await
     }

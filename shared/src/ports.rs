@@ -178,15 +178,28 @@ pub struct Readiness {
     pub reasons: Vec<String>,
 }
 
+/// What a deployment puts on a color: the image, and what the platform may note beside it
+/// (EKS annotates the Deployment with the deployment id and version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release<'a> {
+    pub image: &'a str,
+    pub version: &'a str,
+    pub deployment_id: &'a str,
+}
+
 /// Platform-neutral compute: put an image on a color, report its readiness.
 #[async_trait]
 pub trait ComputePlatform: Send + Sync {
     /// The image the workload currently runs, if it runs one this port understands.
     async fn current_image(&self, w: &Workload) -> Result<Option<String>, AdapterError>;
-    /// Makes the workload run `image`; returns the rollout's handle (ECS: the task definition
+    /// Makes the workload run the release's image; returns the rollout's handle (ECS: the task definition
     /// ARN; EKS: the Deployment's generation). Idempotent: if the workload already runs (or
-    /// is rolling out) `image`, nothing new is created.
-    async fn deploy_image(&self, w: &Workload, image: &str) -> Result<String, AdapterError>;
+    /// is rolling out) that image, nothing new is created.
+    async fn deploy_image(
+        &self,
+        w: &Workload,
+        release: &Release<'_>,
+    ) -> Result<String, AdapterError>;
     /// Whether the rollout `handle` is complete.
     async fn readiness(&self, w: &Workload, handle: &str) -> Result<Readiness, AdapterError>;
     /// Unit counts, units with their reasons, the latest events and commands to look further.

@@ -9,7 +9,7 @@ use shared::domain::{
     ReadinessSummary,
 };
 use shared::error::PhaseError;
-use shared::ports::BeginOutcome;
+use shared::ports::{BeginOutcome, Release};
 use tracing::Instrument;
 
 pub use shared::ports::PhaseDeps as Deps;
@@ -45,8 +45,17 @@ async fn roll_out(
         .access
         .compute(&req.reach(&state.deployment_id), workload.platform)
         .await?;
+    let image = req.image.to_string();
+    let version = req.version.to_string();
     let handle = compute
-        .deploy_image(&workload, &req.image.to_string())
+        .deploy_image(
+            &workload,
+            &Release {
+                image: &image,
+                version: &version,
+                deployment_id: &state.deployment_id,
+            },
+        )
         .await?;
     let readiness = compute.readiness(&workload, &handle).await?;
     let health = deps
@@ -294,7 +303,17 @@ async fn running_version(
         )
         .await?
         .current_image(&workload)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The environment names a workload that is not there: refuse before anything
+            // changes.
+            shared::error::AdapterError::NotFound(m) => PhaseError::InvalidInput(format!(
+                "{} of {} does not exist: {m}",
+                workload.describe(),
+                color.title()
+            )),
+            other => other.into(),
+        })?;
     Ok(image
         .and_then(|i| shared::domain::ImageRef::parse(&i).ok())
         .and_then(|i| {
@@ -510,6 +529,27 @@ mod tests {
         assert!(msg.contains("0/2 targets healthy"), "{msg}");
         assert!(msg.contains("Target.FailedHealthChecks"), "{msg}");
         assert!(msg.contains("rollout IN_PROGRESS"), "{msg}");
+        assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rollout_that_cannot_succeed_fails_on_the_first_poll_before_any_traffic_moves() {
+        let w = World::default();
+        w.compute.fail_rollout(
+            "checkout-green",
+            "pod checkout-green-5c6b7f9d8e-zt9wd container app is ImagePullBackOff",
+        );
+        w.targets.set(&sample::tg(sample::GREEN_TG), 2, 0);
+        let err = handle(&deps(&w), sample::state(sample::request()))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("the first poll should fail"));
+        assert_eq!(err.error_type(), "BlueGreen.HealthCheckFailed");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("Green (service checkout-green in cluster checkout-dev) cannot become ready: pod checkout-green-5c6b7f9d8e-zt9wd container app is ImagePullBackOff"),
+            "{msg}"
+        );
         assert!(w.router.writes().is_empty());
     }
 

@@ -130,8 +130,12 @@ impl EnvironmentAccess for AwsAccess {
         let c = self.config(reach).await;
         match platform {
             Platform::Ecs => Ok(Arc::new(EcsPlatform::new(aws_sdk_ecs::Client::new(&c)))),
-            Platform::Eks => Err(AdapterError::Invalid(
-                "compute platform eks is not available in this build".into(),
+            #[cfg(feature = "eks")]
+            Platform::Eks => Ok(Arc::new(super::eks::EksPlatform::new(&c)?)),
+            // Only the functions that touch compute link the EKS client; the others never ask.
+            #[cfg(not(feature = "eks"))]
+            Platform::Eks => Err(AdapterError::Other(
+                "this function was built without the EKS platform (cargo feature `eks`)".into(),
             )),
         }
     }

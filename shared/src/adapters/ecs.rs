@@ -3,7 +3,7 @@
 
 use super::map_sdk_error;
 use crate::error::AdapterError;
-use crate::ports::{ComputePlatform, Readiness, UnitReport, Workload, WorkloadDiagnosis};
+use crate::ports::{ComputePlatform, Readiness, Release, UnitReport, Workload, WorkloadDiagnosis};
 use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{
@@ -163,7 +163,12 @@ impl ComputePlatform for EcsPlatform {
         image_of(svc, &td)
     }
 
-    async fn deploy_image(&self, svc: &Workload, image: &str) -> Result<String, AdapterError> {
+    async fn deploy_image(
+        &self,
+        svc: &Workload,
+        release: &Release<'_>,
+    ) -> Result<String, AdapterError> {
+        let image = release.image;
         let service = self.service(svc).await?;
         let current_arn = Self::task_definition_of(svc, &service)?;
         let (current, tags) = self.task_definition(&current_arn).await?;
@@ -416,6 +421,14 @@ mod tests {
         }
     }
 
+    fn release(image: &str) -> Release<'_> {
+        Release {
+            image,
+            version: "1.3.0",
+            deployment_id: "checkout-dev-1-3-0-1735898400000",
+        }
+    }
+
     fn container(name: &str, image: &str) -> ContainerDefinition {
         ContainerDefinition::builder()
             .name(name)
@@ -487,7 +500,7 @@ mod tests {
             &update,
         ]);
         assert_eq!(
-            p.deploy_image(&svc(None), NEW_IMAGE).await,
+            p.deploy_image(&svc(None), &release(NEW_IMAGE)).await,
             Ok(NEW_TD.into())
         );
         assert_eq!((register.num_calls(), update.num_calls()), (0, 0));
@@ -521,7 +534,10 @@ mod tests {
         ]);
 
         // WHEN
-        let revision = p.deploy_image(&svc(Some("app")), NEW_IMAGE).await.unwrap();
+        let revision = p
+            .deploy_image(&svc(Some("app")), &release(NEW_IMAGE))
+            .await
+            .unwrap();
 
         // THEN a copy of revision 7 with only the app image changed is registered
         assert_eq!(revision, NEW_TD);
@@ -575,7 +591,7 @@ mod tests {
 
         // WHEN / THEN
         assert_eq!(
-            p.deploy_image(&svc(None), NEW_IMAGE).await,
+            p.deploy_image(&svc(None), &release(NEW_IMAGE)).await,
             Ok(NEW_TD.into())
         );
         assert_eq!(register.num_calls(), 0);
