@@ -619,8 +619,8 @@ class Kube:
             self.advance_pod(ns, pod, now)
         ready = [p for p in current if p["_"]["stage"] == "ready"]
         old = [p for p in rec["pods"] if p["_"]["hash"] != ro["hash"]]
-        if len(ready) == desired and old and now - max([p["_"].get("ready_at", now) for p in ready], default=now) \
-                >= min(0.5, self.ready_seconds / 2):
+        settled = now - max(p["_"].get("ready_at", now) for p in ready) if ready else float("inf")
+        if len(ready) == desired and old and settled >= min(0.5, self.ready_seconds / 2):
             # the new pods have been Ready a moment (their targets registered): remove the old ones
             by_rs: dict[str, int] = {}
             for p in old:

@@ -387,7 +387,7 @@ def provision_eks_environment(aws: Aws, service: str, env: str, version: str, de
     except ClientError as e:
         if code(e) != "ResourceNotFoundException":
             raise
-        eks.create_cluster(name=cluster, roleArn=f"arn:aws:iam::{ACCOUNT}:role/bg-{base}-eks-cluster",
+        eks.create_cluster(name=cluster, version=kube.VERSION["major"] + "." + kube.VERSION["minor"], roleArn=f"arn:aws:iam::{ACCOUNT}:role/bg-{base}-eks-cluster",
                            resourcesVpcConfig={"subnetIds": traffic["subnet_ids"], "securityGroupIds": [traffic["sg"]]})
         log(f"EKS cluster {cluster} created")
     described = eks.describe_cluster(name=cluster)["cluster"]
