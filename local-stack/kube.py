@@ -625,6 +625,9 @@ class Kube:
             by_rs: dict[str, int] = {}
             for p in old:
                 by_rs[p["_"]["hash"]] = by_rs.get(p["_"]["hash"], 0) + 1
+                for c in p["spec"].get("containers") or []:
+                    self.event(ns, p, "Killing", f"Stopping container {c.get('name')}",
+                               field_path=f"spec.containers{{{c.get('name')}}}", now=now)
             for h, count in by_rs.items():
                 self.event(ns, obj, "ScalingReplicaSet",
                            f"Scaled down replica set {rec['replicasets'][h]['name']} from {count} to 0",
