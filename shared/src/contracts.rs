@@ -3,15 +3,15 @@
 
 pub use crate::domain::TrafficConfig;
 use crate::domain::{
-    Color, DeploymentRecord, DeploymentStatus, GateResult, ImageRef, Phase, StepPlan, Strategy,
-    Thresholds, Timings, Version,
+    Color, DeploymentRecord, DeploymentStatus, GateResult, ImageRef, Phase, Platform, StepPlan,
+    Strategy, Thresholds, Timings, Version,
 };
 use crate::error::PhaseError;
-use crate::ports::{ForwardTarget, ServiceRef};
+use crate::ports::{ForwardTarget, Workload};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// The compute that runs each color. ECS first; the port is platform-neutral.
+/// The compute that runs each color, one variant per platform (`{"platform": "ecs", …}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "platform", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ComputeConfig {
@@ -26,16 +26,53 @@ pub enum ComputeConfig {
 }
 
 impl ComputeConfig {
-    pub fn service(&self, color: Color) -> &str {
+    pub fn platform(&self) -> Platform {
+        match self {
+            ComputeConfig::Ecs { .. } => Platform::Ecs,
+        }
+    }
+
+    /// The workload that runs one color.
+    pub fn workload(&self, color: Color) -> Workload {
         match self {
             ComputeConfig::Ecs {
+                cluster,
+                blue_service,
+                green_service,
+                container,
+            } => Workload {
+                platform: Platform::Ecs,
+                cluster: cluster.clone(),
+                namespace: None,
+                name: match color {
+                    Color::Blue => blue_service,
+                    Color::Green => green_service,
+                }
+                .clone(),
+                container: container.clone(),
+            },
+        }
+    }
+
+    /// Checks what serde cannot: names present, the two colors different.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ComputeConfig::Ecs {
+                cluster,
                 blue_service,
                 green_service,
                 ..
-            } => match color {
-                Color::Blue => blue_service,
-                Color::Green => green_service,
-            },
+            } => {
+                if cluster.is_empty() || blue_service.is_empty() || green_service.is_empty() {
+                    return Err(
+                        "compute: cluster, blue_service and green_service are required".into(),
+                    );
+                }
+                if blue_service == green_service {
+                    return Err("compute: blue and green must be different services".into());
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -147,18 +184,7 @@ impl DeploymentRequest {
         if self.traffic.blue_target_group_arn == self.traffic.green_target_group_arn {
             return bad("traffic: blue and green must be different target groups".into());
         }
-        let ComputeConfig::Ecs {
-            cluster,
-            blue_service,
-            green_service,
-            ..
-        } = &self.compute;
-        if cluster.is_empty() || blue_service.is_empty() || green_service.is_empty() {
-            return bad("compute: cluster, blue_service and green_service are required".into());
-        }
-        if blue_service == green_service {
-            return bad("compute: blue and green must be different services".into());
-        }
+        self.compute.validate().map_err(PhaseError::InvalidInput)?;
         if self.alarms.len() > 100 || self.alarms.iter().any(|a| a.is_empty() || a.len() > 255) {
             return bad("alarms: at most 100 names of 1-255 characters".into());
         }
@@ -208,16 +234,9 @@ impl DeploymentRequest {
         })
     }
 
-    /// The compute service of one color.
-    pub fn service_ref(&self, color: Color) -> ServiceRef {
-        let ComputeConfig::Ecs {
-            cluster, container, ..
-        } = &self.compute;
-        ServiceRef {
-            cluster: cluster.clone(),
-            service: self.compute.service(color).to_string(),
-            container: container.clone(),
-        }
+    /// The workload that runs one color.
+    pub fn workload(&self, color: Color) -> Workload {
+        self.compute.workload(color)
     }
 
     /// The digest recorded in history: pinned in the reference, or given alongside it.

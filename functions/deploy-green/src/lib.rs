@@ -5,7 +5,8 @@
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction, Progress};
 use shared::domain::{
-    AlarmStatus, Color, DeploymentRecord, DeploymentStatus, Phase, ReadinessSummary,
+    AlarmStatus, Color, DeploymentRecord, DeploymentStatus, GreenReadiness, Phase, ReadinessCheck,
+    ReadinessSummary,
 };
 use shared::error::PhaseError;
 use shared::ports::BeginOutcome;
@@ -39,19 +40,15 @@ async fn roll_out(
 ) -> Result<ExecutionState, PhaseError> {
     let req = &state.request;
     let target = progress.target_color;
-    let svc = req.service_ref(target);
-    let revision = deps
+    let workload = req.workload(target);
+    let compute = deps
         .access
-        .compute(&req.reach(&state.deployment_id))
-        .await?
-        .deploy_image(&svc, &req.image.to_string())
+        .compute(&req.reach(&state.deployment_id), workload.platform)
         .await?;
-    let readiness = deps
-        .access
-        .compute(&req.reach(&state.deployment_id))
-        .await?
-        .readiness(&svc, &revision)
+    let handle = compute
+        .deploy_image(&workload, &req.image.to_string())
         .await?;
+    let readiness = compute.readiness(&workload, &handle).await?;
     let health = deps
         .access
         .targets(&req.reach(&state.deployment_id))
@@ -60,8 +57,16 @@ async fn roll_out(
         .await?;
     progress.green_polls += 1;
 
-    let wanted = readiness.desired.max(1);
-    let ready = readiness.ready && health.healthy >= wanted;
+    let check = ReadinessCheck {
+        rollout_complete: readiness.ready,
+        rollout_failed: readiness.failed.as_deref(),
+        desired: readiness.desired,
+        healthy_targets: health.healthy,
+        checks: progress.green_polls,
+        max_checks: req.timings.max_health_polls(),
+    };
+    let verdict = check.judge();
+    let revision = readiness.revision.clone().unwrap_or(handle);
     tracing::info!(
         color = %target,
         revision = %revision,
@@ -69,49 +74,66 @@ async fn roll_out(
         desired = readiness.desired,
         healthy_targets = health.healthy,
         registered_targets = health.registered,
-        ready,
+        verdict = ?verdict,
         poll = progress.green_polls,
         "green readiness"
     );
-    if ready {
-        deps.store
-            .record_readiness(
-                &state.deployment_id,
-                &ReadinessSummary {
-                    revision,
-                    running: readiness.running,
-                    desired: readiness.desired,
-                    healthy_targets: health.healthy,
-                    registered_targets: health.registered,
-                    checks: progress.green_polls,
-                },
-            )
-            .await?;
-        // Environments that need a person's approval wait for it before any traffic moves.
-        progress.next = match req.approval_timeout_seconds {
-            Some(timeout) => {
-                state.approval_request = Some(
-                    shared::report::approval_request(&state.deployment_id, req, timeout).join("\n"),
-                );
-                NextAction::AwaitApproval
-            }
-            None => NextAction::Shift,
-        };
-        progress.wait_seconds = 0;
-    } else if progress.green_polls >= req.timings.max_health_polls() {
-        let mut reasons = vec![format!("{}/{} targets healthy", health.healthy, wanted)];
-        reasons.extend(health.problems.iter().take(3).cloned());
-        reasons.extend(readiness.reasons.iter().cloned());
-        return Err(PhaseError::HealthCheckFailed(format!(
-            "health check timeout: {} ({}) did not become healthy within {}s: {}",
-            target.title(),
-            svc.service,
-            req.timings.health_timeout_seconds,
-            reasons.join("; ")
-        )));
-    } else {
-        progress.next = NextAction::AwaitGreen;
-        progress.wait_seconds = req.timings.health_poll_seconds;
+    match verdict {
+        GreenReadiness::Ready => {
+            deps.store
+                .record_readiness(
+                    &state.deployment_id,
+                    &ReadinessSummary {
+                        platform: workload.platform,
+                        revision,
+                        running: readiness.running,
+                        desired: readiness.desired,
+                        healthy_targets: health.healthy,
+                        registered_targets: health.registered,
+                        checks: progress.green_polls,
+                    },
+                )
+                .await?;
+            // Environments that need a person's approval wait for it before any traffic moves.
+            progress.next = match req.approval_timeout_seconds {
+                Some(timeout) => {
+                    state.approval_request = Some(
+                        shared::report::approval_request(&state.deployment_id, req, timeout)
+                            .join("\n"),
+                    );
+                    NextAction::AwaitApproval
+                }
+                None => NextAction::Shift,
+            };
+            progress.wait_seconds = 0;
+        }
+        GreenReadiness::Failed(why) => {
+            return Err(PhaseError::HealthCheckFailed(format!(
+                "{} ({}) cannot become ready: {why}",
+                target.title(),
+                workload.describe()
+            )));
+        }
+        GreenReadiness::TimedOut => {
+            let mut reasons = vec![format!(
+                "{}/{} targets healthy",
+                health.healthy,
+                check.wanted_targets()
+            )];
+            reasons.extend(health.problems.iter().take(3).cloned());
+            reasons.extend(readiness.reasons.iter().cloned());
+            return Err(PhaseError::HealthCheckFailed(format!(
+                "health check timeout: {} ({}) did not become healthy within {}s: {}",
+                target.title(),
+                workload.name,
+                req.timings.health_timeout_seconds,
+                reasons.join("; ")
+            )));
+        }
+        GreenReadiness::Waiting => {
+            progress.next = NextAction::AwaitGreen;
+            progress.wait_seconds = req.timings.health_poll_seconds;
+        }
     }
     state.progress = Some(progress);
     Ok(state)
@@ -263,11 +285,15 @@ async fn running_version(
     state: &ExecutionState,
     color: Color,
 ) -> Result<Option<String>, PhaseError> {
+    let workload = state.request.workload(color);
     let image = deps
         .access
-        .compute(&state.request.reach(&state.deployment_id))
+        .compute(
+            &state.request.reach(&state.deployment_id),
+            workload.platform,
+        )
         .await?
-        .current_image(&state.request.service_ref(color))
+        .current_image(&workload)
         .await?;
     Ok(image
         .and_then(|i| shared::domain::ImageRef::parse(&i).ok())

@@ -10,6 +10,7 @@
 use super::cloudwatch::CloudWatchSignals;
 use super::ecs::EcsPlatform;
 use super::elbv2::AlbRouter;
+use crate::domain::Platform;
 use crate::error::AdapterError;
 use crate::ports::{
     ComputePlatform, EnvironmentAccess, HealthSignals, Reach, TargetHealth, TrafficRouter,
@@ -121,9 +122,18 @@ impl EnvironmentAccess for AwsAccess {
             aws_sdk_elasticloadbalancingv2::Client::new(&c),
         )))
     }
-    async fn compute(&self, reach: &Reach) -> Result<Arc<dyn ComputePlatform>, AdapterError> {
+    async fn compute(
+        &self,
+        reach: &Reach,
+        platform: Platform,
+    ) -> Result<Arc<dyn ComputePlatform>, AdapterError> {
         let c = self.config(reach).await;
-        Ok(Arc::new(EcsPlatform::new(aws_sdk_ecs::Client::new(&c))))
+        match platform {
+            Platform::Ecs => Ok(Arc::new(EcsPlatform::new(aws_sdk_ecs::Client::new(&c)))),
+            Platform::Eks => Err(AdapterError::Invalid(
+                "compute platform eks is not available in this build".into(),
+            )),
+        }
     }
     async fn signals(&self, reach: &Reach) -> Result<Arc<dyn HealthSignals>, AdapterError> {
         let c = self.config(reach).await;
