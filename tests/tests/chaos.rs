@@ -6,6 +6,13 @@
 //! succeeded), the lock released, the record terminal and consistent with the listener, the
 //! step history contiguous and unduplicated, green deployed at most once.
 //!
+//! Platforms: half the runs (drawn from the run's seed) deploy to an EKS environment
+//! (`{"platform": "eks", ...}`: a Kubernetes Deployment per color), so the faults hit the
+//! `EKS.*` compute calls instead of the `ECS.*` ones; the invariants are the same. One
+//! scenario in seven has the platform give up on green's rollout at once (an image that cannot
+//! be pulled on EKS, the deployment circuit breaker on ECS): that deployment must end FAILED
+//! with no traffic moved and without waiting out the health timeout.
+//!
 //! Seeds: by default the committed master seeds of `seeds/chaos.txt` (what CI runs), each a
 //! campaign of `CHAOS_RUNS` runs (default 1000); `CHAOS_SEED=<seed>` runs one campaign,
 //! `CHAOS_SEED=random` a new one. A master seed replays its campaign exactly (everything here
@@ -42,7 +49,7 @@ mod seeds;
 use alarm_trigger::Deps as AlarmDeps;
 use execution_status::Deps as StatusDeps;
 use serde_json::{Map, Value, json};
-use shared::domain::{Color, ColorMetrics, DeploymentStatus, Phase, TrafficSplit};
+use shared::domain::{Color, ColorMetrics, DeploymentStatus, Phase, Platform, TrafficSplit};
 use shared::error::PhaseError;
 use shared::fakes::FakeExecutions;
 use shared::fakes::sample::{self, World};
@@ -268,17 +275,98 @@ enum Scenario {
     MetricsBreach,
     /// A person rolls back (the API: rollback, then stop the execution) mid-call.
     PersonRollsBack,
+    /// The platform gives up on green's rollout (EKS: ImagePullBackOff; ECS: the deployment
+    /// circuit breaker): the deployment fails at once, before any traffic moves.
+    RolloutFails,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::Healthy,
         Scenario::GreenNeverReady,
         Scenario::AlarmTrigger,
         Scenario::AlarmSeenByEvaluate,
         Scenario::MetricsBreach,
         Scenario::PersonRollsBack,
+        Scenario::RolloutFails,
     ];
+}
+
+/// The environment's compute, as the run's platform names it.
+struct Compute {
+    platform: Platform,
+    blue: &'static str,
+    green: &'static str,
+}
+
+impl Compute {
+    const ECS: Compute = Compute {
+        platform: Platform::Ecs,
+        blue: "checkout-blue",
+        green: "checkout-green",
+    };
+    /// Deliberately other names than the ECS services': a call that reached for a workload
+    /// by the wrong platform's name finds nothing.
+    const EKS: Compute = Compute {
+        platform: Platform::Eks,
+        blue: "checkout-web-blue",
+        green: "checkout-web-green",
+    };
+
+    /// The execution input's (and the registry's) `compute`.
+    fn config(&self) -> Value {
+        match self.platform {
+            Platform::Ecs => json!({"platform": "ecs", "cluster": "checkout-dev",
+                "blue_service": self.blue, "green_service": self.green}),
+            Platform::Eks => json!({"platform": "eks", "cluster": "checkout-dev",
+                "namespace": "checkout", "blue_deployment": self.blue,
+                "green_deployment": self.green, "container": "checkout"}),
+        }
+    }
+
+    /// Green, stuck: the tasks or pods keep failing their health checks.
+    fn never_ready_reason(&self) -> String {
+        match self.platform {
+            Platform::Ecs => format!("(service {}) tasks keep failing", self.green),
+            Platform::Eks => format!(
+                "pod {}-5c6b7f9d8e-zt9wd is not ready: Readiness probe failed: HTTP probe failed with statuscode: 503",
+                self.green
+            ),
+        }
+    }
+
+    /// What the platform says when it gives up on green's rollout.
+    fn rollout_failed_reason(&self) -> String {
+        match self.platform {
+            Platform::Ecs => {
+                "rollout FAILED: ECS deployment circuit breaker: tasks failed to start.".into()
+            }
+            Platform::Eks => format!(
+                "pod {}-5c6b7f9d8e-zt9wd container checkout is ImagePullBackOff: Back-off pulling image \"{}\"",
+                self.green,
+                sample::IMAGE_V130
+            ),
+        }
+    }
+
+    /// The other platform's call names (`ECS.` on EKS): no fault may land on one.
+    fn foreign_calls(&self) -> &'static str {
+        match self.platform {
+            Platform::Ecs => "EKS.",
+            Platform::Eks => "ECS.",
+        }
+    }
+}
+
+/// The registry's entry for the run's environment: its execution input without the release.
+fn environment_config(request: &Value) -> shared::registry::EnvironmentConfig {
+    let mut v = request.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in ["version", "image", "deployer"] {
+            o.remove(k);
+        }
+    }
+    serde_json::from_value(v).unwrap_or_else(|e| panic!("environment config: {e}"))
 }
 
 /// Lambda-invoke faults, per invoke.
@@ -407,6 +495,7 @@ fn poll_once<T>(faults: &Faults, fut: Pin<&mut dyn Future<Output = T>>) -> Polle
 struct Run {
     seed: u64,
     scenario: Scenario,
+    compute: Compute,
     rates: FaultRates,
     invoke: InvokeRates,
     world: World,
@@ -485,22 +574,40 @@ impl Run {
             2 => Some(Decision::Ignore),
             _ => None,
         };
+        // Half the environments run on EKS.
+        let compute = if rng.chance(0.5) {
+            Compute::EKS
+        } else {
+            Compute::ECS
+        };
         let mut request = sample::request();
-        if approval.is_some() {
-            request["approval_timeout_seconds"] = json!(APPROVAL_TIMEOUT);
-        }
+        request["compute"] = compute.config();
         let world = World::default().with_registry().await;
+        {
+            // Only this platform's workloads exist, blue and green on 1.2.0.
+            let mut services = world
+                .compute
+                .services
+                .lock()
+                .unwrap_or_else(|e| panic!("{e}"));
+            services.clear();
+            for name in [compute.blue, compute.green] {
+                services.insert(name.to_string(), (1, sample::IMAGE_V120.to_string()));
+            }
+        }
+        // The registry decides, whatever the input says: it names the same compute, and the
+        // approval.
+        let mut env = environment_config(&request);
         if approval.is_some() {
-            // the registry decides, whatever the input says
-            let mut env = World::environment_config();
             env.approval = Some(shared::domain::ApprovalPolicy {
                 required: true,
                 timeout_seconds: APPROVAL_TIMEOUT,
             });
-            shared::ports::Registry::put_environment(world.registry.as_ref(), &env)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            request["approval_timeout_seconds"] = json!(APPROVAL_TIMEOUT);
         }
+        shared::ports::Registry::put_environment(world.registry.as_ref(), &env)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let faults = Faults::new(rng.next_u64(), rates);
         let store: Arc<dyn DeploymentStore> = Arc::new(FaultyStore {
             inner: world.store.clone(),
@@ -526,6 +633,7 @@ impl Run {
         let mut run = Run {
             seed,
             scenario,
+            compute,
             rates,
             invoke,
             world,
@@ -553,10 +661,12 @@ impl Run {
         let before = self.rng.chance(0.5);
         match self.scenario {
             Scenario::Healthy => {}
-            Scenario::GreenNeverReady => w.compute.never_ready(
-                "checkout-green",
-                "(service checkout-green) tasks keep failing",
-            ),
+            Scenario::GreenNeverReady => w
+                .compute
+                .never_ready(self.compute.green, &self.compute.never_ready_reason()),
+            Scenario::RolloutFails => w
+                .compute
+                .fail_rollout(self.compute.green, &self.compute.rollout_failed_reason()),
             Scenario::AlarmSeenByEvaluate => {
                 let signals = w.signals.clone();
                 self.faults.interleave(
@@ -1380,12 +1490,50 @@ impl Run {
             .unwrap_or_default();
         if deploys
             .iter()
-            .filter(|(s, _)| s == "checkout-green")
+            .filter(|(s, _)| s == self.compute.green)
             .count()
             > 1
-            || deploys.iter().any(|(s, _)| s == "checkout-blue")
+            || deploys.iter().any(|(s, _)| s != self.compute.green)
         {
             v.push(format!("images deployed: {deploys:?}"));
+        }
+        // The compute calls are the environment's platform's.
+        if let Some(f) = self
+            .faults
+            .log()
+            .iter()
+            .find(|f| f.call.starts_with(self.compute.foreign_calls()))
+        {
+            v.push(format!(
+                "a {} environment made the call {}",
+                self.compute.platform.as_str(),
+                f.call
+            ));
+        }
+        // A rollout the platform gave up on fails the deployment at once: FAILED, no traffic
+        // moved, no approval asked for, and not by waiting out the health timeout.
+        if self.scenario == Scenario::RolloutFails {
+            if r.phase != Phase::Failed {
+                v.push(format!(
+                    "green's rollout failed, yet the record is {}",
+                    r.phase
+                ));
+            }
+            if !steps.is_empty() || w.router.writes().iter().any(|s| s.green() > 0) {
+                v.push("green's rollout failed, yet traffic moved to green".into());
+            }
+            if r.readiness.is_some() || r.approval.is_some() {
+                v.push("green's rollout failed, yet green was recorded ready".into());
+            }
+            if let Some(why) = r
+                .reason
+                .as_deref()
+                .filter(|w| w.contains("health check timeout"))
+            {
+                v.push(format!(
+                    "green's rollout failed, yet the deployment waited it out: {why}"
+                ));
+            }
         }
         let history = w
             .store
@@ -1406,8 +1554,9 @@ impl Run {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "run seed {} | scenario {:?} | approval {:?} | call faults {:.0}% (throttle {:.1}%, 5xx {:.1}%, timeout {:.1}%, reported-failure {:.1}%, kill {:.1}%) | invoke faults {:.0}%",
+            "run seed {} | {} | scenario {:?} | approval {:?} | call faults {:.0}% (throttle {:.1}%, 5xx {:.1}%, timeout {:.1}%, reported-failure {:.1}%, kill {:.1}%) | invoke faults {:.0}%",
             self.seed,
+            self.compute.platform.as_str(),
             self.scenario,
             self.approval,
             self.rates.total() * 100.0,
@@ -1436,6 +1585,9 @@ impl Run {
                 .map(|w| w.to_string())
                 .collect::<Vec<_>>()
         );
+        if let Some(r) = self.world.store.record(sample::DEPLOYMENT_ID) {
+            let _ = writeln!(s, "  record {}: {}", r.phase, r.reason.unwrap_or_default());
+        }
         for v in violations {
             let _ = writeln!(s, "  VIOLATION: {v}");
         }
@@ -1504,6 +1656,12 @@ struct Summary {
     outcomes: BTreeMap<String, u64>,
     statuses: BTreeMap<String, u64>,
     scenarios: BTreeMap<(Scenario, String), u64>,
+    /// Runs per platform, by record status.
+    platforms: BTreeMap<(&'static str, String), u64>,
+    /// Faults injected into each compute call (`ECS.*`, `EKS.*`).
+    compute_faults: BTreeMap<&'static str, u64>,
+    /// Reasons recorded for the deployments whose rollout the platform gave up on.
+    rollout_failed: BTreeMap<(&'static str, String), u64>,
     approvals: BTreeMap<(String, String), u64>,
     call_faults: BTreeMap<FaultKind, u64>,
     invoke_faults: BTreeMap<InvokeFault, u64>,
@@ -1533,6 +1691,33 @@ async fn one(seed: u64, sum: &mut Summary, verbose: bool) {
     *sum.scenarios
         .entry((run.scenario, status.clone()))
         .or_default() += 1;
+    *sum.platforms
+        .entry((run.compute.platform.as_str(), status.clone()))
+        .or_default() += 1;
+    for f in run.faults.log() {
+        if f.call.starts_with("ECS.") || f.call.starts_with("EKS.") {
+            *sum.compute_faults.entry(f.call).or_default() += 1;
+        }
+    }
+    if run.scenario == Scenario::RolloutFails {
+        let why = run
+            .world
+            .store
+            .record(sample::DEPLOYMENT_ID)
+            .and_then(|r| r.reason)
+            .unwrap_or_default();
+        // the reason's kind, without the names
+        let kind = if why.contains("cannot become ready") {
+            "failed at once: green cannot become ready"
+        } else if why.starts_with(shared::rollback::NEVER_STARTED) {
+            "never started"
+        } else {
+            "failed on the faults first"
+        };
+        *sum.rollout_failed
+            .entry((run.compute.platform.as_str(), kind.to_string()))
+            .or_default() += 1;
+    }
     if let Some(d) = run.approval {
         *sum.approvals.entry((format!("{d:?}"), status)).or_default() += 1;
     }
@@ -1606,6 +1791,18 @@ async fn a_thousand_deployments_under_faults_end_whole() {
     println!("  executions ended: {:?}", sum.outcomes);
     println!("  records: {:?}", sum.statuses);
     println!("  by scenario: {:?}", sum.scenarios);
+    let eks_runs: u64 = sum
+        .platforms
+        .iter()
+        .filter(|((p, _), _)| *p == "eks")
+        .map(|(_, n)| n)
+        .sum();
+    println!(
+        "  EKS runs: {eks_runs} of {}; by platform: {:?}",
+        sum.runs, sum.platforms
+    );
+    println!("  faults on compute calls: {:?}", sum.compute_faults);
+    println!("  green's rollout given up on: {:?}", sum.rollout_failed);
     println!("  approval runs, by decision: {:?}", sum.approvals);
     println!(
         "  call faults injected: {:?}",
@@ -1630,6 +1827,29 @@ async fn a_thousand_deployments_under_faults_end_whole() {
         panic!(
             "{} of {} runs violated the invariants (first reports above); replay a campaign with CHAOS_SEED=<one of {master}> CHAOS_RUNS={runs} cargo test -p integration-tests --test chaos -- --nocapture",
             sum.failures.len(),
+            sum.runs
+        );
+    }
+    // A campaign of any size covers both platforms, faults on the EKS calls, and an EKS
+    // rollout failing at once.
+    if sum.runs >= 200 {
+        let eks_faults: u64 = sum
+            .compute_faults
+            .iter()
+            .filter(|(c, _)| c.starts_with("EKS."))
+            .map(|(_, n)| n)
+            .sum();
+        let eks_failed_at_once = sum
+            .rollout_failed
+            .get(&(
+                "eks",
+                "failed at once: green cannot become ready".to_string(),
+            ))
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            eks_runs > 0 && eks_runs < sum.runs && eks_faults > 0 && eks_failed_at_once > 0,
+            "the campaign missed a platform: {eks_runs} EKS runs of {}, {eks_faults} faults on EKS calls, {eks_failed_at_once} EKS rollouts failed at once",
             sum.runs
         );
     }
