@@ -13,6 +13,12 @@
 //! Every started execution must also have exactly one deployment record, terminal once the
 //! execution has ended, whichever path ended it.
 //!
+//! The first run of each batch deploys to an EKS environment (its colors Deployments on the
+//! Kubernetes API stand-in, local-stack/kube.py): the router's faults hit its AWS calls (STS,
+//! EKS DescribeCluster, the load balancer, the table), not the Kubernetes ones (the stand-in
+//! injects none; the in-process campaign, chaos.rs, faults those). There, "never healthy" is
+//! an image that cannot be pulled: the deployment must fail before any traffic moves.
+//!
 //! Size: CHAOS_LOCAL_RUNS (default 20) per seed, CHAOS_LOCAL_LANES concurrent runs (default 10).
 //! Seeds: by default the committed master seeds of `seeds/chaos_local.txt` (what CI runs);
 //! CHAOS_LOCAL_SEED=<seed> runs one campaign, CHAOS_LOCAL_SEED=random a new one (printed).
@@ -107,14 +113,33 @@ async fn execution_status(
     }
 }
 
-/// One deployment under faults; returns a line for the summary or what went wrong.
-async fn one_run(s: &LocalStack, run: u64, scenario: Scenario) -> Result<String, String> {
-    let env: Environment = s
-        .environment("checkout", &format!("chaos-{run}"), "1.2.0")
-        .map_err(|e| format!("provision: {e:#}"))?;
+/// One deployment under faults, on ECS or (`eks`) on EKS; returns a line for the summary or
+/// what went wrong.
+async fn one_run(
+    s: &LocalStack,
+    run: u64,
+    scenario: Scenario,
+    eks: bool,
+) -> Result<String, String> {
+    let env: Environment = if eks {
+        let name = format!("chaos-{run}");
+        s.eks_environment("infra-agent", &name, &name, "1.2.0")
+    } else {
+        s.environment("checkout", &format!("chaos-{run}"), "1.2.0")
+    }
+    .map_err(|e| format!("provision: {e:#}"))?;
     if matches!(scenario, Scenario::NeverHealthy) {
-        s.never_healthy(&env.cluster, &env.green_service)
-            .map_err(|e| format!("{e:#}"))?;
+        if eks {
+            s.control(
+                "eks/scenario",
+                json!({"namespace": env.compute["namespace"], "deployment": env.compute["green_deployment"],
+                       "mode": "image-pull-backoff"}),
+            )
+            .map(|_| ())
+        } else {
+            s.never_healthy(&env.cluster, &env.green_service)
+        }
+        .map_err(|e| format!("{e:#}"))?;
     }
     let version = "1.3.0";
     let name = deployment_name(&env.service, &env.environment, version);
@@ -237,6 +262,12 @@ async fn one_run(s: &LocalStack, run: u64, scenario: Scenario) -> Result<String,
     {
         return Err("succeeded without walking every step".into());
     }
+    // Green never became healthy: no traffic moved to it.
+    if matches!(scenario, Scenario::NeverHealthy) && !greens.is_empty() {
+        return Err(format!(
+            "green never became healthy, yet steps {greens:?} were taken"
+        ));
+    }
     Ok(format!(
         "{} {:?} → {} {} steps {:?}",
         name,
@@ -304,21 +335,23 @@ async fn campaign(
             json!({"rate": rate, "lambda_crash_rate": crash, "seed": fault_seed}),
         )
         .unwrap_or_else(|e| panic!("setting faults: {e:#}"));
-        let batch: Vec<(u64, Scenario)> = (run..(run + lanes).min(runs))
+        let batch: Vec<(u64, Scenario, bool)> = (run..(run + lanes).min(runs))
             .map(|r| {
                 let scenario = match rng.below(4) {
                     0 => Scenario::AlarmMidShift,
                     1 => Scenario::NeverHealthy,
                     _ => Scenario::Healthy,
                 };
-                (seed.wrapping_add(r) % 1_000_000, scenario)
+                // each batch's first run is on EKS
+                (seed.wrapping_add(r) % 1_000_000, scenario, r % lanes == 0)
             })
             .collect();
         run += batch.len() as u64;
         let results = futures_join(s, &batch).await;
-        for ((id, scenario), r) in batch.iter().zip(results) {
+        for ((id, scenario, eks), r) in batch.iter().zip(results) {
+            let platform = if *eks { "EKS" } else { "ECS" };
             let label = format!(
-                "seed {seed} run chaos-{id} ({scenario:?}, faults {:.0} %, crashes {:.0} %)",
+                "seed {seed} run chaos-{id} ({platform}, {scenario:?}, faults {:.0} %, crashes {:.0} %)",
                 rate * 100.0,
                 crash * 100.0
             );
@@ -332,10 +365,13 @@ async fn campaign(
     let _ = s.control("faults", json!({"rate": 0}));
 }
 
-async fn futures_join(s: &LocalStack, batch: &[(u64, Scenario)]) -> Vec<Result<String, String>> {
+async fn futures_join(
+    s: &LocalStack,
+    batch: &[(u64, Scenario, bool)],
+) -> Vec<Result<String, String>> {
     let mut handles = Vec::new();
-    for (id, scenario) in batch {
-        handles.push(one_run(s, *id, *scenario));
+    for (id, scenario, eks) in batch {
+        handles.push(one_run(s, *id, *scenario, *eks));
     }
     let mut out = Vec::new();
     // Run the batch concurrently on this task.
