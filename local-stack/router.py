@@ -722,6 +722,11 @@ class Handler(BaseHTTPRequestHandler):
         elif target:
             self._send(status, json.dumps({"__type": code, "message": message}).encode(),
                        {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code})
+        elif self.signing_service() == "eks":
+            # REST-JSON (EKS DescribeCluster): the error named in x-amzn-ErrorType, as EKS sends
+            # it; an XML error here reads as an unnamed "Unknown" error to the SDK.
+            self._send(status, json.dumps({"message": message}).encode(),
+                       {"Content-Type": "application/json", "x-amzn-ErrorType": code})
         else:
             fault_type = "Sender" if status < 500 else "Receiver"
             xml = (f"<ErrorResponse><Error><Type>{fault_type}</Type><Code>{code}</Code><Message>{message}</Message>"
