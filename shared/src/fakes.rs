@@ -244,7 +244,11 @@ impl FakeCompute {
 #[async_trait]
 impl ComputePlatform for FakeCompute {
     async fn current_image(&self, svc: &Workload) -> Result<Option<String>, AdapterError> {
-        Ok(self.image_of(&svc.name))
+        // a workload the platform does not have is NotFound, as ECS and Kubernetes answer
+        match self.image_of(&svc.name) {
+            Some(image) => Ok(Some(image)),
+            None => Err(AdapterError::NotFound(svc.describe())),
+        }
     }
     async fn deploy_image(
         &self,

@@ -533,6 +533,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_workload_that_does_not_exist_is_refused_before_anything_changes() {
+        let w = World::default();
+        let mut input = sample::state(sample::request());
+        input["request"]["compute"]["green_service"] = "checkout-gren".into();
+        let err = handle(&deps(&w), input)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a missing service must be refused"));
+        assert_eq!(err.error_type(), "BlueGreen.InvalidInput", "{err}");
+        assert!(
+            err.to_string()
+                .contains("service checkout-gren in cluster checkout-dev of Green does not exist"),
+            "{err}"
+        );
+        assert!(w.router.writes().is_empty());
+        assert!(
+            w.compute
+                .deploys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+        );
+        let lock = w
+            .store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment);
+        assert_eq!(lock, None, "the environment was not taken");
+    }
+
+    #[tokio::test]
     async fn a_rollout_that_cannot_succeed_fails_on_the_first_poll_before_any_traffic_moves() {
         let w = World::default();
         w.compute.fail_rollout(
