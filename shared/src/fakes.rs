@@ -459,12 +459,8 @@ impl DeploymentStore for FakeStore {
         released.active_deployment = None;
         envs.insert(key, released);
         records.insert(record.id.clone(), record.clone());
-        if record.status == crate::domain::DeploymentStatus::RolledBack {
-            let now = record.finished_at.unwrap_or(record.started_at);
-            lock(&self.quarantines).insert(
-                (record.service.clone(), record.version.clone()),
-                crate::domain::Quarantine::of(record, now),
-            );
+        if let Some(q) = crate::domain::quarantine_after(record) {
+            lock(&self.quarantines).insert((q.service.clone(), q.version.clone()), q);
         }
         Ok(())
     }
@@ -672,12 +668,10 @@ impl DeploymentStore for FakeStore {
             last_deployment: None,
             updated_at: now,
         });
-        if let Some(holder) = env.active_deployment.clone()
-            && holder != id
-        {
-            let stale = taken.get(&key).is_some_and(|t| now - *t > stale_after)
-                && !records.contains_key(&holder);
-            if !stale {
+        if let Some(holder) = env.active_deployment.clone() {
+            let claim =
+                crate::domain::claim_lock(&holder, id, taken.get(&key).copied(), now, stale_after);
+            if !claim.take_over(records.contains_key(&holder)) {
                 return Ok(LockOutcome::HeldBy(holder));
             }
         }

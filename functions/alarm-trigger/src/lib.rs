@@ -813,7 +813,7 @@ mod tests {
                 "dev",
                 "starting",
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();

@@ -8,6 +8,7 @@ use crate::{ApiDeps, Call, requests};
 use serde_json::json;
 use shared::domain::{
     Color, DeploymentRecord, DeploymentStatus, EnvironmentState, Phase, StepRecord, TrafficSplit,
+    environment_after,
 };
 use shared::ports::{ForwardTarget, LockOutcome, ServiceRef};
 use shared::registry::EnvironmentConfig;
@@ -124,7 +125,7 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             &environment,
             &id,
             now,
-            shared::start::STALE_LOCK_AFTER,
+            shared::domain::STALE_LOCK_AFTER,
         )
         .await?
     {
@@ -251,15 +252,8 @@ async fn run(deps: &ApiDeps, p: &Plan) -> Result<Reply, (ApiError, Reached)> {
         .map_err(|e| at(Reached::TrafficWritten)(e.into()))?;
     let now = deps.clock.now();
     record.finish(Phase::Succeeded, now, Some(p.reason.clone()));
-    let env = EnvironmentState {
-        active_color: Some(standby),
-        active_version: Some(p.standby_version.clone()),
-        standby_version: p.active_version.clone(),
-        active_deployment: None,
-        last_deployment: Some(p.id.clone()),
-        updated_at: now,
-        ..p.state.clone()
-    };
+    let env = environment_after(&record, Some(&p.state), now)
+        .ok_or_else(|| at(Reached::TrafficWritten)(no_colors(&p.id)))?;
     deps.store
         .finish(&record, &env)
         .await
@@ -315,6 +309,12 @@ async fn standby_image(deps: &ApiDeps, p: &Plan) -> String {
     }
 }
 
+fn no_colors(id: &str) -> ApiError {
+    ApiError::internal(format!(
+        "rollback {id} ended with no colors recorded; inspect the record"
+    ))
+}
+
 /// Leaves the environment as it was: traffic back on the active color, the record failed
 /// with the reason, the lock released. Returns the error to report.
 async fn undo(deps: &ApiDeps, p: &Plan, reached: Reached, e: ApiError) -> ApiError {
@@ -348,11 +348,8 @@ async fn undo(deps: &ApiDeps, p: &Plan, reached: Reached, e: ApiError) -> ApiErr
             .map_err(|e| e.to_string())?;
         let now = deps.clock.now();
         record.finish(Phase::Failed, now, Some(why.clone()));
-        let env = EnvironmentState {
-            active_deployment: None,
-            updated_at: now,
-            ..p.state.clone()
-        };
+        let env = environment_after(&record, Some(&p.state), now)
+            .ok_or_else(|| no_colors(&p.id).message)?;
         deps.store
             .finish(&record, &env)
             .await

@@ -778,7 +778,7 @@ mod tests {
                 "dev",
                 "checkout-dev-1-2-0-aaaaaaaaaaaa",
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();

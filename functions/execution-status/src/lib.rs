@@ -628,7 +628,7 @@ mod tests {
                 "dev",
                 DEPLOYMENT_ID,
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();
@@ -711,7 +711,7 @@ mod tests {
                 "dev",
                 DEPLOYMENT_ID,
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();
@@ -753,7 +753,7 @@ mod tests {
                 "dev",
                 "someone-else",
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();
@@ -824,7 +824,7 @@ mod tests {
                 "dev",
                 DEPLOYMENT_ID,
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();
