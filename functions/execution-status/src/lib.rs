@@ -271,8 +271,7 @@ async fn run(deps: &Deps, change: ExecutionChange) -> Result<Summary, PhaseError
         {
             RollbackOutcome::RolledBack(r) => {
                 // a rolled-back deployment had begun, so its colors are recorded
-                let (blue, green) = r
-                    .active_color
+                let (blue, green) = shared::domain::active_after(&r)
                     .map(TrafficSplit::all_on)
                     .map_or((0, 0), |s| (s.blue(), s.green()));
                 Summary::RolledBack {
