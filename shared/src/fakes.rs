@@ -1310,16 +1310,16 @@ pub mod sample {
             }
         }
 
-        pub fn rollback_deps(&self) -> crate::rollback::RollbackDeps {
-            crate::rollback::RollbackDeps {
+        pub fn rollback_deps(&self) -> crate::usecases::rollback::RollbackDeps {
+            crate::usecases::rollback::RollbackDeps {
                 store: self.store.clone(),
                 access: self.access.clone(),
                 clock: self.clock.clone(),
             }
         }
 
-        pub fn start_deps(&self) -> crate::start::StartDeps {
-            crate::start::StartDeps {
+        pub fn start_deps(&self) -> crate::usecases::start::StartDeps {
+            crate::usecases::start::StartDeps {
                 registry: self.registry.clone(),
                 store: self.store.clone(),
                 executions: self.executions.clone(),

@@ -326,7 +326,7 @@ async fn undo(deps: &ApiDeps, p: &Plan, reached: Reached, e: ApiError) -> ApiErr
                 .router(&p.reach())
                 .await
                 .map_err(|e| e.to_string())?;
-            shared::rollback::restore(
+            shared::usecases::rollback::restore(
                 router.as_ref(),
                 &p.forward().map_err(|e| e.message)?,
                 p.active,

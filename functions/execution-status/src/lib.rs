@@ -9,7 +9,7 @@ use shared::contracts::{CaughtError, DeploymentRequest};
 use shared::domain::{DeploymentRecord, TrafficSplit};
 use shared::error::PhaseError;
 use shared::ports::{Clock, DeploymentStore, EnvironmentAccess};
-use shared::rollback::{RollbackDeps, RollbackOutcome, roll_back_retrying};
+use shared::usecases::rollback::{RollbackDeps, RollbackOutcome, roll_back_retrying};
 use std::sync::Arc;
 use tracing::Instrument;
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
 use shared::domain::{ApprovalDecision, ApprovalState, Phase};
 use shared::error::PhaseError;
-use shared::rollback::{RollbackDeps, RollbackOutcome, roll_back};
+use shared::usecases::rollback::{RollbackDeps, RollbackOutcome, roll_back};
 use tracing::Instrument;
 
 pub use shared::ports::PhaseDeps as Deps;
