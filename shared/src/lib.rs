@@ -1,5 +1,5 @@
 //! Shared library of the Blue/Green deployment controller: the pure domain, the use cases that
-//! orchestrate it (start, rollback), the ports the handlers depend on, the
+//! orchestrate it (start, rollback, environment rollback), the ports the handlers depend on, the
 //! AWS adapters behind those ports, and the contracts that cross the Step Functions boundary.
 
 pub mod adapters;

@@ -2,5 +2,6 @@
 //! Each is called by several entry points (the API, the triggers, the phases), so they live here
 //! and the handlers stay thin: parse, call, answer.
 
+pub mod environment_rollback;
 pub mod rollback;
 pub mod start;
