@@ -3,6 +3,7 @@
 //! the deployment record and deployment metrics. Nothing here performs I/O.
 
 mod color;
+mod compute;
 mod ending;
 mod lock;
 pub mod metrics;
@@ -18,6 +19,7 @@ mod verdict;
 mod window;
 
 pub use color::{ActiveColorUnknown, Color, active_at_start};
+pub use compute::{GreenReadiness, Platform, ReadinessCheck};
 pub use ending::{
     active_after, environment_after, quarantine_after, rollback_final_phase, waiting_for_approval,
 };

@@ -10,7 +10,7 @@ use crate::domain::{
 use crate::error::AdapterError;
 use crate::ports::{
     BeginOutcome, Clock, DeploymentStore, EnvironmentAccess, ForwardTarget, LockOutcome, Reach,
-    Registry, ServiceRef,
+    Registry,
 };
 use crate::registry::EnvironmentConfig;
 use std::sync::Arc;
@@ -377,17 +377,10 @@ async fn run(
 
 /// The image the standby color runs, for the record; best effort.
 async fn standby_image(deps: &EnvironmentRollbackDeps, p: &Plan) -> String {
-    let crate::contracts::ComputeConfig::Ecs {
-        cluster, container, ..
-    } = &p.config.compute;
-    let svc = ServiceRef {
-        cluster: cluster.clone(),
-        service: p.config.compute.service(p.standby()).to_string(),
-        container: container.clone(),
-    };
+    let workload = p.config.compute.workload(p.standby());
     let image = async {
-        let compute = deps.access.compute(&p.reach()).await?;
-        compute.current_image(&svc).await
+        let compute = deps.access.compute(&p.reach(), workload.platform).await?;
+        compute.current_image(&workload).await
     }
     .await;
     match image {
