@@ -215,7 +215,7 @@ async fn one_run(
             || !record
                 .reason
                 .as_deref()
-                .is_some_and(|r| r.starts_with(shared::rollback::NEVER_STARTED)))
+                .is_some_and(|r| r.starts_with(shared::usecases::rollback::NEVER_STARTED)))
     {
         return Err(format!(
             "ended before it began, yet {} with reason {:?}",
