@@ -273,8 +273,8 @@ async fn an_idempotency_key_used_by_another_service_lands_on_an_id_of_its_own() 
     assert_eq!(r.status, 200, "{}", r.body);
     for environment in ["dev", "tst"] {
         let mut env = World::environment_config();
-        env.service = "payments".into();
-        env.environment = environment.into();
+        env.service = shared::fakes::sample::id("payments");
+        env.environment = shared::fakes::sample::id(environment);
         w.registry
             .put_environment(&env)
             .await
@@ -1810,7 +1810,7 @@ mod promotion {
         let (w, d) = world().await;
         ci_records_evidence(&w).await;
         let mut prd = World::environment_config();
-        prd.environment = "prd".into();
+        prd.environment = shared::fakes::sample::id("prd");
         w.registry.put_environment(&prd).await.unwrap();
         let mut r = sample::record(Phase::Succeeded);
         r.id = "checkout-dev-1-3-0-aaaa".into();

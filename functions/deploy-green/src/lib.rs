@@ -374,7 +374,7 @@ mod tests {
         // GIVEN prd (protected by default) registered, and an input that is no promotion
         let w = World::default().with_registry().await;
         let mut prd = World::environment_config();
-        prd.environment = "prd".into();
+        prd.environment = shared::fakes::sample::id("prd");
         w.registry.put_environment(&prd).await.unwrap();
         let mut req = sample::request();
         req["environment"] = "prd".into();
@@ -408,7 +408,9 @@ mod tests {
     async fn the_environment_role_is_used_for_every_aws_call_outside_the_table() {
         let w = World::default().with_registry().await;
         let mut env = World::environment_config();
-        env.role_arn = Some("arn:aws:iam::210987654321:role/bluegreen-prd".into());
+        env.role_arn = Some(shared::fakes::sample::id(
+            "arn:aws:iam::210987654321:role/bluegreen-prd",
+        ));
         w.registry.put_environment(&env).await.unwrap();
         // the input names another role: the registry's applies
         let mut req = sample::request();

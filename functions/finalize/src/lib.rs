@@ -54,7 +54,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
             active_version: Some(record.version.clone()),
             standby_version: record.previous_version.clone(),
             active_deployment: None,
-            last_deployment: Some(id.clone()),
+            last_deployment: Some(id.to_string()),
             updated_at: now,
         };
         deps.store.finish(&record, &env).await?;

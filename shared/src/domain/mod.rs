@@ -2,6 +2,7 @@
 //! the deployment record and deployment metrics. Nothing here performs I/O.
 
 mod color;
+mod ids;
 pub mod metrics;
 mod names;
 mod phase;
@@ -14,6 +15,9 @@ mod verdict;
 mod window;
 
 pub use color::Color;
+pub use ids::{
+    AccountId, DeploymentId, EnvironmentName, ImageDigest, RoleArn, ServiceName, is_account_id,
+};
 pub use metrics::{EnvironmentMetrics, environment_metrics};
 pub use names::{
     ImageRef, InvalidName, LoadBalancerTarget, TargetGroupArn, TrafficConfig, Version,
