@@ -13,7 +13,7 @@ GUARD_OS := $(if $(filter Darwin,$(shell uname -s)),macos,ubuntu)
 GUARD_ARCH := $(if $(filter arm64 aarch64,$(shell uname -m)),aarch64,x86_64)
 CFN_GUARD := node_modules/@cdklabs/cdk-validator-cfnguard/bin/$(GUARD_OS)/$(GUARD_ARCH)/cfn-guard
 
-.PHONY: chaos demo test bench setup build lint template-checks compliance deny package unit e2e stack-up stack-down clean fuzz fuzz-build
+.PHONY: chaos demo test bench setup build lint template-checks compliance deny package unit e2e stack-up stack-down clean fuzz fuzz-build kube-check
 
 $(VENV)/.installed: requirements-dev.txt local-stack/requirements.txt
 	python3 -m venv $(VENV)
@@ -92,13 +92,26 @@ test unit: export PROPTEST_RNG_SEED ?= 20261202
 
 # Every test: lint, a short fuzzing run of every parser (fuzz/README.md), unit and handler
 # tests, the definition's invariants, and end to end on the local stack (started here,
-# stopped on exit), then every call the functions made there against their roles.
+# stopped on exit), then every call the functions made there against their roles, then the
+# stack's EKS side against the real APIs' behaviour (KUBE_CHECK).
 test: setup build lint fuzz
 	@set -euo pipefail; \
 	trap '$(STACK) down >/dev/null' EXIT INT TERM; \
 	$(STACK) up >/dev/null; \
 	cargo test --workspace --no-fail-fast; \
-	$(IAM_CHECK)
+	$(IAM_CHECK); \
+	$(KUBE_CHECK)
+
+# The local stack's EKS DescribeCluster and Kubernetes API stand-in, as the controller uses them
+# (local-stack/kube_check.py, ~15 s): on the running stack, else on one started for it.
+KUBE_CHECK := $(VENV)/bin/python local-stack/kube_check.py
+kube-check: $(VENV)/.installed
+	@set -euo pipefail; \
+	if $(STACK) status >/dev/null 2>&1; then $(KUBE_CHECK); else \
+	  trap '$(STACK) down >/dev/null' EXIT INT TERM; \
+	  $(STACK) up --no-watch >/dev/null; \
+	  $(KUBE_CHECK); \
+	fi
 
 # Fuzzing (fuzz/README.md): every event, task and API request parser, each target for
 # FUZZ_SECONDS (a longer run: `make fuzz FUZZ_SECONDS=600`; one target: FUZZ_TARGETS=api).

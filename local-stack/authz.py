@@ -19,6 +19,8 @@ condition keys) and, where one API call needs more than its own action, the serv
   * CloudWatch DescribeAlarms asking for composite alarms is authorized only on "*".
   * Step Functions SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat: on the state machine
     whose execution issued the token (the local stack runs one state machine).
+  * EKS DescribeCluster: on the cluster; the calls to the cluster's Kubernetes API that follow
+    are authorized by Kubernetes RBAC, not IAM (kube.py records them with no authorizations).
 
 An operation this module does not know is recorded with action None, so the check fails on it
 instead of letting a new kind of call go unchecked.
@@ -204,6 +206,16 @@ def ecr(op: str, p: dict, region: str) -> list[dict]:
     return [auth(None, "*")]
 
 
+def eks(op: str, p: dict, region: str) -> list[dict]:
+    """Service Authorization Reference, Amazon EKS: DescribeCluster on the cluster resource
+    arn:${Partition}:eks:${Region}:${Account}:cluster/${ClusterName}. The calls to the cluster's
+    Kubernetes API need no IAM action (Kubernetes RBAC authorizes them; kube.py records them
+    with no authorizations)."""
+    if op == "DescribeCluster":
+        return [auth("eks:DescribeCluster", arn("eks", region, f"cluster/{p.get('name', '')}"))]
+    return [auth(None, "*")]
+
+
 def sts(op: str, p: dict) -> list[dict]:
     if op == "AssumeRole":
         return [auth("sts:AssumeRole", p.get("RoleArn", ""))]
@@ -228,4 +240,6 @@ def authorizations(service: str, op: str, params: dict, region: str, response: d
         return ecr(op, params, region)
     if service == "sts":
         return sts(op, params)
+    if service == "eks":
+        return eks(op, params, region)
     return [auth(None, "*")]

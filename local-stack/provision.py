@@ -11,6 +11,13 @@
       CloudWatch alarms (OK) in the router's stand-in, ECR repository. Idempotent by names: an
       existing environment is reused and reset to that fresh state. Prints the environment JSON.
 
+  provision.py environment --platform eks --service infra-agent --environment prd --version 1.2.0
+      [--cluster NAME (<service>-<environment>)] [--namespace NS (<service>)] [--desired 3]
+      The same load balancer, alarms and repository; an EKS cluster (moto) whose API server is the
+      Kubernetes stand-in (kube.py); in it the Deployments <service>-blue and <service>-green
+      (one container named after the service, image <repository>:<version>, rolled out: pods
+      Ready, their IPs in their color's target group) and one TargetGroupBinding per color.
+
 JSON goes to stdout only; progress goes to stderr. Endpoint: --endpoint, else $BLUEGREEN_ENDPOINT,
 else http://127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566).
 """
@@ -18,11 +25,14 @@ else http://127.0.0.1:$BLUEGREEN_ROUTER_PORT (4566).
 from __future__ import annotations
 
 import argparse
+import base64
 import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -47,6 +57,9 @@ FUNCTIONS = {
     "RequestApprovalFunctionArn": "request-approval",
 }
 CONTAINER_PORT = 8080
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kube  # noqa: E402 - local module, next to this file
 
 
 def log(msg: str) -> None:
@@ -192,9 +205,10 @@ def check_name(kind: str, name: str, limit: int = 32) -> str:
     return name
 
 
-def provision_environment(aws: Aws, service: str, env: str, version: str, desired: int) -> dict:
-    ec2, elb, ecs = aws("ec2"), aws("elbv2"), aws("ecs")
-    base = f"{service}-{env}"
+def load_balancer(aws: Aws, base: str) -> dict:
+    """The environment's ALB, its blue/green target groups (IP targets) and the HTTP:80 listener
+    forwarding blue 100 / green 0 (created, or reset to that)."""
+    ec2, elb = aws("ec2"), aws("elbv2")
     lb_name = check_name("load balancer", f"bg-{base}")
     tg_names = {c: check_name("target group", f"{base}-{c}") for c in ("blue", "green")}
 
@@ -239,6 +253,15 @@ def provision_environment(aws: Aws, service: str, env: str, version: str, desire
         listener_arn = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
                                            DefaultActions=actions)["Listeners"][0]["ListenerArn"]
         log("listener created (blue 100 / green 0)")
+    return {"lb": lb, "tgs": tgs, "listener_arn": listener_arn, "subnet_ids": subnet_ids, "sg": sg}
+
+
+def provision_environment(aws: Aws, service: str, env: str, version: str, desired: int) -> dict:
+    ecs = aws("ecs")
+    base = f"{service}-{env}"
+    traffic = load_balancer(aws, base)
+    lb, tgs, listener_arn = traffic["lb"], traffic["tgs"], traffic["listener_arn"]
+    subnet_ids, sg = traffic["subnet_ids"], traffic["sg"]
 
     # ECS ----------------------------------------------------------------------------------------
     cluster = base
@@ -276,6 +299,29 @@ def provision_environment(aws: Aws, service: str, env: str, version: str, desire
         services[color] = svc_name
         aws.control("/_local/traffic", {"target_group_arn": tgs[color], "clear": True})
 
+    alarms = alarms_and_repository(aws, service, env, lb, tgs)
+    add_operator_parameters(
+        ListenerArns=[listener_arn],
+        EcsServiceArns=[f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{services[c]}" for c in ("blue", "green")],
+        EcsTaskRoleArns=list(roles.values()),
+        EcrRepositoryArns=[f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{service}"],
+    )
+    return {
+        "service": service, "environment": env,
+        "listener_arn": listener_arn, "load_balancer_arn": lb["LoadBalancerArn"],
+        "blue_target_group_arn": tgs["blue"], "green_target_group_arn": tgs["green"],
+        "cluster": cluster, "blue_service": services["blue"], "green_service": services["green"],
+        "alarm_names": alarms, "image_repository": image_repo,
+        "compute": {"platform": "ecs", "cluster": cluster, "blue_service": services["blue"],
+                    "green_service": services["green"]},
+    }
+
+
+def alarms_and_repository(aws: Aws, service: str, env: str, lb: dict, tgs: dict) -> list[str]:
+    """The environment's alarms (OK, in the router's CloudWatch stand-in), its ECR repository, and
+    no recorded colors or lock; returns the alarms' names."""
+    base = f"{service}-{env}"
+
     # CloudWatch alarms (router stand-in) ---------------------------------------------------------
     cw = aws("cloudwatch")
     tg_dim = [{"Name": "TargetGroup", "Value": tgs["green"].split(":", 5)[5]},
@@ -312,19 +358,124 @@ def provision_environment(aws: Aws, service: str, env: str, version: str, desire
     except ClientError as e:
         if code(e) != "ResourceNotFoundException":
             raise
+    return list(alarms)
 
+
+# ------------------------------------------------------------------------------------------
+# environment on EKS
+# ------------------------------------------------------------------------------------------
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+EKS_CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9\-_]*")
+
+
+def provision_eks_environment(aws: Aws, service: str, env: str, version: str, desired: int,
+                              cluster: str, namespace: str) -> dict:
+    if not EKS_CLUSTER_NAME.fullmatch(cluster) or len(cluster) > 100:
+        raise SystemExit(f"provision: {cluster!r} is not an EKS cluster name (letters, digits, - and _, at most 100)")
+    if not DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
+        raise SystemExit(f"provision: {namespace!r} is not a Kubernetes namespace name (an RFC 1123 label)")
+    if not DNS_LABEL.fullmatch(service) or len(service) > 63 - len("-green"):
+        raise SystemExit(f"provision: {service!r} cannot name a container and Deployments (an RFC 1123 label)")
+    base = f"{service}-{env}"
+    traffic = load_balancer(aws, base)
+    lb, tgs, listener_arn = traffic["lb"], traffic["tgs"], traffic["listener_arn"]
+
+    # the cluster (moto); its API server is the Kubernetes stand-in ----------------------------------
+    eks = aws("eks")
+    try:
+        eks.describe_cluster(name=cluster)
+    except ClientError as e:
+        if code(e) != "ResourceNotFoundException":
+            raise
+        eks.create_cluster(name=cluster, version=kube.VERSION["major"] + "." + kube.VERSION["minor"], roleArn=f"arn:aws:iam::{ACCOUNT}:role/bg-{base}-eks-cluster",
+                           resourcesVpcConfig={"subnetIds": traffic["subnet_ids"], "securityGroupIds": [traffic["sg"]]})
+        log(f"EKS cluster {cluster} created")
+    described = eks.describe_cluster(name=cluster)["cluster"]
+    client = kube.Client(described["endpoint"], base64.b64decode(described["certificateAuthority"]["data"]),
+                         lambda: kube.eks_token(cluster), user_agent="bluegreen-local-stack/provision")
+
+    def call(method: str, path: str, body=None, ok=(200, 201)) -> dict:
+        status, out = client.request(method, path, body)
+        if status not in ok:
+            raise SystemExit(f"provision: {method} {path} -> {status}: {out.get('message', out)}")
+        return out
+
+    image_repo = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{service}"
+    deployments = {c: f"{service}-{c}" for c in ("blue", "green")}
+    apps = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    bindings = f"/apis/elbv2.k8s.aws/v1beta1/namespaces/{namespace}/targetgroupbindings"
+    for color, name in deployments.items():
+        # An existing environment is reset: its Deployments and bindings made again on --version.
+        call("DELETE", f"{bindings}/{name}", ok=(200, 404))
+        call("DELETE", f"{apps}/{name}", ok=(200, 404))
+        selector = {"app": service, "color": color}
+        call("POST", apps, {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            # as the reference's Helm chart installs it
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {**selector, "app.kubernetes.io/managed-by": "Helm"},
+                         "annotations": {"meta.helm.sh/release-name": name, "meta.helm.sh/release-namespace": namespace}},
+            "spec": {
+                "replicas": desired, "progressDeadlineSeconds": 600,
+                "selector": {"matchLabels": selector},
+                # the stand-in starts all new pods at once; say so
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}},
+                "template": {
+                    "metadata": {"labels": dict(selector)},
+                    "spec": {"containers": [{
+                        "name": service, "image": f"{image_repo}:{version}",
+                        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+                        "readinessProbe": {"httpGet": {"path": "/health", "port": CONTAINER_PORT}, "periodSeconds": 5},
+                    }]},
+                },
+            },
+        })
+        call("POST", bindings, {
+            "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            # serviceRef names the Deployment in the stand-in (a Service selecting its pods, in a cluster)
+            "spec": {"targetGroupARN": tgs[color], "targetType": "ip",
+                     "serviceRef": {"name": name, "port": CONTAINER_PORT}},
+        })
+        aws.control("/_local/eks/scenario", {"namespace": namespace, "deployment": name, "mode": None})
+        aws.control("/_local/traffic", {"target_group_arn": tgs[color], "clear": True})
+        log(f"deployment {namespace}/{name} created on {version} ({desired} replicas)")
+
+    # rolled out: every pod Ready and registered in its target group
+    elb = aws("elbv2")
+    deadline = time.monotonic() + 60
+    pending = dict(deployments)
+    while pending:
+        for color, name in list(pending.items()):
+            d = call("GET", f"{apps}/{name}")
+            st = d.get("status") or {}
+            targets = elb.describe_target_health(TargetGroupArn=tgs[color])["TargetHealthDescriptions"]
+            healthy = [t for t in targets if t["TargetHealth"]["State"] == "healthy"]
+            if st.get("observedGeneration") == d["metadata"]["generation"] and \
+                    st.get("updatedReplicas") == st.get("availableReplicas") == st.get("replicas") == desired and \
+                    len(targets) == len(healthy) == desired:
+                del pending[color]
+                log(f"deployment {namespace}/{name} rolled out, {desired} targets healthy")
+        if pending and time.monotonic() > deadline:
+            raise SystemExit(f"provision: {', '.join(pending.values())} did not roll out within 60 s "
+                             "(see .local-stack/kube.log)")
+        if pending:
+            time.sleep(0.2)
+
+    alarms = alarms_and_repository(aws, service, env, lb, tgs)
     add_operator_parameters(
         ListenerArns=[listener_arn],
-        EcsServiceArns=[f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{services[c]}" for c in ("blue", "green")],
-        EcsTaskRoleArns=list(roles.values()),
         EcrRepositoryArns=[f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{service}"],
+        EksClusterNames=[cluster],
     )
     return {
         "service": service, "environment": env,
         "listener_arn": listener_arn, "load_balancer_arn": lb["LoadBalancerArn"],
         "blue_target_group_arn": tgs["blue"], "green_target_group_arn": tgs["green"],
-        "cluster": cluster, "blue_service": services["blue"], "green_service": services["green"],
-        "alarm_names": list(alarms), "image_repository": image_repo,
+        "alarm_names": alarms, "image_repository": image_repo,
+        "compute": {"platform": "eks", "cluster": cluster, "namespace": namespace,
+                    "blue_deployment": deployments["blue"], "green_deployment": deployments["green"],
+                    "container": service},
     }
 
 
@@ -394,7 +545,10 @@ def main() -> None:
     e.add_argument("--service", required=True)
     e.add_argument("--environment", required=True)
     e.add_argument("--version", required=True)
-    e.add_argument("--desired", type=int, default=2)
+    e.add_argument("--platform", choices=("ecs", "eks"), default="ecs")
+    e.add_argument("--desired", type=int, help="tasks (ECS, default 2) or replicas (EKS, default 3) per color")
+    e.add_argument("--cluster", help="EKS cluster name (default <service>-<environment>)")
+    e.add_argument("--namespace", help="Kubernetes namespace (default the service name)")
     i = sub.add_parser("image", help="push service:tag to ECR and scan it")
     i.add_argument("--service", required=True)
     i.add_argument("--tag", required=True)
@@ -405,8 +559,13 @@ def main() -> None:
             out = provision_base(aws, args.definition)
         elif args.cmd == "image":
             out = push_image(aws, args.service, args.tag)
+        elif args.platform == "eks":
+            out = provision_eks_environment(
+                aws, args.service, args.environment, args.version, 3 if args.desired is None else args.desired,
+                args.cluster or f"{args.service}-{args.environment}", args.namespace or args.service)
         else:
-            out = provision_environment(aws, args.service, args.environment, args.version, args.desired)
+            out = provision_environment(aws, args.service, args.environment, args.version,
+                                        2 if args.desired is None else args.desired)
     except (ClientError, OSError) as exc:
         raise SystemExit(f"provision: {exc} (is the local stack up? python local-stack/stack.py up)")
     print(json.dumps(out))

@@ -8,6 +8,9 @@ Routes (everything listens on 127.0.0.1 only):
                    -> in-process stand-in (alarms + a traffic model for AWS/ApplicationELB)
   * ECS            CreateService/UpdateService proxied to moto, then targets are (de)registered
                    like ECS would; DescribeServices responses report the rollout.
+  * EKS            DescribeCluster (GET /clusters/{name}) proxied to moto, its answer's endpoint and
+                   CA bundle replaced by the Kubernetes API stand-in's (kube.py): the cluster's API
+                   server is the stand-in, whose certificate that CA signed
   * ELBv2          DescribeTargetHealth proxied, rewritten to `unhealthy` for "never healthy" services
   * DynamoDB       writes (PutItem, UpdateItem, DeleteItem, TransactWriteItems, BatchWriteItem) reach
                    moto one at a time: moto checks a write's condition and writes without a lock,
@@ -16,7 +19,8 @@ Routes (everything listens on 127.0.0.1 only):
                    {"publication_delay_seconds": 2}: GetMetricData withholds a period's
                    datapoint until the period has ended and this many seconds have passed
                    (default 2, env BLUEGREEN_METRICS_DELAY_SECONDS), as CloudWatch publishes
-                   ALB metrics late.
+                   ALB metrics late. /_local/eks/... goes to the Kubernetes API stand-in, and
+                   POST /_local/reset resets its scenarios too.
   * anything else  proxied verbatim to moto.
 
 Every AWS call a function makes is also recorded, with what IAM authorizes for it (authz.py), in
@@ -37,12 +41,14 @@ Benchmarks and chaos runs also use:
                     side effects. {"rate": 0} turns faults off.
 
 Usage: router.py [--port 4566] [--moto http://127.0.0.1:4567] [--lambda http://127.0.0.1:9000]
-(env: BLUEGREEN_ROUTER_PORT, BLUEGREEN_MOTO_URL, BLUEGREEN_LAMBDA_URL)
+                 [--kube https://127.0.0.1:4568 --kube-ca .local-stack/kube-ca.pem]
+(env: BLUEGREEN_ROUTER_PORT, BLUEGREEN_MOTO_URL, BLUEGREEN_LAMBDA_URL, BLUEGREEN_KUBE_URL, BLUEGREEN_KUBE_CA)
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import http.client
 import io
@@ -52,6 +58,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -79,6 +86,8 @@ CW_CBOR_PATH = re.compile(r"^/service/GraniteServiceVersion20100801/operation/([
 CW_JSON_TARGET = "GraniteServiceVersion20100801."
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+EKS_CLUSTER = re.compile(r"^/clusters/([^/]+)$")
+SIGNING_SERVICE = re.compile(r"Credential=[^/]+/\d+/[a-z0-9-]+/([a-z0-9-]+)/aws4_request")
 # The controller's functions name themselves in their user agent (app/<function>): the binaries
 # under functions/ (shared::adapters::load_aws_config).
 FUNCTIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "functions")
@@ -164,9 +173,12 @@ DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWri
 
 
 class State:
-    def __init__(self, moto_url: str, lambda_url: str):
+    def __init__(self, moto_url: str, lambda_url: str, kube_url: str | None = None, kube_ca: str | None = None):
         self.moto_url = moto_url.rstrip("/")
         self.lambda_url = lambda_url.rstrip("/")
+        # the Kubernetes API stand-in every EKS cluster's endpoint points at, and its CA
+        self.kube_url = (kube_url or "").rstrip("/") or None
+        self.kube_ca = kube_ca
         self.lock = threading.RLock()
         self.alarms: dict[str, dict] = {}
         self.rps = DEFAULT_RPS
@@ -640,6 +652,11 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj) -> None:
         self._send(status, json.dumps(json_ready(obj), indent=None).encode(), {"Content-Type": "application/json"})
 
+    def signing_service(self) -> str | None:
+        """The service the request is signed for (SigV4 credential scope), e.g. eks."""
+        m = SIGNING_SERVICE.search(self.headers.get("Authorization", ""))
+        return m.group(1) if m else None
+
     def region(self) -> str:
         m = re.search(r"Credential=[^/]+/\d+/([a-z0-9-]+)/", self.headers.get("Authorization", ""))
         return m.group(1) if m else DEFAULT_REGION
@@ -726,6 +743,8 @@ class Handler(BaseHTTPRequestHandler):
             elif target.startswith(ECS_TARGET):
                 op = target[len(ECS_TARGET):]
                 status, note = self.ecs_call(op, body), f"ecs.{op}"
+            elif self.command == "GET" and EKS_CLUSTER.match(path) and self.signing_service() == "eks":
+                status, note = self.eks_describe_cluster(body), "eks.DescribeCluster"
             else:
                 status, note = self.elb_or_proxy(body), self._op_note(target, body)
         except Exception as exc:  # noqa: BLE001 - report, never kill the server
@@ -760,6 +779,12 @@ class Handler(BaseHTTPRequestHandler):
                 params = cbor2.loads(body) if cw else json.loads(body)
             if LAMBDA_INVOKE.match(path):
                 service, op, params = "lambda", "Invoke", {"FunctionName": LAMBDA_INVOKE.match(path).group(1)}
+            elif self.signing_service() == "eks":  # REST-JSON: the operation is the method and path
+                m = EKS_CLUSTER.match(path)
+                if m and self.command == "GET":
+                    service, op, params = "eks", "DescribeCluster", {"name": urllib.parse.unquote(m.group(1))}
+                else:
+                    service, op, params = "eks", f"{self.command} {path}", {}
             response = None
             if service == "ecs" and op == "RegisterTaskDefinition" and self.last_sent:
                 try:
@@ -915,6 +940,46 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, data, headers)
         return status
 
+    # --- EKS ---------------------------------------------------------------------------------
+    def eks_describe_cluster(self, body: bytes) -> int:
+        """moto's DescribeCluster, with the cluster's API server being the Kubernetes stand-in:
+        its https endpoint and, as EKS gives it, the base64 of its CA certificate's PEM."""
+        status, headers, data = self.moto(body)
+        if status == 200 and self.state.kube_url:
+            try:
+                out = json.loads(data)
+                with open(self.state.kube_ca, "rb") as f:
+                    ca = f.read()
+                cluster = out.get("cluster") or {}
+                cluster["endpoint"] = self.state.kube_url
+                cluster["certificateAuthority"] = {"data": base64.b64encode(ca).decode()}
+                data = json.dumps(out).encode()
+            except (OSError, ValueError, TypeError) as exc:
+                log(f"eks: cannot point DescribeCluster at the Kubernetes stand-in: {exc!r}")
+        self._send(status, data, headers)
+        return status
+
+    def kube_control(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        """Forwards a scenario control to the Kubernetes API stand-in."""
+        s = self.state
+        if not s.kube_url:
+            return 503, {"error": "no Kubernetes API stand-in configured (router --kube)"}
+        u = urllib.parse.urlsplit(s.kube_url)
+        ctx = ssl.create_default_context(cafile=s.kube_ca)
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=30, context=ctx)
+        try:
+            conn.request(method, path, body=body or None, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            try:
+                return resp.status, json.loads(data or b"{}")
+            except ValueError:
+                return resp.status, {"error": data.decode("utf-8", "replace")}
+        except (OSError, ssl.SSLError) as exc:
+            return 502, {"error": f"Kubernetes API stand-in unreachable at {s.kube_url}: {exc}"}
+        finally:
+            conn.close()
+
     # --- control -----------------------------------------------------------------------------
     def local(self, path: str, body: bytes) -> int:
         try:
@@ -923,6 +988,10 @@ class Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": f"invalid JSON: {exc}"})
             return 400
         s = self.state
+        if path.startswith("/_local/eks/"):
+            status, out = self.kube_control(self.command, path, body)
+            self._json(status, out)
+            return status
         try:
             if path == "/_local/health":
                 self._json(200, {"ok": True, "moto": s.moto_url, "lambda": s.lambda_url})
@@ -982,6 +1051,11 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, {"rate": rate, "lambda_crash_rate": crash, "kinds": kinds, "seed": req.get("seed", 0)})
             elif path == "/_local/reset" and self.command == "POST":
                 s.reset()
+                if s.kube_url:
+                    status, out = self.kube_control("POST", "/_local/reset", b"")
+                    if status != 200:
+                        self._json(status, {"error": f"Kubernetes API stand-in reset failed: {out}"})
+                        return status
                 self._json(200, self.snapshot())
             else:
                 self._json(404, {"error": f"no control endpoint {self.command} {path}"})
@@ -1026,10 +1100,15 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=int(os.environ.get("BLUEGREEN_ROUTER_PORT", "4566")))
     ap.add_argument("--moto", default=os.environ.get("BLUEGREEN_MOTO_URL", "http://127.0.0.1:4567"))
     ap.add_argument("--lambda", dest="lambda_url", default=os.environ.get("BLUEGREEN_LAMBDA_URL", "http://127.0.0.1:9000"))
+    ap.add_argument("--kube", dest="kube_url", default=os.environ.get("BLUEGREEN_KUBE_URL"),
+                    help="the Kubernetes API stand-in (https) that EKS DescribeCluster points at")
+    ap.add_argument("--kube-ca", default=os.environ.get("BLUEGREEN_KUBE_CA"), help="its CA certificate (PEM)")
     args = ap.parse_args()
+    if bool(args.kube_url) != bool(args.kube_ca):
+        sys.exit("router: --kube and --kube-ca go together")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("router: refusing to listen on anything but loopback")
-    state = State(args.moto, args.lambda_url)
+    state = State(args.moto, args.lambda_url, args.kube_url, args.kube_ca)
     Handler.state, Handler.cw, Handler.ecs = state, CloudWatch(state), Ecs(state)
     server = Server((args.host, args.port), Handler)
     log(f"router listening on http://{args.host}:{args.port} (moto {state.moto_url}, lambda {state.lambda_url})")

@@ -203,11 +203,13 @@ pub fn deployment(p: &Paint, d: &Value) -> Vec<String> {
         out.push(format!("  {} Image: {}", p.ok(), s(&d["image"])));
         let r = &d["readiness"];
         if r.is_object() {
+            let platform: shared::domain::Platform =
+                serde_json::from_value(r["platform"].clone()).unwrap_or_default();
+            let count = |v: &Value| u32::try_from(v.as_u64().unwrap_or(0)).unwrap_or(u32::MAX);
             out.push(format!(
-                "  {} Tasks running: {}/{} ({})",
+                "  {} {} ({})",
                 p.ok(),
-                r["running"],
-                r["desired"],
+                platform.units_line(count(&r["running"]), count(&r["desired"])),
                 s(&r["revision"])
             ));
             out.push(format!(
@@ -876,33 +878,73 @@ pub fn troubleshoot(p: &Paint, t: &Value) -> Vec<String> {
         }
     }
     lines.push(String::new());
-    lines.push("ECS:".into());
-    for e in t["ecs"].as_array().into_iter().flatten() {
+    let workloads = t["compute"].as_array().cloned().unwrap_or_default();
+    let eks = workloads.iter().any(|e| s(&e["platform"]) == "eks");
+    lines.push(if eks { "EKS:" } else { "ECS:" }.into());
+    for e in &workloads {
         let c = color(&e["color"]).map_or("?", Color::title);
+        if let Some(err) = opt_s(&e["error"]) {
+            lines.push(format!("  {c}: {} {err}", p.fail()));
+            continue;
+        }
         let ok = e["running"] == e["desired"];
+        let place = match opt_s(&e["namespace"]) {
+            Some(ns) => format!("{}/{ns}/{}", s(&e["cluster"]), s(&e["name"])),
+            None => format!("{}/{}", s(&e["cluster"]), s(&e["name"])),
+        };
         lines.push(format!(
-            "  {c}: {}/{}  {} running {}/{}",
-            s(&e["cluster"]),
-            s(&e["service"]),
+            "  {c}: {place}  {} {} {}/{}",
             if ok { p.ok() } else { p.fail() },
+            if eks { "ready" } else { "running" },
             e["running"],
             e["desired"]
         ));
-        let stopped = e["stopped_tasks"].as_array().cloned().unwrap_or_default();
-        if !stopped.is_empty() {
-            lines.push("    Stopped tasks:".into());
-            for x in &stopped {
-                let at = if x["stopped_at"].is_string() {
-                    format!(" (at {})", when(&x["stopped_at"]))
+        let units = e["units"].as_array().cloned().unwrap_or_default();
+        if !units.is_empty() {
+            lines.push(
+                if eks {
+                    "    Pods:"
+                } else {
+                    "    Stopped tasks:"
+                }
+                .into(),
+            );
+            for x in &units {
+                let at = if x["at"].is_string() {
+                    format!(" (at {})", when(&x["at"]))
                 } else {
                     String::new()
                 };
-                lines.push(format!(
-                    "      {} {}: {}{at}",
-                    p.fail(),
-                    s(&x["task_arn"]).rsplit('/').next().unwrap_or_default(),
-                    s(&x["stopped_reason"])
-                ));
+                let reasons = x["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if eks {
+                    let ready = x["ready"] == true;
+                    lines.push(format!(
+                        "      {} {}  {}  ready {}  restarts {}  {}{}",
+                        if ready { p.ok() } else { p.fail() },
+                        s(&x["id"]),
+                        s(&x["state"]),
+                        if ready { "yes" } else { "no" },
+                        x["restarts"].as_u64().unwrap_or(0),
+                        opt_s(&x["address"]).unwrap_or("-"),
+                        if reasons.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  {reasons}")
+                        }
+                    ));
+                } else {
+                    lines.push(format!(
+                        "      {} {}: {reasons}{at}",
+                        p.fail(),
+                        s(&x["id"]).rsplit('/').next().unwrap_or_default(),
+                    ));
+                }
             }
         }
         let events = e["events"].as_array().cloned().unwrap_or_default();

@@ -4,15 +4,15 @@
 pub use crate::domain::TrafficConfig;
 use crate::domain::{
     Color, DeploymentId, DeploymentRecord, DeploymentStatus, EnvironmentName, GateResult,
-    ImageDigest, ImageRef, Phase, RoleArn, ServiceName, StepPlan, Strategy, Thresholds, Timings,
-    Version,
+    ImageDigest, ImageRef, Phase, Platform, RoleArn, ServiceName, StepPlan, Strategy, Thresholds,
+    Timings, Version,
 };
 use crate::error::PhaseError;
-use crate::ports::{ForwardTarget, ServiceRef};
+use crate::ports::{ForwardTarget, Workload};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// The compute that runs each color. ECS first; the port is platform-neutral.
+/// The compute that runs each color, one variant per platform (`{"platform": "ecs", …}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "platform", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ComputeConfig {
@@ -24,19 +24,153 @@ pub enum ComputeConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container: Option<String>,
     },
+    /// Each color is a Kubernetes Deployment in one namespace of an EKS cluster, its pods
+    /// registered in the color's target group by a `TargetGroupBinding`.
+    Eks {
+        cluster: String,
+        namespace: String,
+        blue_deployment: String,
+        green_deployment: String,
+        /// The container whose image is replaced; needed only for multi-container pods.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
+}
+
+/// An EKS cluster name: 1-100 characters, a letter or digit first, then letters, digits,
+/// `-` and `_` (the EKS API's pattern).
+fn eks_cluster_ok(s: &str) -> bool {
+    s.len() <= 100
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A Kubernetes DNS label (RFC 1123): 1-63 lowercase letters, digits and `-`, starting and
+/// ending with a letter or digit. Namespaces and container names are labels.
+pub fn dns_label_ok(s: &str) -> bool {
+    s.len() <= 63 && dns_name_ok(s)
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain): up to 253 characters of labels joined by
+/// `.`. Deployments are named so.
+pub fn dns_subdomain_ok(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(|l| l.len() <= 63 && dns_name_ok(l))
+}
+
+fn dns_name_ok(s: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    edge(s.chars().next())
+        && edge(s.chars().last())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 impl ComputeConfig {
-    pub fn service(&self, color: Color) -> &str {
+    pub fn platform(&self) -> Platform {
+        match self {
+            ComputeConfig::Ecs { .. } => Platform::Ecs,
+            ComputeConfig::Eks { .. } => Platform::Eks,
+        }
+    }
+
+    /// The workload that runs one color.
+    pub fn workload(&self, color: Color) -> Workload {
         match self {
             ComputeConfig::Ecs {
+                cluster,
+                blue_service,
+                green_service,
+                container,
+            } => Workload {
+                platform: Platform::Ecs,
+                cluster: cluster.clone(),
+                namespace: None,
+                name: match color {
+                    Color::Blue => blue_service,
+                    Color::Green => green_service,
+                }
+                .clone(),
+                container: container.clone(),
+            },
+            ComputeConfig::Eks {
+                cluster,
+                namespace,
+                blue_deployment,
+                green_deployment,
+                container,
+            } => Workload {
+                platform: Platform::Eks,
+                cluster: cluster.clone(),
+                namespace: Some(namespace.clone()),
+                name: match color {
+                    Color::Blue => blue_deployment,
+                    Color::Green => green_deployment,
+                }
+                .clone(),
+                container: container.clone(),
+            },
+        }
+    }
+
+    /// Checks what serde cannot: names present, the two colors different.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ComputeConfig::Ecs {
+                cluster,
                 blue_service,
                 green_service,
                 ..
-            } => match color {
-                Color::Blue => blue_service,
-                Color::Green => green_service,
-            },
+            } => {
+                if cluster.is_empty() || blue_service.is_empty() || green_service.is_empty() {
+                    return Err(
+                        "compute: cluster, blue_service and green_service are required".into(),
+                    );
+                }
+                if blue_service == green_service {
+                    return Err("compute: blue and green must be different services".into());
+                }
+                Ok(())
+            }
+            ComputeConfig::Eks {
+                cluster,
+                namespace,
+                blue_deployment,
+                green_deployment,
+                container,
+            } => {
+                if !eks_cluster_ok(cluster) {
+                    return Err(format!(
+                        "compute.cluster {cluster:?} must be an EKS cluster name: 1-100 of [A-Za-z0-9_-], starting with a letter or digit"
+                    ));
+                }
+                if !dns_label_ok(namespace) {
+                    return Err(format!(
+                        "compute.namespace {namespace:?} must be a Kubernetes namespace: 1-63 of [a-z0-9-], starting and ending with a letter or digit"
+                    ));
+                }
+                for (field, name) in [
+                    ("blue_deployment", blue_deployment),
+                    ("green_deployment", green_deployment),
+                ] {
+                    if !dns_subdomain_ok(name) {
+                        return Err(format!(
+                            "compute.{field} {name:?} must be a Kubernetes Deployment name: up to 253 of [a-z0-9.-], each dot-separated part starting and ending with a letter or digit"
+                        ));
+                    }
+                }
+                if blue_deployment == green_deployment {
+                    return Err("compute: blue and green must be different Deployments".into());
+                }
+                if let Some(c) = container
+                    && !dns_label_ok(c)
+                {
+                    return Err(format!(
+                        "compute.container {c:?} must be a Kubernetes container name: 1-63 of [a-z0-9-]"
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -123,18 +257,7 @@ impl DeploymentRequest {
         if self.traffic.blue_target_group_arn == self.traffic.green_target_group_arn {
             return bad("traffic: blue and green must be different target groups".into());
         }
-        let ComputeConfig::Ecs {
-            cluster,
-            blue_service,
-            green_service,
-            ..
-        } = &self.compute;
-        if cluster.is_empty() || blue_service.is_empty() || green_service.is_empty() {
-            return bad("compute: cluster, blue_service and green_service are required".into());
-        }
-        if blue_service == green_service {
-            return bad("compute: blue and green must be different services".into());
-        }
+        self.compute.validate().map_err(PhaseError::InvalidInput)?;
         if self.alarms.len() > 100 || self.alarms.iter().any(|a| a.is_empty() || a.len() > 255) {
             return bad("alarms: at most 100 names of 1-255 characters".into());
         }
@@ -165,16 +288,9 @@ impl DeploymentRequest {
         })
     }
 
-    /// The compute service of one color.
-    pub fn service_ref(&self, color: Color) -> ServiceRef {
-        let ComputeConfig::Ecs {
-            cluster, container, ..
-        } = &self.compute;
-        ServiceRef {
-            cluster: cluster.clone(),
-            service: self.compute.service(color).to_string(),
-            container: container.clone(),
-        }
+    /// The workload that runs one color.
+    pub fn workload(&self, color: Color) -> Workload {
+        self.compute.workload(color)
     }
 
     /// The digest recorded in history: pinned in the reference, or given alongside it.
@@ -520,6 +636,74 @@ mod tests {
                 Ok(()) => panic!("{name}: accepted"),
             }
         }
+    }
+
+    fn eks_compute() -> serde_json::Value {
+        json!({"platform": "eks", "cluster": "reference", "namespace": "infra-agent",
+               "blue_deployment": "infra-agent-blue", "green_deployment": "infra-agent-green"})
+    }
+
+    #[test]
+    fn an_eks_environment_names_a_deployment_per_color_in_one_namespace() {
+        let mut req = request_json();
+        req["compute"] = eks_compute();
+        let state = ExecutionState::from_value(state_json(req)).map_err(|e| e.to_string());
+        let state = state.unwrap_or_else(|e| panic!("{e}"));
+        let green = state.request.workload(Color::Green);
+        assert_eq!(green.platform, Platform::Eks);
+        assert_eq!(green.namespace.as_deref(), Some("infra-agent"));
+        assert_eq!(green.name, "infra-agent-green");
+        assert_eq!(
+            green.describe(),
+            "deployment infra-agent/infra-agent-green in cluster reference"
+        );
+        // the wire shape is what was sent
+        assert_eq!(
+            serde_json::to_value(&state.request.compute).unwrap_or_default(),
+            eks_compute()
+        );
+    }
+
+    #[test]
+    fn bad_eks_names_are_invalid_input_naming_the_field() {
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("namespace", json!("Infra_Agent"), "compute.namespace"),
+            ("namespace", json!(""), "compute.namespace"),
+            ("cluster", json!("-x"), "compute.cluster"),
+            (
+                "green_deployment",
+                json!("infra-agent-"),
+                "compute.green_deployment",
+            ),
+            (
+                "blue_deployment",
+                json!("infra-agent-green"),
+                "different Deployments",
+            ),
+            ("container", json!("App"), "compute.container"),
+        ];
+        for (field, value, expected) in cases {
+            let mut req = request_json();
+            req["compute"] = eks_compute();
+            req["compute"][field] = value;
+            let err = ExecutionState::from_value(state_json(req))
+                .map(|_| ())
+                .map_err(|e| (e.error_type(), e.to_string()));
+            match err {
+                Err((kind, msg)) => {
+                    assert_eq!(kind, "BlueGreen.InvalidInput", "{field}");
+                    assert!(msg.contains(expected), "{field}: {msg}");
+                }
+                Ok(()) => panic!("{field}: accepted"),
+            }
+        }
+        let mut req = request_json();
+        req["compute"] = eks_compute();
+        req["compute"]["blue_service"] = json!("x");
+        assert!(
+            ExecutionState::from_value(state_json(req)).is_err(),
+            "ECS fields on EKS"
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub enum AdapterError {
     /// forward to the two configured target groups).
     #[error("{0}")]
     Invalid(String),
+    /// The service refused the caller's identity or permission (a Kubernetes 401/403): the
+    /// message names the access entry, role or verb that is missing.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("{0}")]
     Other(String),
 }
@@ -150,7 +154,7 @@ impl From<AdapterError> for PhaseError {
             AdapterError::Throttled(_) => PhaseError::Throttled(e.to_string()),
             AdapterError::ConditionFailed(_) => PhaseError::Conflict(e.to_string()),
             AdapterError::Invalid(m) => PhaseError::InvalidInput(m),
-            AdapterError::NotFound(_) | AdapterError::Other(_) => {
+            AdapterError::NotFound(_) | AdapterError::Forbidden(_) | AdapterError::Other(_) => {
                 PhaseError::Internal(e.to_string())
             }
         }

@@ -11,7 +11,7 @@ use crate::error::AdapterError;
 use crate::ports::{
     BeginOutcome, Clock, ComputePlatform, DeploymentStore, EnvironmentAccess, Executions,
     ForwardTarget, HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, Registry,
-    ServiceRef, StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter, WindowMetrics,
+    StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter, WindowMetrics, Workload,
 };
 use crate::registry::{EnvironmentConfig, ServiceConfig};
 use async_trait::async_trait;
@@ -202,8 +202,8 @@ pub struct FakeCompute {
     pub deploys: Mutex<Vec<(String, String)>>,
     /// service name -> readiness returned (ready with desired 2 when absent)
     pub readiness: Mutex<HashMap<String, Readiness>>,
-    /// service name -> its stopped tasks
-    pub stopped: Mutex<HashMap<String, Vec<crate::ports::StoppedTask>>>,
+    /// workload name -> its units as a diagnosis shows them
+    pub units: Mutex<HashMap<String, Vec<crate::ports::UnitReport>>>,
 }
 
 impl FakeCompute {
@@ -219,6 +219,20 @@ impl FakeCompute {
                 running: 0,
                 desired: 2,
                 reasons: vec![reason.to_string()],
+                ..Readiness::default()
+            },
+        );
+    }
+    /// The platform gives up on the workload's rollout (an image that cannot be pulled).
+    pub fn fail_rollout(&self, service: &str, reason: &str) {
+        lock(&self.readiness).insert(
+            service.to_string(),
+            Readiness {
+                ready: false,
+                running: 0,
+                desired: 2,
+                failed: Some(reason.to_string()),
+                ..Readiness::default()
             },
         );
     }
@@ -229,49 +243,51 @@ impl FakeCompute {
 
 #[async_trait]
 impl ComputePlatform for FakeCompute {
-    async fn current_image(&self, svc: &ServiceRef) -> Result<Option<String>, AdapterError> {
-        Ok(self.image_of(&svc.service))
+    async fn current_image(&self, svc: &Workload) -> Result<Option<String>, AdapterError> {
+        Ok(self.image_of(&svc.name))
     }
-    async fn deploy_image(&self, svc: &ServiceRef, image: &str) -> Result<String, AdapterError> {
+    async fn deploy_image(
+        &self,
+        svc: &Workload,
+        release: &crate::ports::Release<'_>,
+    ) -> Result<String, AdapterError> {
+        let image = release.image;
         let mut services = lock(&self.services);
         let entry = services
-            .get_mut(&svc.service)
-            .ok_or_else(|| AdapterError::NotFound(format!("service {}", svc.service)))?;
+            .get_mut(&svc.name)
+            .ok_or_else(|| AdapterError::NotFound(format!("service {}", svc.name)))?;
         if entry.1 != image {
             entry.0 += 1;
             entry.1 = image.to_string();
-            lock(&self.deploys).push((svc.service.clone(), image.to_string()));
+            lock(&self.deploys).push((svc.name.clone(), image.to_string()));
         }
-        Ok(format!("{}:{}", svc.service, entry.0))
+        Ok(format!("{}:{}", svc.name, entry.0))
     }
-    async fn readiness(
-        &self,
-        svc: &ServiceRef,
-        _revision: &str,
-    ) -> Result<Readiness, AdapterError> {
+    async fn readiness(&self, svc: &Workload, _revision: &str) -> Result<Readiness, AdapterError> {
         Ok(lock(&self.readiness)
-            .get(&svc.service)
+            .get(&svc.name)
             .cloned()
             .unwrap_or(Readiness {
                 ready: true,
                 running: 2,
                 desired: 2,
-                reasons: vec![],
+                ..Readiness::default()
             }))
     }
     async fn diagnose(
         &self,
-        svc: &ServiceRef,
-    ) -> Result<crate::ports::ServiceDiagnosis, AdapterError> {
+        svc: &Workload,
+    ) -> Result<crate::ports::WorkloadDiagnosis, AdapterError> {
         let r = self.readiness(svc, "").await?;
-        Ok(crate::ports::ServiceDiagnosis {
+        Ok(crate::ports::WorkloadDiagnosis {
             running: r.running,
             desired: r.desired,
-            stopped_tasks: lock(&self.stopped)
-                .get(&svc.service)
+            units: lock(&self.units)
+                .get(&svc.name)
                 .cloned()
                 .unwrap_or_default(),
             events: r.reasons.iter().map(|m| (None, m.clone())).collect(),
+            commands: vec![],
         })
     }
 }
@@ -1057,6 +1073,7 @@ impl EnvironmentAccess for FakeAccess {
     async fn compute(
         &self,
         reach: &crate::ports::Reach,
+        _platform: crate::domain::Platform,
     ) -> Result<std::sync::Arc<dyn ComputePlatform>, AdapterError> {
         self.note(reach);
         Ok(self.compute.clone())

@@ -19,8 +19,8 @@ use crate::domain::{
 use crate::error::AdapterError;
 use crate::ports::{
     BeginOutcome, ComputePlatform, DeploymentStore, EnvironmentAccess, Executions, ForwardTarget,
-    HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, ServiceDiagnosis, ServiceRef,
-    StartedExecution, TargetHealth, TargetHealthReport, TrafficRouter, WindowMetrics,
+    HealthSignals, LockOutcome, MetricsWindow, Page, Readiness, StartedExecution, TargetHealth,
+    TargetHealthReport, TrafficRouter, WindowMetrics, Workload, WorkloadDiagnosis,
 };
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -395,26 +395,46 @@ pub struct FaultyCompute {
     pub faults: Arc<Faults>,
 }
 
+/// The name a compute call is known by in the fault plan: its platform's.
+fn op(w: &Workload, ecs: &'static str, eks: &'static str) -> &'static str {
+    match w.platform {
+        crate::domain::Platform::Ecs => ecs,
+        crate::domain::Platform::Eks => eks,
+    }
+}
+
 #[async_trait]
 impl ComputePlatform for FaultyCompute {
-    async fn current_image(&self, svc: &ServiceRef) -> Result<Option<String>, AdapterError> {
+    async fn current_image(&self, svc: &Workload) -> Result<Option<String>, AdapterError> {
         self.faults
-            .call("ECS.current_image", || self.inner.current_image(svc))
+            .call(op(svc, "ECS.current_image", "EKS.current_image"), || {
+                self.inner.current_image(svc)
+            })
             .await
     }
-    async fn deploy_image(&self, svc: &ServiceRef, image: &str) -> Result<String, AdapterError> {
+    async fn deploy_image(
+        &self,
+        svc: &Workload,
+        release: &crate::ports::Release<'_>,
+    ) -> Result<String, AdapterError> {
         self.faults
-            .call("ECS.deploy_image", || self.inner.deploy_image(svc, image))
+            .call(op(svc, "ECS.deploy_image", "EKS.deploy_image"), || {
+                self.inner.deploy_image(svc, release)
+            })
             .await
     }
-    async fn readiness(&self, svc: &ServiceRef, revision: &str) -> Result<Readiness, AdapterError> {
+    async fn readiness(&self, svc: &Workload, revision: &str) -> Result<Readiness, AdapterError> {
         self.faults
-            .call("ECS.readiness", || self.inner.readiness(svc, revision))
+            .call(op(svc, "ECS.readiness", "EKS.readiness"), || {
+                self.inner.readiness(svc, revision)
+            })
             .await
     }
-    async fn diagnose(&self, svc: &ServiceRef) -> Result<ServiceDiagnosis, AdapterError> {
+    async fn diagnose(&self, svc: &Workload) -> Result<WorkloadDiagnosis, AdapterError> {
         self.faults
-            .call("ECS.diagnose", || self.inner.diagnose(svc))
+            .call(op(svc, "ECS.diagnose", "EKS.diagnose"), || {
+                self.inner.diagnose(svc)
+            })
             .await
     }
 }
@@ -457,10 +477,11 @@ impl EnvironmentAccess for FaultyAccess {
     async fn compute(
         &self,
         reach: &crate::ports::Reach,
+        platform: crate::domain::Platform,
     ) -> Result<Arc<dyn ComputePlatform>, AdapterError> {
         let inner = self
             .faults
-            .call("STS.compute", || self.inner.compute(reach))
+            .call("STS.compute", || self.inner.compute(reach, platform))
             .await?;
         Ok(Arc::new(FaultyCompute {
             inner,

@@ -4,7 +4,7 @@
 use crate::contracts::DeploymentRequest;
 use crate::domain::{
     AlarmState, ApprovalDecision, ColorMetrics, DeploymentRecord, EnvironmentState, Evidence,
-    LedgerEntry, LoadBalancerTarget, Phase, Quarantine, ReadinessSummary, StepRecord,
+    LedgerEntry, LoadBalancerTarget, Phase, Platform, Quarantine, ReadinessSummary, StepRecord,
     TargetGroupArn, TrafficSplit,
 };
 use crate::error::AdapterError;
@@ -91,55 +91,119 @@ pub trait HealthSignals: Send + Sync {
     async fn color_metrics(&self, w: &MetricsWindow) -> Result<WindowMetrics, AdapterError>;
 }
 
-/// A service of one color on the compute platform.
+/// One color's workload: an ECS service, or a Kubernetes Deployment in a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceRef {
+pub struct Workload {
+    pub platform: Platform,
+    /// The ECS or EKS cluster.
     pub cluster: String,
-    pub service: String,
-    /// The container to update; `None` means the task's only container.
+    /// The Kubernetes namespace (EKS); `None` on ECS.
+    pub namespace: Option<String>,
+    /// The ECS service or the Kubernetes Deployment.
+    pub name: String,
+    /// The container to update; `None` means the only container.
     pub container: Option<String>,
 }
 
-/// A stopped task: why it stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoppedTask {
-    pub task_arn: String,
-    pub stopped_reason: String,
-    pub stopped_at: Option<OffsetDateTime>,
+impl Workload {
+    /// How people name it: `service checkout-green in cluster checkout-dev`, or
+    /// `deployment prd/infra-agent-green in cluster reference`.
+    pub fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!(
+                "{} {ns}/{} in cluster {}",
+                self.platform.workload_noun(),
+                self.name,
+                self.cluster
+            ),
+            None => format!(
+                "{} {} in cluster {}",
+                self.platform.workload_noun(),
+                self.name,
+                self.cluster
+            ),
+        }
+    }
 }
 
-/// What a service looks like when someone asks why a deployment went wrong.
+/// One unit of a workload as troubleshooting shows it: an ECS task that stopped, or a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ServiceDiagnosis {
+pub struct UnitReport {
+    /// The task ARN or the pod's name.
+    pub id: String,
+    /// ECS: the task's last status (`STOPPED`); Kubernetes: the pod's phase (`Running`, …).
+    pub state: String,
+    /// Whether the pod is Ready (`None` for a stopped task).
+    pub ready: Option<bool>,
+    /// Container restarts (pods).
+    pub restarts: Option<u32>,
+    /// The pod's IP (the address the target group registers).
+    pub address: Option<String>,
+    /// Why it stopped, or each container's waiting/terminated reason and message
+    /// (`ImagePullBackOff: …`, `OOMKilled`, `readiness probe failed: …`).
+    pub reasons: Vec<String>,
+    /// When it stopped (a task) or was created (a pod).
+    pub at: Option<OffsetDateTime>,
+}
+
+/// What a workload looks like when someone asks why a deployment went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkloadDiagnosis {
     pub running: u32,
     pub desired: u32,
-    /// The most recently stopped tasks, newest first.
-    pub stopped_tasks: Vec<StoppedTask>,
-    /// The service's latest events, newest first.
+    /// ECS: the most recently stopped tasks; EKS: the workload's pods. Newest first.
+    pub units: Vec<UnitReport>,
+    /// The workload's latest events (ECS service events; Kubernetes events of its pods and
+    /// of the Deployment), newest first.
     pub events: Vec<(Option<OffsetDateTime>, String)>,
+    /// Commands an operator can run to look further, with the real names filled in
+    /// (`kubectl … get pods -o wide`); empty where the platform has none to offer.
+    pub commands: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Readiness {
     pub ready: bool,
+    /// Units running and ready, and how many are wanted.
     pub running: u32,
     pub desired: u32,
-    /// Why it is not ready yet (rollout state, failed tasks, recent service events).
+    /// The revision the ready units run when the platform names one beside the rollout
+    /// handle (EKS: the ReplicaSet of the new pod template).
+    pub revision: Option<String>,
+    /// The rollout cannot succeed (the image cannot be pulled, the containers crash, the
+    /// progress deadline passed): the deployment fails now with this reason instead of
+    /// waiting out the health timeout.
+    pub failed: Option<String>,
+    /// Why it is not ready yet (rollout state, failed units, recent events).
     pub reasons: Vec<String>,
+}
+
+/// What a deployment puts on a color: the image, and what the platform may note beside it
+/// (EKS annotates the Deployment with the deployment id and version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release<'a> {
+    pub image: &'a str,
+    pub version: &'a str,
+    pub deployment_id: &'a str,
 }
 
 /// Platform-neutral compute: put an image on a color, report its readiness.
 #[async_trait]
 pub trait ComputePlatform: Send + Sync {
-    /// The image the service currently runs, if it runs one this port understands.
-    async fn current_image(&self, svc: &ServiceRef) -> Result<Option<String>, AdapterError>;
-    /// Makes the service run `image`; returns the revision deployed. Idempotent: if the
-    /// service already runs (or is rolling out) `image`, nothing new is created.
-    async fn deploy_image(&self, svc: &ServiceRef, image: &str) -> Result<String, AdapterError>;
-    /// Whether the revision's rollout is complete.
-    async fn readiness(&self, svc: &ServiceRef, revision: &str) -> Result<Readiness, AdapterError>;
-    /// Task counts, recently stopped tasks with their reasons, and the latest service events.
-    async fn diagnose(&self, svc: &ServiceRef) -> Result<ServiceDiagnosis, AdapterError>;
+    /// The image the workload currently runs, if it runs one this port understands.
+    async fn current_image(&self, w: &Workload) -> Result<Option<String>, AdapterError>;
+    /// Makes the workload run the release's image; returns the rollout's handle (ECS: the task definition
+    /// ARN; EKS: the Deployment's generation). Idempotent: if the workload already runs (or
+    /// is rolling out) that image, nothing new is created.
+    async fn deploy_image(
+        &self,
+        w: &Workload,
+        release: &Release<'_>,
+    ) -> Result<String, AdapterError>;
+    /// Whether the rollout `handle` is complete.
+    async fn readiness(&self, w: &Workload, handle: &str) -> Result<Readiness, AdapterError>;
+    /// Unit counts, units with their reasons, the latest events and commands to look further.
+    async fn diagnose(&self, w: &Workload) -> Result<WorkloadDiagnosis, AdapterError>;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -440,7 +504,12 @@ pub struct Reach {
 pub trait EnvironmentAccess: Send + Sync {
     async fn router(&self, reach: &Reach) -> Result<Arc<dyn TrafficRouter>, AdapterError>;
     async fn targets(&self, reach: &Reach) -> Result<Arc<dyn TargetHealth>, AdapterError>;
-    async fn compute(&self, reach: &Reach) -> Result<Arc<dyn ComputePlatform>, AdapterError>;
+    /// The compute of the platform the environment names.
+    async fn compute(
+        &self,
+        reach: &Reach,
+        platform: Platform,
+    ) -> Result<Arc<dyn ComputePlatform>, AdapterError>;
     async fn signals(&self, reach: &Reach) -> Result<Arc<dyn HealthSignals>, AdapterError>;
 }
 

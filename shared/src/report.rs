@@ -121,8 +121,9 @@ pub fn phase1(r: &DeploymentRecord, ready: &ReadinessSummary) -> Vec<String> {
         ),
         format!("  {OK} Image: {}", r.image),
         format!(
-            "  {OK} Tasks running: {}/{} ({})",
-            ready.running, ready.desired, ready.revision
+            "  {OK} {} ({})",
+            ready.platform.units_line(ready.running, ready.desired),
+            ready.revision
         ),
         format!(
             "  {OK} Health checks passing: {}/{} targets healthy",

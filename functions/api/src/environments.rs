@@ -9,7 +9,7 @@ use serde_json::json;
 use shared::domain::{
     Color, DeploymentRecord, DeploymentStatus, EnvironmentState, Phase, StepRecord, TrafficSplit,
 };
-use shared::ports::{ForwardTarget, LockOutcome, ServiceRef};
+use shared::ports::{ForwardTarget, LockOutcome};
 use shared::registry::EnvironmentConfig;
 use time::OffsetDateTime;
 
@@ -292,17 +292,10 @@ async fn run(deps: &ApiDeps, p: &Plan) -> Result<Reply, (ApiError, Reached)> {
 
 /// The image the standby color runs, for the record; best effort.
 async fn standby_image(deps: &ApiDeps, p: &Plan) -> String {
-    let shared::contracts::ComputeConfig::Ecs {
-        cluster, container, ..
-    } = &p.config.compute;
-    let svc = ServiceRef {
-        cluster: cluster.clone(),
-        service: p.config.compute.service(p.standby()).to_string(),
-        container: container.clone(),
-    };
+    let workload = p.config.compute.workload(p.standby());
     let image = async {
-        let compute = deps.access.compute(&p.reach()).await?;
-        compute.current_image(&svc).await
+        let compute = deps.access.compute(&p.reach(), workload.platform).await?;
+        compute.current_image(&workload).await
     }
     .await;
     match image {

@@ -2698,12 +2698,13 @@ async fn troubleshoot_shows_why_green_failed_and_what_to_do_next() {
     );
     w.store.records.lock().unwrap().insert(r.id.clone(), r);
     w.targets.set(&sample::tg(sample::GREEN_TG), 3, 1);
-    w.compute.stopped.lock().unwrap().insert(
+    w.compute.units.lock().unwrap().insert(
         "checkout-green".into(),
-        vec![shared::ports::StoppedTask {
-            task_arn: "arn:aws:ecs:us-east-1:123456789012:task/checkout-dev/0f1e".into(),
-            stopped_reason: "Essential container in task exited".into(),
-            stopped_at: None,
+        vec![shared::ports::UnitReport {
+            id: "arn:aws:ecs:us-east-1:123456789012:task/checkout-dev/0f1e".into(),
+            state: "STOPPED".into(),
+            reasons: vec!["Essential container in task exited".into()],
+            ..Default::default()
         }],
     );
     let res = send(
@@ -2738,9 +2739,10 @@ async fn troubleshoot_shows_why_green_failed_and_what_to_do_next() {
         b["target_health"][0]["targets"][2]["reason"],
         "Target.FailedHealthChecks"
     );
-    assert_eq!(b["ecs"][0]["service"], "checkout-green");
+    assert_eq!(b["compute"][0]["platform"], "ecs");
+    assert_eq!(b["compute"][0]["name"], "checkout-green");
     assert_eq!(
-        b["ecs"][0]["stopped_tasks"][0]["stopped_reason"],
+        b["compute"][0]["units"][0]["reasons"][0],
         "Essential container in task exited"
     );
     assert!(
@@ -2786,7 +2788,7 @@ async fn troubleshoot_answers_even_when_a_part_cannot_be_read() {
     .await;
     assert_eq!(res.status, 200, "{}", res.body);
     assert!(
-        res.body["ecs"][0]["error"]
+        res.body["compute"][0]["error"]
             .as_str()
             .unwrap()
             .contains("no longer in the registry")

@@ -1,5 +1,6 @@
-//! Troubleshooting one deployment: both colors' target health with reasons, the ECS services'
-//! counts, recently stopped tasks and events, the failure reason, where the logs and metrics are,
+//! Troubleshooting one deployment: both colors' target health with reasons, each color's
+//! workload (ECS service or Kubernetes Deployment) with its counts, units (stopped tasks, or
+//! pods with their containers' reasons) and events, the failure reason, where the logs and metrics are,
 //! and what to do next. Read-only. Each part that cannot be read says why instead of failing
 //! the whole answer: troubleshooting is most needed when something is broken.
 
@@ -8,7 +9,7 @@ use crate::views::{self, ts};
 use crate::{ApiDeps, Call, per_service};
 use serde_json::{Value, json};
 use shared::domain::{Color, DeploymentRecord, DeploymentStatus, Phase};
-use shared::ports::{ServiceRef, TargetHealthReport};
+use shared::ports::TargetHealthReport;
 
 fn region_of(arn: &str) -> &str {
     arn.split(':')
@@ -56,7 +57,7 @@ async fn target_health(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
     out
 }
 
-async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
+async fn workloads(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
     // The compute wiring is in the registry (the record keeps only the traffic wiring).
     let config = match deps
         .registry
@@ -71,31 +72,32 @@ async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
         }
         Err(e) => return vec![json!({"error": e.to_string()})],
     };
-    let compute = match deps.access.compute(&r.reach()).await {
+    let platform = config.compute.platform();
+    let compute = match deps.access.compute(&r.reach(), platform).await {
         Ok(c) => c,
-        Err(e) => return vec![json!({"error": e.to_string()})],
+        Err(e) => return vec![json!({"platform": platform, "error": e.to_string()})],
     };
-    let shared::contracts::ComputeConfig::Ecs {
-        cluster, container, ..
-    } = &config.compute;
     let mut out = vec![];
     for color in r.colors_new_first() {
-        let svc = ServiceRef {
-            cluster: cluster.clone(),
-            service: config.compute.service(color).to_string(),
-            container: container.clone(),
-        };
-        let mut view = json!({"color": color, "cluster": svc.cluster, "service": svc.service});
-        match compute.diagnose(&svc).await {
+        let w = config.compute.workload(color);
+        let mut view = json!({
+            "color": color,
+            "platform": w.platform,
+            "cluster": w.cluster,
+            "namespace": w.namespace,
+            "name": w.name,
+        });
+        match compute.diagnose(&w).await {
             Ok(d) => {
                 view["running"] = json!(d.running);
                 view["desired"] = json!(d.desired);
-                view["stopped_tasks"] = d
-                    .stopped_tasks
+                view["units"] = d
+                    .units
                     .iter()
-                    .map(|t| {
-                        json!({"task_arn": t.task_arn, "stopped_reason": t.stopped_reason,
-                               "stopped_at": t.stopped_at.map(ts)})
+                    .map(|u| {
+                        json!({"id": u.id, "state": u.state, "ready": u.ready,
+                               "restarts": u.restarts, "address": u.address,
+                               "reasons": u.reasons, "at": u.at.map(ts)})
                     })
                     .collect();
                 view["events"] = d
@@ -103,6 +105,7 @@ async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
                     .iter()
                     .map(|(at, m)| json!({"at": at.map(ts), "message": m}))
                     .collect();
+                view["commands"] = json!(d.commands);
             }
             Err(e) => view["error"] = json!(e.to_string()),
         }
@@ -112,7 +115,7 @@ async fn services(deps: &ApiDeps, r: &DeploymentRecord) -> Vec<Value> {
 }
 
 /// What a person should do next, from what is known.
-fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<String> {
+fn next_steps(r: &DeploymentRecord, health: &[Value], compute: &[Value]) -> Vec<String> {
     let mut steps = vec![];
     let new = r.target_title();
     let unhealthy: Vec<String> = health
@@ -127,11 +130,26 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
                 .map(|reason| format!("{} {}", t["id"].as_str().unwrap_or("?"), reason))
         })
         .collect();
-    let stopped = ecs
-        .first()
-        .and_then(|s| s["stopped_tasks"].as_array())
-        .and_then(|t| t.first())
-        .and_then(|t| t["stopped_reason"].as_str());
+    // The new color's first unit that says why it is not running (units are newest first).
+    let new_color = compute.first();
+    let unit_noun = match new_color.map(|c| &c["platform"]) {
+        Some(p) if p == "eks" => "pod",
+        _ => "task",
+    };
+    let stuck = new_color
+        .and_then(|c| c["units"].as_array())
+        .into_iter()
+        .flatten()
+        .find_map(|u| {
+            let why = u["reasons"].as_array()?.first()?.as_str()?;
+            Some((u["id"].as_str().unwrap_or("?"), why))
+        });
+    let commands: Vec<String> = new_color
+        .and_then(|c| c["commands"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
     match r.status {
         DeploymentStatus::InProgress if r.phase == Phase::AwaitingApproval => steps.push(format!(
             "{new} is ready with no traffic and waits for approval: bluegreen approve {id} --service {svc} --env {env} (or reject {id} --service {svc} --env {env} --reason …)",
@@ -165,11 +183,16 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
             r.version
         )),
         DeploymentStatus::Failed | DeploymentStatus::RolledBack => {
-            if let Some(why) = stopped {
-                steps.push(format!(
+            match (unit_noun, stuck) {
+                ("task", Some((_, why))) => steps.push(format!(
                     "Read the stopped task's container logs: the task stopped with \"{why}\""
-                ));
+                )),
+                (_, Some((id, why))) => steps.push(format!(
+                    "{new}'s {unit_noun} {id} is not running: {why}"
+                )),
+                (_, None) => {}
             }
+            steps.extend(commands.iter().cloned());
             if !unhealthy.is_empty() {
                 steps.push(format!(
                     "Check {new}'s health check (path, port, expected codes): {}",
@@ -201,7 +224,7 @@ fn next_steps(r: &DeploymentRecord, health: &[Value], ecs: &[Value]) -> Vec<Stri
 pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
     let r = per_service::deployment(&*deps.store, &call.scope, call.param("id")).await?;
     let health = target_health(deps, &r).await;
-    let ecs = services(deps, &r).await;
+    let compute = workloads(deps, &r).await;
     let region = region_of(if r.execution_arn.is_empty() {
         r.traffic.blue_target_group_arn.as_str()
     } else {
@@ -229,12 +252,12 @@ pub async fn get(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         DeploymentStatus::Succeeded => None,
         _ => r.reason.clone(),
     };
-    let next = next_steps(&r, &health, &ecs);
+    let next = next_steps(&r, &health, &compute);
     Ok(Reply::ok(json!({
         "deployment": views::summary(&r),
         "failure_reason": failure_reason,
         "target_health": health,
-        "ecs": ecs,
+        "compute": compute,
         "links": {
             "execution": execution,
             "logs": logs,

@@ -5,10 +5,11 @@
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction, Progress};
 use shared::domain::{
-    AlarmStatus, Color, DeploymentRecord, DeploymentStatus, Phase, ReadinessSummary,
+    AlarmStatus, Color, DeploymentRecord, DeploymentStatus, GreenReadiness, Phase, ReadinessCheck,
+    ReadinessSummary,
 };
 use shared::error::PhaseError;
-use shared::ports::BeginOutcome;
+use shared::ports::{BeginOutcome, Release};
 use tracing::Instrument;
 
 pub use shared::ports::PhaseDeps as Deps;
@@ -39,19 +40,24 @@ async fn roll_out(
 ) -> Result<ExecutionState, PhaseError> {
     let req = &state.request;
     let target = progress.target_color;
-    let svc = req.service_ref(target);
-    let revision = deps
+    let workload = req.workload(target);
+    let compute = deps
         .access
-        .compute(&req.reach(&state.deployment_id))
-        .await?
-        .deploy_image(&svc, &req.image.to_string())
+        .compute(&req.reach(&state.deployment_id), workload.platform)
         .await?;
-    let readiness = deps
-        .access
-        .compute(&req.reach(&state.deployment_id))
-        .await?
-        .readiness(&svc, &revision)
+    let image = req.image.to_string();
+    let version = req.version.to_string();
+    let handle = compute
+        .deploy_image(
+            &workload,
+            &Release {
+                image: &image,
+                version: &version,
+                deployment_id: &state.deployment_id,
+            },
+        )
         .await?;
+    let readiness = compute.readiness(&workload, &handle).await?;
     let health = deps
         .access
         .targets(&req.reach(&state.deployment_id))
@@ -60,8 +66,16 @@ async fn roll_out(
         .await?;
     progress.green_polls += 1;
 
-    let wanted = readiness.desired.max(1);
-    let ready = readiness.ready && health.healthy >= wanted;
+    let check = ReadinessCheck {
+        rollout_complete: readiness.ready,
+        rollout_failed: readiness.failed.as_deref(),
+        desired: readiness.desired,
+        healthy_targets: health.healthy,
+        checks: progress.green_polls,
+        max_checks: req.timings.max_health_polls(),
+    };
+    let verdict = check.judge();
+    let revision = readiness.revision.clone().unwrap_or(handle);
     tracing::info!(
         color = %target,
         revision = %revision,
@@ -69,49 +83,66 @@ async fn roll_out(
         desired = readiness.desired,
         healthy_targets = health.healthy,
         registered_targets = health.registered,
-        ready,
+        verdict = ?verdict,
         poll = progress.green_polls,
         "green readiness"
     );
-    if ready {
-        deps.store
-            .record_readiness(
-                &state.deployment_id,
-                &ReadinessSummary {
-                    revision,
-                    running: readiness.running,
-                    desired: readiness.desired,
-                    healthy_targets: health.healthy,
-                    registered_targets: health.registered,
-                    checks: progress.green_polls,
-                },
-            )
-            .await?;
-        // Environments that need a person's approval wait for it before any traffic moves.
-        progress.next = match req.approval_timeout_seconds {
-            Some(timeout) => {
-                state.approval_request = Some(
-                    shared::report::approval_request(&state.deployment_id, req, timeout).join("\n"),
-                );
-                NextAction::AwaitApproval
-            }
-            None => NextAction::Shift,
-        };
-        progress.wait_seconds = 0;
-    } else if progress.green_polls >= req.timings.max_health_polls() {
-        let mut reasons = vec![format!("{}/{} targets healthy", health.healthy, wanted)];
-        reasons.extend(health.problems.iter().take(3).cloned());
-        reasons.extend(readiness.reasons.iter().cloned());
-        return Err(PhaseError::HealthCheckFailed(format!(
-            "health check timeout: {} ({}) did not become healthy within {}s: {}",
-            target.title(),
-            svc.service,
-            req.timings.health_timeout_seconds,
-            reasons.join("; ")
-        )));
-    } else {
-        progress.next = NextAction::AwaitGreen;
-        progress.wait_seconds = req.timings.health_poll_seconds;
+    match verdict {
+        GreenReadiness::Ready => {
+            deps.store
+                .record_readiness(
+                    &state.deployment_id,
+                    &ReadinessSummary {
+                        platform: workload.platform,
+                        revision,
+                        running: readiness.running,
+                        desired: readiness.desired,
+                        healthy_targets: health.healthy,
+                        registered_targets: health.registered,
+                        checks: progress.green_polls,
+                    },
+                )
+                .await?;
+            // Environments that need a person's approval wait for it before any traffic moves.
+            progress.next = match req.approval_timeout_seconds {
+                Some(timeout) => {
+                    state.approval_request = Some(
+                        shared::report::approval_request(&state.deployment_id, req, timeout)
+                            .join("\n"),
+                    );
+                    NextAction::AwaitApproval
+                }
+                None => NextAction::Shift,
+            };
+            progress.wait_seconds = 0;
+        }
+        GreenReadiness::Failed(why) => {
+            return Err(PhaseError::HealthCheckFailed(format!(
+                "{} ({}) cannot become ready: {why}",
+                target.title(),
+                workload.describe()
+            )));
+        }
+        GreenReadiness::TimedOut => {
+            let mut reasons = vec![format!(
+                "{}/{} targets healthy",
+                health.healthy,
+                check.wanted_targets()
+            )];
+            reasons.extend(health.problems.iter().take(3).cloned());
+            reasons.extend(readiness.reasons.iter().cloned());
+            return Err(PhaseError::HealthCheckFailed(format!(
+                "health check timeout: {} ({}) did not become healthy within {}s: {}",
+                target.title(),
+                workload.name,
+                req.timings.health_timeout_seconds,
+                reasons.join("; ")
+            )));
+        }
+        GreenReadiness::Waiting => {
+            progress.next = NextAction::AwaitGreen;
+            progress.wait_seconds = req.timings.health_poll_seconds;
+        }
     }
     state.progress = Some(progress);
     Ok(state)
@@ -263,12 +294,26 @@ async fn running_version(
     state: &ExecutionState,
     color: Color,
 ) -> Result<Option<String>, PhaseError> {
+    let workload = state.request.workload(color);
     let image = deps
         .access
-        .compute(&state.request.reach(&state.deployment_id))
+        .compute(
+            &state.request.reach(&state.deployment_id),
+            workload.platform,
+        )
         .await?
-        .current_image(&state.request.service_ref(color))
-        .await?;
+        .current_image(&workload)
+        .await
+        .map_err(|e| match e {
+            // The environment names a workload that is not there: refuse before anything
+            // changes.
+            shared::error::AdapterError::NotFound(m) => PhaseError::InvalidInput(format!(
+                "{} of {} does not exist: {m}",
+                workload.describe(),
+                color.title()
+            )),
+            other => other.into(),
+        })?;
     Ok(image
         .and_then(|i| shared::domain::ImageRef::parse(&i).ok())
         .and_then(|i| {
@@ -486,6 +531,27 @@ mod tests {
         assert!(msg.contains("0/2 targets healthy"), "{msg}");
         assert!(msg.contains("Target.FailedHealthChecks"), "{msg}");
         assert!(msg.contains("rollout IN_PROGRESS"), "{msg}");
+        assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rollout_that_cannot_succeed_fails_on_the_first_poll_before_any_traffic_moves() {
+        let w = World::default();
+        w.compute.fail_rollout(
+            "checkout-green",
+            "pod checkout-green-5c6b7f9d8e-zt9wd container app is ImagePullBackOff",
+        );
+        w.targets.set(&sample::tg(sample::GREEN_TG), 2, 0);
+        let err = handle(&deps(&w), sample::state(sample::request()))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("the first poll should fail"));
+        assert_eq!(err.error_type(), "BlueGreen.HealthCheckFailed");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("Green (service checkout-green in cluster checkout-dev) cannot become ready: pod checkout-green-5c6b7f9d8e-zt9wd container app is ImagePullBackOff"),
+            "{msg}"
+        );
         assert!(w.router.writes().is_empty());
     }
 

@@ -10,6 +10,7 @@
 use super::cloudwatch::CloudWatchSignals;
 use super::ecs::EcsPlatform;
 use super::elbv2::AlbRouter;
+use crate::domain::Platform;
 use crate::error::AdapterError;
 use crate::ports::{
     ComputePlatform, EnvironmentAccess, HealthSignals, Reach, TargetHealth, TrafficRouter,
@@ -121,9 +122,22 @@ impl EnvironmentAccess for AwsAccess {
             aws_sdk_elasticloadbalancingv2::Client::new(&c),
         )))
     }
-    async fn compute(&self, reach: &Reach) -> Result<Arc<dyn ComputePlatform>, AdapterError> {
+    async fn compute(
+        &self,
+        reach: &Reach,
+        platform: Platform,
+    ) -> Result<Arc<dyn ComputePlatform>, AdapterError> {
         let c = self.config(reach).await;
-        Ok(Arc::new(EcsPlatform::new(aws_sdk_ecs::Client::new(&c))))
+        match platform {
+            Platform::Ecs => Ok(Arc::new(EcsPlatform::new(aws_sdk_ecs::Client::new(&c)))),
+            #[cfg(feature = "eks")]
+            Platform::Eks => Ok(Arc::new(super::eks::EksPlatform::new(&c)?)),
+            // Only the functions that touch compute link the EKS client; the others never ask.
+            #[cfg(not(feature = "eks"))]
+            Platform::Eks => Err(AdapterError::Other(
+                "this function was built without the EKS platform (cargo feature `eks`)".into(),
+            )),
+        }
     }
     async fn signals(&self, reach: &Reach) -> Result<Arc<dyn HealthSignals>, AdapterError> {
         let c = self.config(reach).await;

@@ -1506,7 +1506,8 @@ pub(crate) mod tests {
         });
         let s = store(&[&ok, &missing]);
         let readiness = ReadinessSummary {
-            revision: "arn:aws:ecs:us-east-1:123456789012:task-definition/checkout-green:7".into(),
+            platform: crate::domain::Platform::Eks,
+            revision: "infra-agent-green-7d9f8b6c5d".into(),
             running: 2,
             desired: 2,
             healthy_targets: 2,
@@ -1525,6 +1526,12 @@ pub(crate) mod tests {
         let value = &req.expression_attribute_values().unwrap()[":readiness"];
         let back: ReadinessSummary = serde_dynamo::from_attribute_value(value.clone()).unwrap();
         assert_eq!(back, readiness);
+        // a summary stored before platforms existed reads as ECS
+        let mut old = value.as_m().unwrap().clone();
+        assert!(old.remove("platform").is_some());
+        let back: ReadinessSummary =
+            serde_dynamo::from_attribute_value(AttributeValue::M(old)).unwrap();
+        assert_eq!(back.platform, crate::domain::Platform::Ecs);
     }
 
     #[tokio::test]

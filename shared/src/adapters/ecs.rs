@@ -3,7 +3,7 @@
 
 use super::map_sdk_error;
 use crate::error::AdapterError;
-use crate::ports::{ComputePlatform, Readiness, ServiceDiagnosis, ServiceRef, StoppedTask};
+use crate::ports::{ComputePlatform, Readiness, Release, UnitReport, Workload, WorkloadDiagnosis};
 use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{
@@ -26,18 +26,18 @@ impl EcsPlatform {
         Self { client }
     }
 
-    async fn service(&self, svc: &ServiceRef) -> Result<Service, AdapterError> {
+    async fn service(&self, svc: &Workload) -> Result<Service, AdapterError> {
         let out = self
             .client
             .describe_services()
             .cluster(&svc.cluster)
-            .services(&svc.service)
+            .services(&svc.name)
             .send()
             .await
             .map_err(|e| map_sdk_error("DescribeServices", e, SERVICE_NOT_FOUND))?;
         let found = out.services.unwrap_or_default().into_iter().find(|s| {
-            s.service_name() == Some(svc.service.as_str())
-                || s.service_arn() == Some(svc.service.as_str())
+            s.service_name() == Some(svc.name.as_str())
+                || s.service_arn() == Some(svc.name.as_str())
         });
         found.ok_or_else(|| {
             let why = out
@@ -49,7 +49,7 @@ impl EcsPlatform {
                 .join(", ");
             AdapterError::NotFound(format!(
                 "ECS service {} in cluster {} ({}); check compute.cluster and compute.service",
-                svc.service,
+                svc.name,
                 svc.cluster,
                 if why.is_empty() {
                     "not returned"
@@ -61,11 +61,11 @@ impl EcsPlatform {
     }
 
     /// The service's current task definition ARN.
-    fn task_definition_of(svc: &ServiceRef, service: &Service) -> Result<String, AdapterError> {
+    fn task_definition_of(svc: &Workload, service: &Service) -> Result<String, AdapterError> {
         service.task_definition().map(str::to_string).ok_or_else(|| {
             AdapterError::Invalid(format!(
                 "ECS service {} in cluster {} has no task definition (external deployment controller?); deploy it with a task definition or use another compute mode",
-                svc.service, svc.cluster
+                svc.name, svc.cluster
             ))
         })
     }
@@ -100,7 +100,7 @@ fn arn_of(td: &TaskDefinition) -> &str {
 }
 
 /// The index of the container to update: the named one, or the task's only container.
-fn container_index(svc: &ServiceRef, td: &TaskDefinition) -> Result<usize, AdapterError> {
+fn container_index(svc: &Workload, td: &TaskDefinition) -> Result<usize, AdapterError> {
     let containers = td.container_definitions();
     let names = || {
         containers
@@ -135,7 +135,7 @@ fn container_index(svc: &ServiceRef, td: &TaskDefinition) -> Result<usize, Adapt
     }
 }
 
-fn image_of(svc: &ServiceRef, td: &TaskDefinition) -> Result<Option<String>, AdapterError> {
+fn image_of(svc: &Workload, td: &TaskDefinition) -> Result<Option<String>, AdapterError> {
     let i = container_index(svc, td)?;
     Ok(td
         .container_definitions()
@@ -144,7 +144,7 @@ fn image_of(svc: &ServiceRef, td: &TaskDefinition) -> Result<Option<String>, Ada
         .map(str::to_string))
 }
 
-fn runs_image(svc: &ServiceRef, td: &TaskDefinition, image: &str) -> bool {
+fn runs_image(svc: &Workload, td: &TaskDefinition, image: &str) -> bool {
     matches!(image_of(svc, td), Ok(Some(current)) if current == image)
 }
 
@@ -154,7 +154,7 @@ fn count(n: i32) -> u32 {
 
 #[async_trait]
 impl ComputePlatform for EcsPlatform {
-    async fn current_image(&self, svc: &ServiceRef) -> Result<Option<String>, AdapterError> {
+    async fn current_image(&self, svc: &Workload) -> Result<Option<String>, AdapterError> {
         let service = self.service(svc).await?;
         let Some(current) = service.task_definition() else {
             return Ok(None);
@@ -163,7 +163,12 @@ impl ComputePlatform for EcsPlatform {
         image_of(svc, &td)
     }
 
-    async fn deploy_image(&self, svc: &ServiceRef, image: &str) -> Result<String, AdapterError> {
+    async fn deploy_image(
+        &self,
+        svc: &Workload,
+        release: &Release<'_>,
+    ) -> Result<String, AdapterError> {
+        let image = release.image;
         let service = self.service(svc).await?;
         let current_arn = Self::task_definition_of(svc, &service)?;
         let (current, tags) = self.task_definition(&current_arn).await?;
@@ -225,7 +230,7 @@ impl ComputePlatform for EcsPlatform {
         self.client
             .update_service()
             .cluster(&svc.cluster)
-            .service(&svc.service)
+            .service(&svc.name)
             .task_definition(&revision)
             .send()
             .await
@@ -233,13 +238,13 @@ impl ComputePlatform for EcsPlatform {
         Ok(revision)
     }
 
-    async fn readiness(&self, svc: &ServiceRef, revision: &str) -> Result<Readiness, AdapterError> {
+    async fn readiness(&self, svc: &Workload, revision: &str) -> Result<Readiness, AdapterError> {
         let service = self.service(svc).await?;
         let status = service.status().unwrap_or("UNKNOWN");
         if status != "ACTIVE" {
             return Err(AdapterError::Invalid(format!(
                 "ECS service {} in cluster {} is {status}, not ACTIVE; recreate it or fix compute.service",
-                svc.service, svc.cluster
+                svc.name, svc.cluster
             )));
         }
         let Some(primary) = service
@@ -252,6 +257,7 @@ impl ComputePlatform for EcsPlatform {
                 running: count(service.running_count),
                 desired: count(service.desired_count),
                 reasons: vec!["the service has no PRIMARY deployment yet".to_string()],
+                ..Readiness::default()
             });
         };
         let (running, desired) = (count(primary.running_count), count(primary.desired_count));
@@ -304,10 +310,11 @@ impl ComputePlatform for EcsPlatform {
             running,
             desired,
             reasons,
+            ..Readiness::default()
         })
     }
 
-    async fn diagnose(&self, svc: &ServiceRef) -> Result<ServiceDiagnosis, AdapterError> {
+    async fn diagnose(&self, svc: &Workload) -> Result<WorkloadDiagnosis, AdapterError> {
         let service = self.service(svc).await?;
         let count = |n: i32| u32::try_from(n).unwrap_or(0);
         let events = service
@@ -320,7 +327,7 @@ impl ComputePlatform for EcsPlatform {
             .client
             .list_tasks()
             .cluster(&svc.cluster)
-            .service_name(&svc.service)
+            .service_name(&svc.name)
             .desired_status(DesiredStatus::Stopped)
             .max_results(DIAGNOSIS_TASKS)
             .send()
@@ -340,22 +347,26 @@ impl ComputePlatform for EcsPlatform {
             stopped_tasks = tasks
                 .tasks()
                 .iter()
-                .map(|t| StoppedTask {
-                    task_arn: t.task_arn().unwrap_or("unknown task").to_string(),
-                    stopped_reason: t
-                        .stopped_reason()
-                        .unwrap_or("no reason recorded")
-                        .to_string(),
-                    stopped_at: t.stopped_at().and_then(to_time),
+                .map(|t| UnitReport {
+                    id: t.task_arn().unwrap_or("unknown task").to_string(),
+                    state: t.last_status().unwrap_or("STOPPED").to_string(),
+                    reasons: vec![
+                        t.stopped_reason()
+                            .unwrap_or("no reason recorded")
+                            .to_string(),
+                    ],
+                    at: t.stopped_at().and_then(to_time),
+                    ..UnitReport::default()
                 })
                 .collect();
-            stopped_tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at));
+            stopped_tasks.sort_by_key(|t| std::cmp::Reverse(t.at));
         }
-        Ok(ServiceDiagnosis {
+        Ok(WorkloadDiagnosis {
             running: count(service.running_count),
             desired: count(service.desired_count),
-            stopped_tasks,
+            units: stopped_tasks,
             events,
+            commands: vec![],
         })
     }
 }
@@ -400,11 +411,21 @@ mod tests {
         EcsPlatform::new(client)
     }
 
-    fn svc(container: Option<&str>) -> ServiceRef {
-        ServiceRef {
+    fn svc(container: Option<&str>) -> Workload {
+        Workload {
+            platform: crate::domain::Platform::Ecs,
             cluster: CLUSTER.into(),
-            service: SERVICE.into(),
+            namespace: None,
+            name: SERVICE.into(),
             container: container.map(str::to_string),
+        }
+    }
+
+    fn release(image: &str) -> Release<'_> {
+        Release {
+            image,
+            version: "1.3.0",
+            deployment_id: "checkout-dev-1-3-0-1735898400000",
         }
     }
 
@@ -479,7 +500,7 @@ mod tests {
             &update,
         ]);
         assert_eq!(
-            p.deploy_image(&svc(None), NEW_IMAGE).await,
+            p.deploy_image(&svc(None), &release(NEW_IMAGE)).await,
             Ok(NEW_TD.into())
         );
         assert_eq!((register.num_calls(), update.num_calls()), (0, 0));
@@ -513,7 +534,10 @@ mod tests {
         ]);
 
         // WHEN
-        let revision = p.deploy_image(&svc(Some("app")), NEW_IMAGE).await.unwrap();
+        let revision = p
+            .deploy_image(&svc(Some("app")), &release(NEW_IMAGE))
+            .await
+            .unwrap();
 
         // THEN a copy of revision 7 with only the app image changed is registered
         assert_eq!(revision, NEW_TD);
@@ -567,7 +591,7 @@ mod tests {
 
         // WHEN / THEN
         assert_eq!(
-            p.deploy_image(&svc(None), NEW_IMAGE).await,
+            p.deploy_image(&svc(None), &release(NEW_IMAGE)).await,
             Ok(NEW_TD.into())
         );
         assert_eq!(register.num_calls(), 0);
@@ -658,7 +682,7 @@ mod tests {
                 ready: true,
                 running: 2,
                 desired: 2,
-                reasons: vec![],
+                ..Readiness::default()
             })
         );
     }
@@ -842,9 +866,9 @@ mod tests {
             .unwrap();
         assert_eq!((d.running, d.desired), (1, 3));
         assert_eq!(
-            d.stopped_tasks
+            d.units
                 .iter()
-                .map(|t| t.stopped_reason.as_str())
+                .map(|t| t.reasons.join("; "))
                 .collect::<Vec<_>>(),
             [
                 "Essential container in task exited",

@@ -6,6 +6,8 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ecr;
 pub mod ecs;
+#[cfg(feature = "eks")]
+pub mod eks;
 pub mod elbv2;
 pub mod http;
 pub mod registry;

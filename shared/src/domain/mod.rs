@@ -2,6 +2,7 @@
 //! the deployment record and deployment metrics. Nothing here performs I/O.
 
 mod color;
+mod compute;
 mod ids;
 pub mod metrics;
 mod names;
@@ -15,6 +16,7 @@ mod verdict;
 mod window;
 
 pub use color::Color;
+pub use compute::{GreenReadiness, Platform, ReadinessCheck};
 pub use ids::{
     AccountId, DeploymentId, EnvironmentName, ImageDigest, RoleArn, ServiceName, is_account_id,
 };

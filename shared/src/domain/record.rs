@@ -2,7 +2,9 @@
 //! evaluation with its numbers (the decision ledger), and each environment's current colors.
 
 use super::promotion::{Approval, GateResult};
-use super::{AlarmState, Color, ColorMetrics, Evaluation, Phase, TrafficConfig, TrafficSplit};
+use super::{
+    AlarmState, Color, ColorMetrics, Evaluation, Phase, Platform, TrafficConfig, TrafficSplit,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -104,8 +106,13 @@ pub struct DeploymentRecord {
 /// The new color's compute and targets at the moment it was judged ready.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadinessSummary {
-    /// The platform's revision now running (an ECS task definition ARN).
+    /// The platform the color runs on (records written before EKS existed are ECS).
+    #[serde(default)]
+    pub platform: Platform,
+    /// The revision now running: an ECS task definition ARN, or the Kubernetes ReplicaSet
+    /// (`<deployment>-<pod-template-hash>`) of the ready pods.
     pub revision: String,
+    /// Units (ECS tasks or pods) running and ready, and how many are wanted.
     pub running: u32,
     pub desired: u32,
     pub healthy_targets: u32,
