@@ -466,7 +466,7 @@ def provision_eks_environment(aws: Aws, service: str, env: str, version: str, de
     add_operator_parameters(
         ListenerArns=[listener_arn],
         EcrRepositoryArns=[f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{service}"],
-        EksClusterNames=[cluster],
+        EksClusterArns=[f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{cluster}"],
     )
     return {
         "service": service, "environment": env,

@@ -50,9 +50,15 @@ pub struct Environment {
     pub listener_arn: String,
     pub blue_target_group_arn: String,
     pub green_target_group_arn: String,
+    /// The ECS wiring (empty for an EKS environment; `compute` holds every platform's).
+    #[serde(default)]
     pub cluster: String,
+    #[serde(default)]
     pub blue_service: String,
+    #[serde(default)]
     pub green_service: String,
+    /// The environment's `compute` configuration, as the registry takes it.
+    pub compute: Value,
     pub alarm_names: Vec<String>,
     pub image_repository: String,
 }
@@ -79,12 +85,7 @@ impl Environment {
                 "blue_target_group_arn": self.blue_target_group_arn,
                 "green_target_group_arn": self.green_target_group_arn,
             },
-            "compute": {
-                "platform": "ecs",
-                "cluster": self.cluster,
-                "blue_service": self.blue_service,
-                "green_service": self.green_service,
-            },
+            "compute": self.compute,
             "alarms": self.alarm_names,
             "timings": timings,
         })
@@ -205,10 +206,39 @@ impl LocalStack {
         environment: &str,
         version: &str,
     ) -> Result<Environment> {
+        self.environment_with(&[], service, environment, version)
+    }
+
+    /// As [`Self::environment`], with both colors as Deployments in `namespace` of an EKS
+    /// cluster (the Kubernetes API stand-in, one API server for every local cluster, so
+    /// environments that run at once need namespaces of their own), three pods each.
+    pub fn eks_environment(
+        &self,
+        service: &str,
+        environment: &str,
+        namespace: &str,
+        version: &str,
+    ) -> Result<Environment> {
+        self.environment_with(
+            &["--platform", "eks", "--namespace", namespace],
+            service,
+            environment,
+            version,
+        )
+    }
+
+    fn environment_with(
+        &self,
+        options: &[&str],
+        service: &str,
+        environment: &str,
+        version: &str,
+    ) -> Result<Environment> {
         let mut cmd = Command::new(python(&self.root));
         cmd.arg(self.root.join("local-stack/provision.py"))
+            .arg("environment")
+            .args(options)
             .args([
-                "environment",
                 "--service",
                 service,
                 "--environment",
@@ -239,6 +269,15 @@ impl LocalStack {
         let mut resp = ureq::post(&url)
             .send_json(&body)
             .with_context(|| format!("POST {url}"))?;
+        Ok(resp.body_mut().read_json()?)
+    }
+
+    /// GETs a scenario state from the router (`/_local/...`, e.g. `eks/state`).
+    pub fn control_state(&self, path: &str) -> Result<Value> {
+        let url = format!("{}/_local/{path}", self.endpoint);
+        let mut resp = ureq::get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
         Ok(resp.body_mut().read_json()?)
     }
 
@@ -514,12 +553,7 @@ impl LocalStack {
                 "blue_target_group_arn": env.blue_target_group_arn,
                 "green_target_group_arn": env.green_target_group_arn,
             },
-            "compute": {
-                "platform": "ecs",
-                "cluster": env.cluster,
-                "blue_service": env.blue_service,
-                "green_service": env.green_service,
-            },
+            "compute": env.compute,
             "alarms": env.alarm_names,
             "timings": timings,
         });

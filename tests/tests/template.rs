@@ -82,10 +82,22 @@ fn of_type<'a>(t: &'a Value, ty: &'a str) -> impl Iterator<Item = (&'a String, &
 
 /// A value or a list of values, as IAM and CloudFormation allow.
 fn one_or_many(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
+    let items: Vec<&Value> = match given(v) {
+        Some(Value::Array(a)) => a.iter().collect(),
+        None | Some(Value::Null) => Vec::new(),
+        Some(other) => vec![other],
+    };
+    items.into_iter().filter_map(given).collect()
+}
+
+/// What an item stands for when every optional parameter is given: an `Fn::If [condition,
+/// then, else]` is its `then` (so the checks see everything the template can grant), and
+/// `AWS::NoValue` is nothing.
+fn given(v: &Value) -> Option<&Value> {
+    match v["Fn::If"].as_array().map(Vec::as_slice) {
+        Some([_, then, _]) => given(then),
+        _ if v["Ref"] == "AWS::NoValue" => None,
+        _ => Some(v),
     }
 }
 
@@ -970,6 +982,7 @@ fn environment_grant_findings(t: &Value, env: &Value) -> Vec<String> {
         "EcsDeployPolicy",
         "HealthSignalsPolicy",
         "TroubleshootPolicy",
+        "EksClusterPolicy",
     ] {
         if !attached.contains(&policy) {
             findings.push(format!("the environment role has no {policy}"));
@@ -2559,6 +2572,9 @@ fn resource_forms(r: &Value) -> Vec<Value> {
             vec![example(
                 "ecr:${AWS::Region}:${AWS::AccountId}:repository/name",
             )]
+        }
+        Some("EksClusterArns") => {
+            vec![example("eks:${AWS::Region}:${AWS::AccountId}:cluster/name")]
         }
         _ => match r["Fn::Sub"].as_str() {
             Some(text) => vec![Value::String(text.to_string())],

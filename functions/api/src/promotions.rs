@@ -13,7 +13,7 @@ use shared::domain::{
     ApprovalDecision, ApprovalState, DeploymentRecord, Evidence, ImageRef, Quarantine,
 };
 use shared::error::AdapterError;
-use shared::start::StartRequest;
+use shared::usecases::start::StartRequest;
 
 fn evidence_view(e: &Evidence) -> Value {
     json!({
@@ -293,7 +293,7 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         deps.clock.now(),
     )?;
     let image_digest = image.digest().cloned();
-    let started = shared::start::start(
+    let started = shared::usecases::start::start(
         &deps.start_deps(),
         &StartRequest {
             deployment_id: id,

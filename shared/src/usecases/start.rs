@@ -4,13 +4,10 @@
 //! Idempotent per deployment id.
 
 use crate::contracts::DeploymentRequest;
-use crate::domain::{DeploymentId, ImageDigest, ImageRef, Version};
+use crate::domain::{DeploymentId, ImageDigest, ImageRef, STALE_LOCK_AFTER, Version};
 use crate::error::AdapterError;
 use crate::ports::{Clock, DeploymentStore, Executions, LockOutcome, Registry};
 use std::sync::Arc;
-
-/// A lock whose start never produced a deployment record is taken over after this long.
-pub const STALE_LOCK_AFTER: time::Duration = time::Duration::minutes(10);
 
 pub struct StartDeps {
     pub registry: Arc<dyn Registry>,
