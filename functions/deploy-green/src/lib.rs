@@ -251,9 +251,10 @@ async fn begin(deps: &Deps, state: &mut ExecutionState) -> Result<Progress, Phas
         BeginOutcome::AlreadyStarted(existing) => match existing.colors() {
             Some(colors) if !existing.phase.is_terminal() => colors,
             // Ended meanwhile (rolled back by a person or an alarm before it began): the
-            // rollback this leads to finds it finished and changes nothing.
+            // deployment left this phase, and the rollback this leads to finds it finished and
+            // changes nothing.
             _ => {
-                return Err(PhaseError::Internal(format!(
+                return Err(PhaseError::Aborted(format!(
                     "deployment {} already ended ({}): {}",
                     existing.id,
                     existing.phase,
@@ -579,6 +580,38 @@ mod tests {
             "{msg}"
         );
         assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deployment_a_person_ended_before_it_began_is_aborted_not_an_internal_error() {
+        let w = World::default();
+        let mut ended = sample::record(Phase::DeployingGreen);
+        ended.finish(
+            Phase::RolledBack,
+            time::macros::datetime!(2025-01-03 10:00:30 UTC),
+            Some("rolled back by bob@example.com".into()),
+        );
+        w.store
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ended.id.clone(), ended);
+        let err = handle(&deps(&w), sample::state(sample::request()))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("an ended deployment must not begin"));
+        assert_eq!(err.error_type(), "BlueGreen.Aborted", "{err}");
+        assert!(
+            err.to_string().contains("already ended (ROLLED_BACK)"),
+            "{err}"
+        );
+        assert!(
+            w.compute
+                .deploys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+        );
     }
 
     #[tokio::test]
