@@ -69,6 +69,21 @@ pub struct Ctx<'a> {
     pub sleep: &'a dyn Fn(Duration),
 }
 
+/// Replaces every control character (ESC, CR, LF, TAB, …) in every string of `v` with a space.
+pub fn shown(v: &mut Value) {
+    match v {
+        Value::String(text) if text.chars().any(char::is_control) => {
+            *text = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+        }
+        Value::Array(items) => items.iter_mut().for_each(shown),
+        Value::Object(fields) => fields.values_mut().for_each(shown),
+        _ => {}
+    }
+}
+
 /// Service, environment and deployment id as the API's paths take them: checked here, so a
 /// value can never reach another path than the one its command means.
 fn path_name(what: &str, value: &str, max: usize) -> Result<String, CliError> {
@@ -203,9 +218,17 @@ impl Ctx<'_> {
             .map_err(|e| CliError::refused(format!("formatting JSON: {e}")))?;
         self.line(&text)
     }
-    /// Sends `request` and returns the response whatever its status.
+    /// Sends `request` and returns the response whatever its status. For a person's terminal
+    /// every string of the answer is made safe to show first ([`shown`]): the API carries text
+    /// that people and other systems wrote (reasons, comments, pod and event messages), and
+    /// none of it may move the cursor, clear the screen or fake a line. `--output json` keeps
+    /// the answer as it is (JSON escapes control characters itself).
     pub fn call(&mut self, api: &dyn Transport, request: &Request) -> Result<Response, CliError> {
-        api.send(request).map_err(|e| transport_error(api, e))
+        let mut r = api.send(request).map_err(|e| transport_error(api, e))?;
+        if !self.json {
+            shown(&mut r.body);
+        }
+        Ok(r)
     }
     /// Sends `request`; a refusal becomes an error (its JSON printed with `--output json`).
     pub fn fetch(&mut self, api: &dyn Transport, request: &Request) -> Result<Value, CliError> {

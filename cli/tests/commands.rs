@@ -907,6 +907,36 @@ fn metrics_show_environments_dora_and_recent() {
 }
 
 #[test]
+fn troubleshoot_renders_eks_pods_events_and_kubectl_steps() {
+    let id = "infra-agent-tst-1-3-1-1810086ea197";
+    let api = InMemory::new();
+    api.on(
+        &format!("GET /services/infra-agent/environments/tst/deployments/{id}"),
+        200,
+        json!({"deployment_id": id, "service": "infra-agent", "environment": "tst"}),
+    );
+    api.on(
+        &format!("GET /services/infra-agent/environments/tst/deployments/{id}/troubleshoot"),
+        200,
+        fixture("troubleshoot-eks"),
+    );
+    let r = run(api, &["troubleshoot", id, "-s", "infra-agent", "-e", "tst"]);
+    assert_eq!(r.code, 0, "{:?}", r.error);
+    assert!(
+        !r.out.contains('\u{1b}'),
+        "control sequences reach the terminal"
+    );
+    assert!(r.out.contains("EKS:"), "{}", r.out);
+    assert!(r.out.contains("ImagePullBackOff"), "{}", r.out);
+    assert!(
+        r.out.contains("kubectl describe pod -n infra-agent-tst"),
+        "{}",
+        r.out
+    );
+    insta::assert_snapshot!(r.out);
+}
+
+#[test]
 fn troubleshoot_renders_health_ecs_links_and_next_steps() {
     let id = "checkout-prd-1-1-4-1733824800000";
     let api = InMemory::new();

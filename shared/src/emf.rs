@@ -64,7 +64,30 @@ pub fn deployment_finished(record: &DeploymentRecord) -> Option<Value> {
 /// harnesses capture the line like any other output.
 pub fn emit(record: &DeploymentRecord) {
     if let Some(doc) = deployment_finished(record) {
+        #[cfg(any(test, feature = "fakes"))]
+        emitted::push(&doc);
         println!("{doc}");
+    }
+}
+
+/// The metrics lines written on this thread, for tests (a `#[tokio::test]` runs its handler on
+/// the test's own thread): stdout itself cannot be read back from inside a test.
+#[cfg(any(test, feature = "fakes"))]
+pub mod emitted {
+    use serde_json::Value;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static LINES: RefCell<Vec<Value>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn push(doc: &Value) {
+        LINES.with(|l| l.borrow_mut().push(doc.clone()));
+    }
+
+    /// The lines written on this thread since the last call.
+    pub fn take() -> Vec<Value> {
+        LINES.with(|l| std::mem::take(&mut *l.borrow_mut()))
     }
 }
 

@@ -244,7 +244,11 @@ impl FakeCompute {
 #[async_trait]
 impl ComputePlatform for FakeCompute {
     async fn current_image(&self, svc: &Workload) -> Result<Option<String>, AdapterError> {
-        Ok(self.image_of(&svc.name))
+        // a workload the platform does not have is NotFound, as ECS and Kubernetes answer
+        match self.image_of(&svc.name) {
+            Some(image) => Ok(Some(image)),
+            None => Err(AdapterError::NotFound(svc.describe())),
+        }
     }
     async fn deploy_image(
         &self,
@@ -475,12 +479,8 @@ impl DeploymentStore for FakeStore {
         released.active_deployment = None;
         envs.insert(key, released);
         records.insert(record.id.clone(), record.clone());
-        if record.status == crate::domain::DeploymentStatus::RolledBack {
-            let now = record.finished_at.unwrap_or(record.started_at);
-            lock(&self.quarantines).insert(
-                (record.service.clone(), record.version.clone()),
-                crate::domain::Quarantine::of(record, now),
-            );
+        if let Some(q) = crate::domain::quarantine_after(record) {
+            lock(&self.quarantines).insert((q.service.clone(), q.version.clone()), q);
         }
         Ok(())
     }
@@ -688,12 +688,10 @@ impl DeploymentStore for FakeStore {
             last_deployment: None,
             updated_at: now,
         });
-        if let Some(holder) = env.active_deployment.clone()
-            && holder != id
-        {
-            let stale = taken.get(&key).is_some_and(|t| now - *t > stale_after)
-                && !records.contains_key(&holder);
-            if !stale {
+        if let Some(holder) = env.active_deployment.clone() {
+            let claim =
+                crate::domain::claim_lock(&holder, id, taken.get(&key).copied(), now, stale_after);
+            if !claim.take_over(records.contains_key(&holder)) {
                 return Ok(LockOutcome::HeldBy(holder));
             }
         }
@@ -1333,16 +1331,16 @@ pub mod sample {
             }
         }
 
-        pub fn rollback_deps(&self) -> crate::rollback::RollbackDeps {
-            crate::rollback::RollbackDeps {
+        pub fn rollback_deps(&self) -> crate::usecases::rollback::RollbackDeps {
+            crate::usecases::rollback::RollbackDeps {
                 store: self.store.clone(),
                 access: self.access.clone(),
                 clock: self.clock.clone(),
             }
         }
 
-        pub fn start_deps(&self) -> crate::start::StartDeps {
-            crate::start::StartDeps {
+        pub fn start_deps(&self) -> crate::usecases::start::StartDeps {
+            crate::usecases::start::StartDeps {
                 registry: self.registry.clone(),
                 store: self.store.clone(),
                 executions: self.executions.clone(),

@@ -1,6 +1,6 @@
-//! Shared library of the Blue/Green deployment controller: the pure domain, the ports the phase
-//! handlers depend on, the AWS adapters behind those ports, and the contracts that cross the
-//! Step Functions boundary.
+//! Shared library of the Blue/Green deployment controller: the pure domain, the use cases that
+//! orchestrate it (start, rollback, environment rollback), the ports the handlers depend on, the
+//! AWS adapters behind those ports, and the contracts that cross the Step Functions boundary.
 
 pub mod adapters;
 pub mod config;
@@ -12,10 +12,9 @@ pub mod govern;
 pub mod ports;
 pub mod registry;
 pub mod report;
-pub mod rollback;
 pub mod runtime;
-pub mod start;
 pub mod telemetry;
+pub mod usecases;
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;

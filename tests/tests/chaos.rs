@@ -619,7 +619,7 @@ impl Run {
                 );
             }
             Scenario::PersonRollsBack => {
-                let rollback = shared::rollback::RollbackDeps {
+                let rollback = shared::usecases::rollback::RollbackDeps {
                     store: w.store.clone(),
                     access: w.access.clone(),
                     clock: w.clock.clone(),
@@ -632,7 +632,7 @@ impl Run {
                         Box::pin(async move {
                             use shared::ports::Executions as _;
                             let reason = "rolled back by alice@example.com: customer reports";
-                            match shared::rollback::roll_back(
+                            match shared::usecases::rollback::roll_back(
                                 &rollback,
                                 sample::DEPLOYMENT_ID,
                                 reason,
@@ -1238,7 +1238,7 @@ impl Run {
                 || !r
                     .reason
                     .as_deref()
-                    .is_some_and(|why| why.starts_with(shared::rollback::NEVER_STARTED))
+                    .is_some_and(|why| why.starts_with(shared::usecases::rollback::NEVER_STARTED))
             {
                 v.push(format!(
                     "ended before it began, yet {} with reason {:?}",

@@ -190,7 +190,7 @@ async fn one_run(s: &LocalStack, run: u64, scenario: Scenario) -> Result<String,
             || !record
                 .reason
                 .as_deref()
-                .is_some_and(|r| r.starts_with(shared::rollback::NEVER_STARTED)))
+                .is_some_and(|r| r.starts_with(shared::usecases::rollback::NEVER_STARTED)))
     {
         return Err(format!(
             "ended before it began, yet {} with reason {:?}",

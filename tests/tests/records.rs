@@ -14,7 +14,7 @@ use shared::fakes::sample::{self, DEPLOYMENT_ID, World};
 use shared::faults::{FaultRates, Faults, FaultyAccess, FaultyStore};
 use shared::ports::{DeploymentStore, PhaseDeps};
 use shared::registry::{EnvironmentConfig, ServiceConfig};
-use shared::start::{StartDeps, StartRequest, start};
+use shared::usecases::start::{StartDeps, StartRequest, start};
 use std::sync::Arc;
 
 const STATE_MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:blue-green";
@@ -233,7 +233,7 @@ async fn one(
         prop_assert_eq!(r.phase, Phase::Failed);
         let reason = r.reason.clone().unwrap_or_default();
         prop_assert!(
-            reason.starts_with(shared::rollback::NEVER_STARTED),
+            reason.starts_with(shared::usecases::rollback::NEVER_STARTED),
             "reason {:?}",
             reason
         );

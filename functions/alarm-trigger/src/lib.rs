@@ -11,7 +11,7 @@ use serde_json::Value;
 use shared::domain::TrafficSplit;
 use shared::error::PhaseError;
 use shared::ports::{Clock, DeploymentStore, EnvironmentAccess, Executions, Registry};
-use shared::rollback::{RollbackDeps, RollbackOutcome, roll_back};
+use shared::usecases::rollback::{RollbackDeps, RollbackOutcome, roll_back};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -813,7 +813,7 @@ mod tests {
                 "dev",
                 "starting",
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();

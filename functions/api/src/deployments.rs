@@ -8,8 +8,8 @@ use crate::{ApiDeps, Call, per_service, requests};
 use serde_json::{Value, json};
 use shared::domain::{DeploymentRecord, TrafficSplit};
 use shared::ports::ForwardTarget;
-use shared::rollback::RollbackOutcome;
-use shared::start::{StartError, StartRequest};
+use shared::usecases::rollback::RollbackOutcome;
+use shared::usecases::start::{StartError, StartRequest};
 
 impl From<StartError> for ApiError {
     fn from(e: StartError) -> Self {
@@ -59,7 +59,7 @@ pub async fn start(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         tracing::info!(deployment_id = %id, "repeated start: nothing new started");
         return Ok(accepted(call, &id, &r.execution_arn));
     }
-    let started = shared::start::start(
+    let started = shared::usecases::start::start(
         &deps.start_deps(),
         &StartRequest {
             deployment_id: id,
@@ -189,7 +189,8 @@ pub async fn roll_back(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         Some(why) if !why.is_empty() => format!("manual rollback by {}: {why}", call.caller),
         _ => format!("manual rollback by {}", call.caller),
     };
-    let outcome = shared::rollback::roll_back(&deps.rollback_deps(), &id, &reason, None).await?;
+    let outcome =
+        shared::usecases::rollback::roll_back(&deps.rollback_deps(), &id, &reason, None).await?;
     let (label, record) = match outcome {
         RollbackOutcome::RolledBack(r) => ("ROLLED_BACK", r),
         RollbackOutcome::Failed(r) => ("FAILED", r),

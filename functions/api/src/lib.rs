@@ -70,8 +70,8 @@ impl Call {
 }
 
 impl ApiDeps {
-    fn start_deps(&self) -> shared::start::StartDeps {
-        shared::start::StartDeps {
+    fn start_deps(&self) -> shared::usecases::start::StartDeps {
+        shared::usecases::start::StartDeps {
             registry: self.registry.clone(),
             store: self.store.clone(),
             executions: self.executions.clone(),
@@ -79,8 +79,8 @@ impl ApiDeps {
         }
     }
 
-    fn rollback_deps(&self) -> shared::rollback::RollbackDeps {
-        shared::rollback::RollbackDeps {
+    fn rollback_deps(&self) -> shared::usecases::rollback::RollbackDeps {
+        shared::usecases::rollback::RollbackDeps {
             store: self.store.clone(),
             access: self.access.clone(),
             clock: self.clock.clone(),

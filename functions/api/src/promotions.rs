@@ -13,7 +13,7 @@ use shared::domain::{
     ApprovalDecision, ApprovalState, DeploymentRecord, Evidence, ImageRef, Quarantine,
 };
 use shared::error::AdapterError;
-use shared::start::StartRequest;
+use shared::usecases::start::StartRequest;
 
 fn evidence_view(e: &Evidence) -> Value {
     json!({
@@ -68,7 +68,7 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
     let service = known_service(deps, &call.scope.service).await?;
     let now = deps.clock.now();
     let id = match (&call.idempotency_key, &call.request_id) {
-        (Some(key), _) if shared::start::valid_deployment_id(key) => key.clone(),
+        (Some(key), _) if shared::usecases::start::valid_deployment_id(key) => key.clone(),
         (Some(key), _) => {
             return Err(ApiError::invalid(format!(
                 "Idempotency-Key {key:?} must be 1-80 of [A-Za-z0-9_-]"
@@ -292,7 +292,7 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         &body.version,
         deps.clock.now(),
     )?;
-    let started = shared::start::start(
+    let started = shared::usecases::start::start(
         &deps.start_deps(),
         &StartRequest {
             deployment_id: id,

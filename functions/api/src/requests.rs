@@ -37,7 +37,7 @@ pub fn name(what: &str, value: &str) -> Result<String, ApiError> {
 }
 
 pub fn deployment_id(value: &str) -> Result<String, ApiError> {
-    if shared::start::valid_deployment_id(value) {
+    if shared::usecases::start::valid_deployment_id(value) {
         Ok(value.to_string())
     } else {
         Err(ApiError::invalid(format!(
@@ -141,7 +141,7 @@ pub fn new_deployment_id(
     now: OffsetDateTime,
 ) -> Result<String, ApiError> {
     if let Some(key) = idempotency_key {
-        if !shared::start::valid_deployment_id(key) {
+        if !shared::usecases::start::valid_deployment_id(key) {
             return Err(ApiError::invalid(format!(
                 "Idempotency-Key {:?} must be 1-80 of [A-Za-z0-9_-] (it starts the deployment id)",
                 shown(key)
@@ -735,7 +735,10 @@ mod tests {
             now,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
-        assert!(shared::start::valid_deployment_id(&long), "{long}");
+        assert!(
+            shared::usecases::start::valid_deployment_id(&long),
+            "{long}"
+        );
         assert!(long.contains("-1735898405123-"), "{long}");
     }
 
@@ -769,7 +772,7 @@ mod tests {
         let (i1, i2) = (id(&k1, "payments", "prd"), id(&k2, "payments", "prd"));
         assert_ne!(i1, i2);
         assert_eq!(i1.len(), KEY_PREFIX_MAX + 1 + 16);
-        assert!(shared::start::valid_deployment_id(&i1), "{i1}");
+        assert!(shared::usecases::start::valid_deployment_id(&i1), "{i1}");
         // the separator between fields cannot be forged by moving text between them
         assert_ne!(key_digest("a", "bc", "k"), key_digest("ab", "c", "k"));
     }

@@ -5,8 +5,8 @@
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction, Progress};
 use shared::domain::{
-    AlarmStatus, Color, DeploymentRecord, DeploymentStatus, GreenReadiness, Phase, ReadinessCheck,
-    ReadinessSummary,
+    ActiveColorUnknown, AlarmStatus, Color, DeploymentRecord, DeploymentStatus, GreenReadiness,
+    Phase, ReadinessCheck, ReadinessSummary, active_at_start,
 };
 use shared::error::PhaseError;
 use shared::ports::{BeginOutcome, Release};
@@ -204,11 +204,9 @@ async fn begin(deps: &Deps, state: &mut ExecutionState) -> Result<Progress, Phas
     let ours = env
         .as_ref()
         .is_some_and(|e| e.active_deployment.as_deref() == Some(state.deployment_id.as_str()));
-    let active = match (recorded, split.sole_color()) {
-        (Some(r), Some(c)) if r == c => c,
-        // A retry of this deployment after it began: the record knows the colors.
-        (Some(r), _) if ours => r,
-        (Some(r), _) => {
+    let active = match active_at_start(recorded, split.sole_color(), ours) {
+        Ok(c) => c,
+        Err(ActiveColorUnknown::ListenerDisagrees { recorded: r }) => {
             return Err(PhaseError::Conflict(format!(
                 "the listener is at {split}, but {}/{} is recorded with {} active{}: restore 100% to the active color (or finish the running deployment) before deploying",
                 req.service,
@@ -220,9 +218,7 @@ async fn begin(deps: &Deps, state: &mut ExecutionState) -> Result<Progress, Phas
                     .unwrap_or_default()
             )));
         }
-        // Never deployed here: the listener says which color serves.
-        (None, Some(c)) => c,
-        (None, None) => {
+        Err(ActiveColorUnknown::Split) => {
             return Err(PhaseError::Conflict(format!(
                 "cannot tell the active color: the listener is at {split} and {}/{} has no recorded state; put 100% on one color first",
                 req.service, req.environment
@@ -530,6 +526,36 @@ mod tests {
         assert!(msg.contains("Target.FailedHealthChecks"), "{msg}");
         assert!(msg.contains("rollout IN_PROGRESS"), "{msg}");
         assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_workload_that_does_not_exist_is_refused_before_anything_changes() {
+        let w = World::default();
+        let mut input = sample::state(sample::request());
+        input["request"]["compute"]["green_service"] = "checkout-gren".into();
+        let err = handle(&deps(&w), input)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a missing service must be refused"));
+        assert_eq!(err.error_type(), "BlueGreen.InvalidInput", "{err}");
+        assert!(
+            err.to_string()
+                .contains("service checkout-gren in cluster checkout-dev of Green does not exist"),
+            "{err}"
+        );
+        assert!(w.router.writes().is_empty());
+        assert!(
+            w.compute
+                .deploys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+        );
+        let lock = w
+            .store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment);
+        assert_eq!(lock, None, "the environment was not taken");
     }
 
     #[tokio::test]

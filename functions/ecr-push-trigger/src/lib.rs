@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::{ImageRef, Version};
 use shared::error::PhaseError;
-use shared::start::{StartError, StartRequest, start, valid_deployment_id};
+use shared::usecases::start::{StartError, StartRequest, start, valid_deployment_id};
 use tracing::Instrument;
 
-pub use shared::start::StartDeps as Deps;
+pub use shared::usecases::start::StartDeps as Deps;
 
 pub const SOURCE: &str = "aws.ecr";
 pub const DETAIL_TYPE: &str = "ECR Image Action";
@@ -778,7 +778,7 @@ mod tests {
                 "dev",
                 "checkout-dev-1-2-0-aaaaaaaaaaaa",
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();

@@ -7,8 +7,9 @@
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction, Progress};
 use shared::domain::{
-    CheckOutcome, EvaluationInput, EvaluationKind, LedgerEntry, MetricsCompleteness, Outcome,
-    Phase, TrafficSplit, WindowReadiness, evaluate, evaluation_window, metrics_completeness,
+    Breach, EvaluationInput, EvaluationKind, LedgerEntry, MetricsCompleteness, NextStep, Phase,
+    PlanPosition, TrafficSplit, WindowReadiness, evaluate, evaluation_window, metrics_completeness,
+    next_step,
 };
 use shared::error::PhaseError;
 use shared::ports::MetricsWindow;
@@ -147,46 +148,67 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         "evaluated"
     );
 
-    if verdict.outcome == Outcome::Fail {
-        let at = match kind {
-            EvaluationKind::Step => format!("at {}% ({split})", progress.target_weight),
-            EvaluationKind::Verification => {
-                format!("during verification check {verification_index}")
-            }
-        };
-        let message = format!("{} on {}: {}", at, target.title(), verdict.summary());
-        return Err(if verdict.alarms_check == CheckOutcome::Fail {
-            PhaseError::AlarmBreached(message)
-        } else {
-            PhaseError::ThresholdBreached(message)
-        });
-    }
-
+    let step = next_step(
+        &verdict,
+        PlanPosition {
+            target_weight: progress.target_weight,
+            verifying: progress.verifying,
+            verifications_passed: progress.verification_evaluations,
+            verifications_needed: req.timings.verification_evaluations(),
+        },
+    );
+    let (next, wait_seconds, begins_verifying, passed) = match step {
+        NextStep::RollBack(breach) => {
+            let at = match kind {
+                EvaluationKind::Step => format!("at {}% ({split})", progress.target_weight),
+                EvaluationKind::Verification => {
+                    format!("during verification check {verification_index}")
+                }
+            };
+            let message = format!("{} on {}: {}", at, target.title(), verdict.summary());
+            return Err(match breach {
+                Breach::Alarm => PhaseError::AlarmBreached(message),
+                Breach::Threshold => PhaseError::ThresholdBreached(message),
+            });
+        }
+        NextStep::Shift => (
+            NextAction::Shift,
+            0,
+            false,
+            progress.verification_evaluations,
+        ),
+        NextStep::Verify {
+            begins_verifying,
+            verifications_passed,
+        } => (
+            NextAction::Evaluate,
+            req.timings.verification_interval_seconds,
+            begins_verifying,
+            verifications_passed,
+        ),
+        NextStep::Finalize {
+            begins_verifying,
+            verifications_passed,
+        } => (
+            NextAction::Finalize,
+            0,
+            begins_verifying,
+            verifications_passed,
+        ),
+    };
     progress.baseline_p99_ms = verdict.baseline_p99_ms;
     progress.window_start = Some(window.end.unix_timestamp());
     progress.metrics_waits = 0;
-    let needed = req.timings.verification_evaluations();
-    if progress.target_weight < 100 {
-        progress.next = NextAction::Shift;
-        progress.wait_seconds = 0;
-    } else {
-        if !progress.verifying {
-            deps.store
-                .transition(&id, Phase::Verifying, None, None)
-                .await
-                .map_err(|e| PhaseError::Aborted(format!("not verifying: {e}")))?;
-            progress.verifying = true;
-        } else {
-            progress.verification_evaluations = verification_index;
-        }
-        if progress.verification_evaluations >= needed {
-            progress.next = NextAction::Finalize;
-            progress.wait_seconds = 0;
-        } else {
-            progress.next = NextAction::Evaluate;
-            progress.wait_seconds = req.timings.verification_interval_seconds;
-        }
+    if begins_verifying {
+        deps.store
+            .transition(&id, Phase::Verifying, None, None)
+            .await
+            .map_err(|e| PhaseError::Aborted(format!("not verifying: {e}")))?;
+        progress.verifying = true;
     }
+    progress.verification_evaluations = passed;
+    progress.next = next;
+    progress.wait_seconds = wait_seconds;
     state.progress = Some(progress);
     Ok(state)
 }
@@ -203,7 +225,7 @@ fn not_yet(mut state: ExecutionState, mut progress: Progress, wait_seconds: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::{AlarmStatus, ColorMetrics};
+    use shared::domain::{AlarmStatus, CheckOutcome, ColorMetrics, Outcome};
     use shared::fakes::sample::{self, World};
     use shared::ports::DeploymentStore as _;
     use time::macros::datetime;

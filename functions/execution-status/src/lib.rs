@@ -9,7 +9,7 @@ use shared::contracts::{CaughtError, DeploymentRequest};
 use shared::domain::{DeploymentRecord, TrafficSplit};
 use shared::error::PhaseError;
 use shared::ports::{Clock, DeploymentStore, EnvironmentAccess};
-use shared::rollback::{RollbackDeps, RollbackOutcome, roll_back_retrying};
+use shared::usecases::rollback::{RollbackDeps, RollbackOutcome, roll_back_retrying};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -271,8 +271,7 @@ async fn run(deps: &Deps, change: ExecutionChange) -> Result<Summary, PhaseError
         {
             RollbackOutcome::RolledBack(r) => {
                 // a rolled-back deployment had begun, so its colors are recorded
-                let (blue, green) = r
-                    .active_color
+                let (blue, green) = shared::domain::active_after(&r)
                     .map(TrafficSplit::all_on)
                     .map_or((0, 0), |s| (s.blue(), s.green()));
                 Summary::RolledBack {
@@ -628,7 +627,7 @@ mod tests {
                 "dev",
                 DEPLOYMENT_ID,
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();
@@ -711,7 +710,7 @@ mod tests {
                 "dev",
                 DEPLOYMENT_ID,
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();
@@ -753,7 +752,7 @@ mod tests {
                 "dev",
                 "someone-else",
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();
@@ -824,7 +823,7 @@ mod tests {
                 "dev",
                 DEPLOYMENT_ID,
                 w.clock.now(),
-                shared::start::STALE_LOCK_AFTER,
+                shared::domain::STALE_LOCK_AFTER,
             )
             .await
             .unwrap();

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
-use shared::domain::{EnvironmentState, Phase};
+use shared::domain::{Phase, environment_after};
 use shared::error::PhaseError;
 use tracing::Instrument;
 
@@ -47,16 +47,13 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         }
         let now = deps.clock.now();
         record.finish(Phase::Succeeded, now, None);
-        let env = EnvironmentState {
-            service: record.service.clone(),
-            environment: record.environment.clone(),
-            active_color: Some(target),
-            active_version: Some(record.version.clone()),
-            standby_version: record.previous_version.clone(),
-            active_deployment: None,
-            last_deployment: Some(id.clone()),
-            updated_at: now,
-        };
+        // A success does not depend on what was stored before: its own colors and versions say
+        // what the environment runs now.
+        let env = environment_after(&record, None, now).ok_or_else(|| {
+            PhaseError::Internal(format!(
+                "deployment {id} succeeded with no colors recorded; inspect the record"
+            ))
+        })?;
         deps.store.finish(&record, &env).await?;
         shared::emf::emit(&record);
         tracing::info!(

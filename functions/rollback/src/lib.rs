@@ -6,7 +6,7 @@ use serde_json::Value;
 use shared::contracts::{ExecutionState, NextAction};
 use shared::domain::{ApprovalDecision, ApprovalState, Phase};
 use shared::error::PhaseError;
-use shared::rollback::{RollbackDeps, RollbackOutcome, roll_back};
+use shared::usecases::rollback::{RollbackDeps, RollbackOutcome, roll_back};
 use tracing::Instrument;
 
 pub use shared::ports::PhaseDeps as Deps;
@@ -45,7 +45,7 @@ async fn approval_outcome(
     let Some(record) = deps.store.deployment(&state.deployment_id).await? else {
         return Ok(None);
     };
-    if !shared::rollback::waiting_for_approval(&record) {
+    if !shared::domain::waiting_for_approval(&record) {
         return Ok(None);
     }
     let never = format!("{} never received traffic", record.target_title());

@@ -4,7 +4,10 @@
 //! alarm fires during the shift: traffic is restored by the alarm itself, at once. (d) one image
 //! promoted DEV → TST → PRD through the gates: refused while TST's evidence is missing, then
 //! accepted, approved by a second person, deployed; then the `bluegreen` CLI prints history and
-//! metrics. Exits non-zero if any ends otherwise.
+//! metrics. (e) the reference pipeline's own release on EKS pods: infra-agent v1.3.0 through TST
+//! to PRD; then v1.3.1, whose image cannot be pulled, fails before any traffic moves and
+//! `bluegreen troubleshoot` shows the pods, their events and the kubectl next steps. Exits
+//! non-zero if any ends otherwise.
 
 use anyhow::{Result, bail};
 use local_stack::{LocalStack, alarm_event, deployment_name, follow::follow};
@@ -193,6 +196,9 @@ async fn main() -> Result<()> {
 
     if let Err(e) = promotion(&stack, &mut failures).await {
         failures.push(format!("scenario D: {e:#}"));
+    }
+    if let Err(e) = eks_release(&stack, &mut failures).await {
+        failures.push(format!("scenario E: {e:#}"));
     }
 
     println!();
@@ -414,6 +420,188 @@ async fn promotion(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()>
         stack,
         ALICE,
         &["metrics", "--service", service, "--days", "7"],
+    )?;
+    Ok(())
+}
+
+/// Waits until deployment `id` waits for a person's approval (green ready, no traffic moved).
+async fn until_awaiting_approval(stack: &LocalStack, id: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stack.store.deployment(id).await?.map(|r| r.phase)
+        != Some(shared::domain::Phase::AwaitingApproval)
+    {
+        if Instant::now() > deadline {
+            bail!("{id} never waited for approval");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// The deployment a push of `service:tag` started in its auto-deploy environment.
+fn pushed(stack: &LocalStack, service: &str, tag: &str) -> Result<(String, String, String)> {
+    let image = stack.push_image(service, tag)?;
+    println!("CI pushed {} ({})\n", image.image, &image.digest[..19]);
+    let out = stack.invoke(
+        "ecr-push-trigger",
+        &local_stack::ecr_push_event(service, tag, &image.digest),
+    )?;
+    let field = |k: &str| {
+        out.payload["environments"][0][k]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    if field("deployment_id").is_empty() {
+        bail!(
+            "the push of {service}:{tag} started nothing: {}",
+            out.payload
+        );
+    }
+    Ok((field("deployment_id"), field("execution_arn"), image.digest))
+}
+
+/// (e) the reference pipeline's release, on EKS: each color a Deployment of three pods that a
+/// TargetGroupBinding registers in its target group.
+async fn eks_release(stack: &LocalStack, failures: &mut Vec<String>) -> Result<()> {
+    let service = "infra-agent";
+    banner(
+        "Scenario E: the reference's release on EKS pods — infra-agent v1.2.0 → v1.3.0, TST then PRD",
+    );
+    // one Kubernetes API stand-in serves every local cluster: each environment its namespace
+    let tst = stack.eks_environment(service, "tst", "infra-agent-tst", "1.2.0")?;
+    let prd = stack.eks_environment(service, "prd", "infra-agent", "1.2.0")?;
+    for (env, extra) in [
+        (&tst, json!({})),
+        (
+            &prd,
+            json!({"approval": {"required": true, "timeout_seconds": 600}}),
+        ),
+    ] {
+        stack.traffic_profile(&env.green_target_group_arn, 0.0001, 45.0, 0)?;
+        stack.traffic_profile(&env.blue_target_group_arn, 0.0001, 42.0, 0)?;
+        stack.register_with(env, timings(), extra, ALICE)?;
+    }
+    let put = stack.api(
+        "PUT",
+        &format!("/services/{service}"),
+        Some(&json!({"repository": service, "auto_deploy": ["tst"]})),
+        ALICE,
+    )?;
+    if put.status != 200 {
+        bail!("PUT /services/{service}: {} {}", put.status, put.body);
+    }
+    println!(
+        "EKS cluster {} · namespace infra-agent · Deployments infra-agent-blue / infra-agent-green (3 pods each)\n",
+        prd.compute["cluster"].as_str().unwrap_or_default()
+    );
+
+    let (tst_id, tst_arn, digest) = pushed(stack, service, "1.3.0")?;
+    let t = follow_deployment(stack, &tst, &tst_id, &tst_arn).await?;
+    if t.record.status != DeploymentStatus::Succeeded {
+        bail!("TST ended {}", t.record.status.as_str());
+    }
+    evidence(stack, service, "tst", &digest)?;
+
+    banner(
+        "Deploy v1.3.0 to PRD using blue-green (promoted from TST, approved by a second person)",
+    );
+    let mfa = [
+        "--mfa-serial",
+        "arn:aws:iam::123456789012:mfa/alice",
+        "--mfa-code",
+        "123456",
+    ];
+    let mut args = vec![
+        "promote",
+        "1.3.0",
+        "--service",
+        service,
+        "--from",
+        "tst",
+        "--to",
+        "prd",
+    ];
+    args.extend(mfa);
+    let code = cli(stack, ALICE, &args)?;
+    if code != 0 {
+        bail!("the PRD promotion was refused (exit {code})");
+    }
+    let prd_record = loop {
+        let history = stack.store.history(service, "prd", 20, None).await?;
+        if let Some(r) = history.items.into_iter().next() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    until_awaiting_approval(stack, &prd_record.id).await?;
+    let mut approve = vec![
+        "approve",
+        prd_record.id.as_str(),
+        "--service",
+        service,
+        "--env",
+        "prd",
+        "--comment",
+        "CHG-2041 approved",
+    ];
+    approve.extend(mfa);
+    let code = cli(stack, CAROL, &approve)?;
+    if code != 0 {
+        bail!("approval failed (exit {code})");
+    }
+    let p = follow_deployment(stack, &prd, &prd_record.id, &prd_record.execution_arn).await?;
+    let split = stack.split(&prd).await?;
+    let pods = p
+        .record
+        .readiness
+        .as_ref()
+        .map(|r| (r.running, r.desired, r.platform));
+    if p.record.status != DeploymentStatus::Succeeded
+        || split != TrafficSplit::all_on(Color::Green)
+        || pods != Some((3, 3, shared::domain::Platform::Eks))
+    {
+        failures.push(format!(
+            "scenario E expected PRD SUCCEEDED on 3/3 EKS pods with Green at 100%, got {} with {split} ({pods:?})",
+            p.record.status.as_str()
+        ));
+    }
+
+    banner("Deploy v1.3.1 to TST: its image cannot be pulled");
+    // TST's standby is now Blue: its next rollout's pods cannot pull the image
+    stack.control(
+        "eks/scenario",
+        json!({"namespace": "infra-agent-tst", "deployment": "infra-agent-blue",
+               "mode": "image-pull-backoff"}),
+    )?;
+    let (bad_id, bad_arn, _) = pushed(stack, service, "1.3.1")?;
+    let f = follow_deployment(stack, &tst, &bad_id, &bad_arn).await?;
+    let split = stack.split(&tst).await?;
+    let reason = f.record.reason.clone().unwrap_or_default();
+    let steps = stack.store.steps(&bad_id).await?;
+    if f.record.status != DeploymentStatus::Failed
+        || split != TrafficSplit::all_on(Color::Green)
+        || !steps.is_empty()
+        || !reason.contains("ImagePullBackOff")
+    {
+        failures.push(format!(
+            "scenario E expected v1.3.1 FAILED on ImagePullBackOff before any traffic moved, got {} with {split}, {} steps ({reason})",
+            f.record.status.as_str(),
+            steps.len()
+        ));
+    }
+    banner("Deployment failed - how do I troubleshoot?");
+    cli(
+        stack,
+        ALICE,
+        &[
+            "troubleshoot",
+            &bad_id,
+            "--service",
+            service,
+            "--env",
+            "tst",
+        ],
     )?;
     Ok(())
 }

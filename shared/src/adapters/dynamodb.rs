@@ -14,7 +14,7 @@ mod promotion;
 use super::map_sdk_error;
 use crate::domain::{
     ApprovalDecision, DeploymentRecord, DeploymentStatus, EnvironmentState, Evidence, LedgerEntry,
-    Phase, Quarantine, ReadinessSummary, StepRecord,
+    LockClaim, Phase, Quarantine, ReadinessSummary, StepRecord,
 };
 use crate::error::AdapterError;
 use crate::ports::{BeginOutcome, DeploymentStore, LockOutcome, Page};
@@ -841,19 +841,21 @@ impl DeploymentStore for DynamoStore {
                 expected = None;
                 continue;
             };
-            if holder == id {
-                // Lost the takeover race to a retry of this same start: the lock is ours.
-                return Ok(LockOutcome::Acquired);
-            }
-            if expected.is_some() {
-                // Someone else took the stale lock first.
-                return Ok(LockOutcome::HeldBy(holder));
-            }
             let taken =
                 text("lock_taken_at").and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok());
-            let stale = taken.is_some_and(|t| now - t > stale_after)
-                && self.deployment(&holder).await?.is_none();
-            if !stale {
+            let claim = crate::domain::claim_lock(&holder, id, taken, now, stale_after);
+            let take_over = match claim {
+                // Lost the takeover race to a retry of this same start: the lock is ours.
+                LockClaim::Ours => return Ok(LockOutcome::Acquired),
+                // Someone else took the stale lock first.
+                _ if expected.is_some() => false,
+                LockClaim::Held => false,
+                // The decision needs to know whether the holder ever wrote its record.
+                LockClaim::StaleUnlessRecorded => {
+                    claim.take_over(self.deployment(&holder).await?.is_some())
+                }
+            };
+            if !take_over {
                 return Ok(LockOutcome::HeldBy(holder));
             }
             tracing::warn!(%holder, "taking over a lock whose deployment never started");

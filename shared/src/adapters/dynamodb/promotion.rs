@@ -52,10 +52,9 @@ pub(super) fn quarantine_put(
     table: &str,
     record: &DeploymentRecord,
 ) -> Result<Option<Put>, AdapterError> {
-    if record.status != DeploymentStatus::RolledBack {
+    let Some(q) = crate::domain::quarantine_after(record) else {
         return Ok(None);
-    }
-    let q = Quarantine::of(record, record.finished_at.unwrap_or(record.started_at));
+    };
     let mut item = to_item(&format!("quarantine of {} v{}", q.service, q.version), &q)?;
     item.extend(key(version_pk(&q.service, &q.version), QUARANTINE));
     Put::builder()

@@ -4,13 +4,10 @@
 //! Idempotent per deployment id.
 
 use crate::contracts::DeploymentRequest;
-use crate::domain::{ImageRef, Version};
+use crate::domain::{ImageRef, STALE_LOCK_AFTER, Version};
 use crate::error::AdapterError;
 use crate::ports::{Clock, DeploymentStore, Executions, LockOutcome, Registry};
 use std::sync::Arc;
-
-/// A lock whose start never produced a deployment record is taken over after this long.
-pub const STALE_LOCK_AFTER: time::Duration = time::Duration::minutes(10);
 
 /// Step Functions execution names: 1-80 of `[A-Za-z0-9_-]`.
 pub fn valid_deployment_id(id: &str) -> bool {

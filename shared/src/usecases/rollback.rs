@@ -3,7 +3,7 @@
 //! Shared by the rollback phase, the alarm trigger, the API and the execution-status handler,
 //! so every path restores traffic the same way. Idempotent.
 
-use crate::domain::{Color, DeploymentRecord, EnvironmentState, Phase, TrafficSplit};
+use crate::domain::{self, Color, DeploymentRecord, Phase, TrafficSplit};
 use crate::error::PhaseError;
 use crate::ports::{Clock, DeploymentStore, EnvironmentAccess, ForwardTarget, TrafficRouter};
 use std::sync::Arc;
@@ -59,20 +59,6 @@ pub async fn restore(
         .await
         .map_err(|e| PhaseError::traffic_write(e, format!("restoring {restore}")))?;
     Ok(true)
-}
-
-/// Whether the deployment was waiting for approval when its rollback began: in that phase, or
-/// already ROLLING_BACK (a retried rollback) with an approval that never said yes, so no traffic
-/// can have moved. Without the second case a retry would end it FAILED instead of NOT_DEPLOYED.
-pub fn waiting_for_approval(record: &DeploymentRecord) -> bool {
-    match record.phase {
-        Phase::AwaitingApproval => true,
-        Phase::RollingBack => record
-            .approval
-            .as_ref()
-            .is_some_and(|a| a.state != crate::domain::ApprovalState::Approved),
-        _ => false,
-    }
 }
 
 /// Rolls deployment `id` back for `reason`. `requested` is the record the caller can write when
@@ -162,7 +148,7 @@ async fn roll_back_begun(
     };
     let id = record.id.as_str();
 
-    let was_awaiting_approval = waiting_for_approval(&record);
+    let was_awaiting_approval = domain::waiting_for_approval(&record);
     let mut record = deps
         .store
         .transition(id, Phase::RollingBack, None, Some(reason))
@@ -172,16 +158,18 @@ async fn roll_back_begun(
     let router = deps.access.router(&record.reach()).await?;
     let moved = restore(router.as_ref(), &forward(&record)?, active).await?;
     let shifted = moved || !deps.store.steps(&id).await?.is_empty();
-    let final_phase = if shifted {
-        Phase::RolledBack
-    } else if was_awaiting_approval {
-        Phase::NotDeployed
-    } else {
-        Phase::Failed
-    };
+    let final_phase = domain::rollback_final_phase(shifted, was_awaiting_approval);
     let now = deps.clock.now();
     record.finish(final_phase, now, Some(reason.to_string()));
-    let env = environment_after(deps, &record, active, now).await?;
+    let known = deps
+        .store
+        .environment(&record.service, &record.environment)
+        .await?;
+    let env = domain::environment_after(&record, known.as_ref(), now).ok_or_else(|| {
+        PhaseError::Internal(format!(
+            "deployment {id} ended {final_phase} with no colors recorded; inspect the record"
+        ))
+    })?;
     match deps.store.finish(&record, &env).await {
         Ok(()) => {}
         // Another rollback of the same deployment (a person's, an alarm's, the execution's
@@ -231,30 +219,4 @@ pub async fn roll_back_retrying(
             other => return other,
         }
     }
-}
-
-/// The environment after a rollback: the active color is unchanged; the standby color now runs
-/// the version that was being deployed.
-async fn environment_after(
-    deps: &RollbackDeps,
-    record: &DeploymentRecord,
-    active: Color,
-    now: time::OffsetDateTime,
-) -> Result<EnvironmentState, PhaseError> {
-    let known = deps
-        .store
-        .environment(&record.service, &record.environment)
-        .await?;
-    Ok(EnvironmentState {
-        service: record.service.clone(),
-        environment: record.environment.clone(),
-        active_color: Some(active),
-        active_version: known
-            .and_then(|e| e.active_version)
-            .or_else(|| record.previous_version.clone()),
-        standby_version: Some(record.version.clone()),
-        active_deployment: None,
-        last_deployment: Some(record.id.clone()),
-        updated_at: now,
-    })
 }
