@@ -8,7 +8,7 @@
 //! - a `shared::runtime` helper needs the features on its `#[cfg]` (`phase_deps`, `control_deps`);
 //! - a port call through `EnvironmentAccess` (`.router(`, `.compute(`, ...) needs the features
 //!   `AwsAccess` builds that port with (read from its `#[cfg(feature = ...)]` arms);
-//! - the shared modules a function uses (`shared::rollback`, ...) count with their own port
+//! - the shared modules a function uses (`shared::usecases::rollback`, ...) count with their own port
 //!   calls, and those of the modules they use in turn.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,6 +80,39 @@ fn idents_after(text: &str, prefix: &str) -> BTreeSet<String> {
     out
 }
 
+/// The module paths right after each occurrence of `prefix`: `a::b` in `prefix a::b::C`, and
+/// `a::b`, `a::c::d` in `prefix a::{b, c::d}`.
+fn paths_after(text: &str, prefix: &str) -> BTreeSet<String> {
+    let is_path = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices(prefix) {
+        let rest = &text[i + prefix.len()..];
+        let head: String = rest.chars().take_while(|c| is_path(*c)).collect();
+        let after = &rest[head.len()..];
+        let head = head.trim_end_matches(':');
+        if head.is_empty() {
+            continue;
+        }
+        match after.strip_prefix('{') {
+            Some(list) if rest[..rest.len() - after.len()].ends_with("::") => {
+                for item in list.split('}').next().unwrap_or_default().split(',') {
+                    let item: String = item.trim().chars().take_while(|c| is_path(*c)).collect();
+                    let item = item.trim_end_matches(':');
+                    if item.is_empty() || item == "self" {
+                        out.insert(head.to_string());
+                    } else {
+                        out.insert(format!("{head}::{item}"));
+                    }
+                }
+            }
+            _ => {
+                out.insert(head.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// The features named in `#[cfg(...)]` attributes in `text`.
 fn cfg_features(text: &str) -> BTreeSet<String> {
     text.split("feature = \"")
@@ -87,6 +120,32 @@ fn cfg_features(text: &str) -> BTreeSet<String> {
         .filter_map(|rest| rest.split('"').next())
         .map(str::to_string)
         .collect()
+}
+
+/// The shared crate's modules by path (`usecases::rollback`), each with its own file's sources
+/// (tests left out); the adapters, the runtime and the test doubles are not use cases.
+fn collect_modules(dir: &Path, parent: &str, modules: &mut BTreeMap<String, String>) {
+    for path in entries(dir) {
+        let Some(name) = path.file_stem().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if parent.is_empty() && matches!(name, "lib" | "adapters" | "runtime" | "fakes" | "faults")
+        {
+            continue;
+        }
+        let key = if parent.is_empty() {
+            name.to_string()
+        } else if name == "mod" {
+            parent.to_string()
+        } else {
+            format!("{parent}::{name}")
+        };
+        if path.is_dir() {
+            collect_modules(&path, &key, modules);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            modules.insert(key, without_tests(&read(&path)));
+        }
+    }
 }
 
 /// How sources reach adapters, read from the shared crate.
@@ -97,7 +156,7 @@ struct Model {
     helpers: BTreeMap<String, BTreeSet<String>>,
     /// `EnvironmentAccess` port → the features `AwsAccess` builds it with.
     ports: BTreeMap<String, BTreeSet<String>>,
-    /// shared module → its sources (tests left out).
+    /// shared module path → its file's sources (tests left out).
     modules: BTreeMap<String, String>,
 }
 
@@ -151,29 +210,22 @@ impl Model {
         }
 
         let mut modules = BTreeMap::new();
-        for path in entries(&shared) {
-            let Some(name) = path.file_stem().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if matches!(name, "lib" | "adapters" | "runtime" | "fakes" | "faults") {
-                continue;
-            }
-            let text = if path.is_dir() {
-                sources(&path).join("\n")
-            } else {
-                without_tests(&read(&path))
-            };
-            modules
-                .entry(name.to_string())
-                .and_modify(|t: &mut String| t.push_str(&text))
-                .or_insert(text);
-        }
+        collect_modules(&shared, "", &mut modules);
         Self {
             adapters,
             helpers,
             ports,
             modules,
         }
+    }
+
+    /// The module an item path is in: its longest prefix that is a module.
+    fn module_of(&self, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split("::").collect();
+        (1..=segments.len())
+            .rev()
+            .map(|n| segments[..n].join("::"))
+            .find(|m| self.modules.contains_key(m))
     }
 
     /// The adapters `sources` (a crate's, outside the shared crate) call; port calls count when
@@ -191,13 +243,14 @@ impl Model {
         // the crate's own port calls, then those of the shared modules it uses, transitively
         let mut texts = vec![sources.to_string()];
         let mut seen = BTreeSet::new();
-        let mut pending: Vec<String> = idents_after(sources, "shared::").into_iter().collect();
-        while let Some(module) = pending.pop() {
-            if let Some(text) = self.modules.get(&module)
-                && seen.insert(module)
+        let mut pending: Vec<String> = paths_after(sources, "shared::").into_iter().collect();
+        while let Some(path) = pending.pop() {
+            if let Some(module) = self.module_of(&path)
+                && seen.insert(module.clone())
             {
+                let text = &self.modules[&module];
                 texts.push(text.clone());
-                pending.extend(idents_after(text, "crate::"));
+                pending.extend(paths_after(text, "crate::"));
             }
         }
         for text in texts.iter().filter(|_| through_access) {
@@ -441,7 +494,7 @@ fn a_function_that_enables_an_adapter_it_does_not_call_or_calls_one_it_does_not_
             &model,
             "f",
             &toml("\"dynamodb\""),
-            "shared::runtime::phase_deps(); shared::rollback::run(); use shared::adapters::{sfn, http};"
+            "shared::runtime::phase_deps(); shared::usecases::rollback::roll_back(); use shared::adapters::{sfn, http};"
         ),
         vec![
             "f: calls the access adapter without enabling the feature `access` of shared",
@@ -459,4 +512,29 @@ fn a_function_that_enables_an_adapter_it_does_not_call_or_calls_one_it_does_not_
         findings(&model, "f", &with_sdk, phase),
         vec!["f: depends on aws-sdk-ecs but its sources never name it (adapters bring their SDK)"]
     );
+}
+
+/// `sam build` runs `cargo lambda build --bin <Binary>` in the function's CodeUri: from the
+/// workspace root cargo would resolve every member's features together and link every adapter
+/// into every function; from the function's own crate, only the adapters that crate enables.
+#[test]
+fn every_function_is_built_from_its_own_crate() {
+    let template = std::fs::read_to_string(root().join("template.yaml"))
+        .unwrap_or_else(|e| panic!("template.yaml: {e}"));
+    let mut built = Vec::new();
+    for part in template.split("BuildProperties: { Binary: ").skip(1) {
+        let binary = part.split(' ').next().unwrap_or_default();
+        let properties = part.split("\n    Properties:\n").nth(1).unwrap_or_default();
+        let code_uri = properties
+            .lines()
+            .take_while(|l| l.starts_with("      ") || l.trim().is_empty())
+            .find_map(|l| l.trim().strip_prefix("CodeUri: "));
+        assert_eq!(
+            code_uri,
+            Some(format!("functions/{binary}").as_str()),
+            "template.yaml: the function with Binary {binary} must build from functions/{binary}"
+        );
+        built.push(binary.to_string());
+    }
+    assert_eq!(built.len(), function_crates().len(), "{built:?}");
 }
