@@ -7,6 +7,7 @@ use crate::render::{self, s};
 use crate::style::Paint;
 use crate::transport::{Request, Response, Transport, TransportError};
 use serde_json::{Value, json};
+use shared::domain::{DeploymentId, EnvironmentName, InvalidName, ServiceName};
 use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
@@ -86,20 +87,15 @@ pub fn shown(v: &mut Value) {
 
 /// Service, environment and deployment id as the API's paths take them: checked here, so a
 /// value can never reach another path than the one its command means.
-fn path_name(what: &str, value: &str, max: usize) -> Result<String, CliError> {
-    if !value.is_empty()
-        && value.len() <= max
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        Ok(value.to_string())
-    } else {
-        Err(CliError::usage(format!(
-            "{what} {:?} must be 1-{max} of [A-Za-z0-9_-]",
-            value.chars().take(100).collect::<String>()
-        )))
-    }
+/// A name that goes into a request path, checked as the API checks it, so a bad one is a usage
+/// error before any request is made.
+fn path_name<T>(value: &str) -> Result<String, CliError>
+where
+    T: for<'a> TryFrom<&'a str, Error = InvalidName> + Into<String>,
+{
+    T::try_from(value)
+        .map(Into::into)
+        .map_err(|e| CliError::usage(e.to_string()))
 }
 
 /// The service and environment a command acts in: every route names both in its path, which
@@ -113,8 +109,8 @@ pub struct Scope {
 impl Scope {
     pub fn new(service: &str, environment: &str) -> Result<Self, CliError> {
         Ok(Self {
-            service: path_name("service", service, 64)?,
-            environment: path_name("environment", environment, 64)?,
+            service: path_name::<ServiceName>(service)?,
+            environment: path_name::<EnvironmentName>(environment)?,
         })
     }
 
@@ -142,7 +138,7 @@ impl Scope {
         Ok(format!(
             "{}/{}",
             self.deployments(),
-            path_name("deployment id", id, 80)?
+            path_name::<DeploymentId>(id)?
         ))
     }
 }
@@ -303,7 +299,7 @@ impl Ctx<'_> {
                 "{command} needs the service: pass --service <service> (-s), or set service = \"<service>\" in the config file"
             ))
         })?;
-        path_name("service", service, 64)
+        path_name::<ServiceName>(service)
     }
 
     /// Up to `limit` deployments of the scope's service in its environment, newest first,
@@ -790,9 +786,9 @@ pub fn policy(
     environment: Option<&str>,
     change: &PolicyChange,
 ) -> Result<(), CliError> {
-    let service = &path_name("service", service, 64)?;
+    let service = &path_name::<ServiceName>(service)?;
     if let Some(env) = environment {
-        path_name("environment", env, 64)?;
+        path_name::<EnvironmentName>(env)?;
     }
     let (path, body) = match environment {
         Some(env) => {
@@ -844,7 +840,7 @@ pub fn metrics(
     let api = ctx.session.api();
     let mut req = Request::get(format!(
         "/services/{}/metrics",
-        path_name("service", service, 64)?
+        path_name::<ServiceName>(service)?
     ))
     .query("days", days);
     if let Some(e) = environment {

@@ -95,7 +95,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                     for (key, request) in [(Some(t[1].as_str()), None), (None, Some(t[2].as_str()))] {
                         match r::new_deployment_id(key, request, &scope.service, env, &b.version, now) {
                             Ok(id) => assert!(
-                                bluegreen_fuzz::shared::usecases::start::valid_deployment_id(&id),
+                                bluegreen_fuzz::shared::domain::DeploymentId::parse(&id).is_ok(),
                                 "generated an invalid deployment id {id:?}"
                             ),
                             Err(e) => refused::<()>(Err(e)),

@@ -3,8 +3,9 @@
 
 pub use crate::domain::TrafficConfig;
 use crate::domain::{
-    Color, DeploymentRecord, DeploymentStatus, GateResult, ImageRef, Phase, Platform, StepPlan,
-    Strategy, Thresholds, Timings, Version,
+    Color, DeploymentId, DeploymentRecord, DeploymentStatus, EnvironmentName, GateResult,
+    ImageDigest, ImageRef, Phase, Platform, RoleArn, ServiceName, StepPlan, Strategy, Thresholds,
+    Timings, Version,
 };
 use crate::error::PhaseError;
 use crate::ports::{ForwardTarget, Workload};
@@ -183,13 +184,13 @@ fn default_deployer() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentRequest {
-    pub service: String,
-    pub environment: String,
+    pub service: ServiceName,
+    pub environment: EnvironmentName,
     pub version: Version,
     pub image: ImageRef,
     /// The image's digest when the tag is not pinned by one (ECR push events carry it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_digest: Option<String>,
+    pub image_digest: Option<ImageDigest>,
     #[serde(default = "default_deployer")]
     pub deployer: String,
     /// The person behind a CI caller (`github:<login>`, from its role session name), when the
@@ -210,7 +211,7 @@ pub struct DeploymentRequest {
     /// The IAM role the phases assume to act in the environment's account (ELB, ECS,
     /// CloudWatch); the deployment table stays in the controller's account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
+    pub role_arn: Option<RoleArn>,
     /// When set, the deployment waits (up to this many seconds) for a person's approval once
     /// green is ready, before any traffic moves. Set from the environment's approval policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,46 +228,21 @@ pub struct DeploymentRequest {
     pub image_pushed_at: Option<OffsetDateTime>,
 }
 
-fn role_arn_ok(s: &str) -> bool {
-    let parts: Vec<&str> = s.splitn(6, ':').collect();
-    matches!(parts.as_slice(), ["arn", p, "iam", "", account, res]
-        if p.starts_with("aws") && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
-            && res.strip_prefix("role/").is_some_and(|n| !n.is_empty() && n.len() <= 512))
-}
-
-fn name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 impl DeploymentRequest {
     /// How deployment `deployment_id` reaches this environment's account.
     pub fn reach(&self, deployment_id: &str) -> crate::ports::Reach {
         crate::ports::Reach {
-            role_arn: self.role_arn.clone(),
-            service: self.service.clone(),
-            environment: self.environment.clone(),
+            role_arn: self.role_arn.as_ref().map(RoleArn::to_string),
+            service: self.service.to_string(),
+            environment: self.environment.to_string(),
             on_behalf_of: deployment_id.to_string(),
         }
     }
 
-    /// Cross-field checks that serde cannot express.
+    /// Cross-field checks that serde cannot express (the names, the role and the digest are
+    /// checked by their types when deserialized).
     pub fn validate(&self) -> Result<(), PhaseError> {
         let bad = |m: String| Err(PhaseError::InvalidInput(m));
-        if !name_ok(&self.service) {
-            return bad(format!(
-                "service {:?} must be 1-64 of [A-Za-z0-9_-]",
-                self.service
-            ));
-        }
-        if !name_ok(&self.environment) {
-            return bad(format!(
-                "environment {:?} must be 1-64 of [A-Za-z0-9_-]",
-                self.environment
-            ));
-        }
         if self.deployer.is_empty() || self.deployer.len() > 256 {
             return bad("deployer must be 1-256 characters".into());
         }
@@ -284,25 +260,6 @@ impl DeploymentRequest {
         self.compute.validate().map_err(PhaseError::InvalidInput)?;
         if self.alarms.len() > 100 || self.alarms.iter().any(|a| a.is_empty() || a.len() > 255) {
             return bad("alarms: at most 100 names of 1-255 characters".into());
-        }
-        if let Some(r) = &self.role_arn
-            && !role_arn_ok(r)
-        {
-            return bad(format!(
-                "role_arn {r:?} must be arn:aws:iam::<12-digit account>:role/<name>"
-            ));
-        }
-        if let Some(d) = &self.image_digest {
-            let ok = d.strip_prefix("sha256:").is_some_and(|h| {
-                h.len() == 64
-                    && h.chars()
-                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-            });
-            if !ok {
-                return bad(format!(
-                    "image_digest {d:?} must be sha256:<64 lowercase hex>"
-                ));
-            }
         }
         if let Some(t) = self.approval_timeout_seconds
             && !(1..=7 * 24 * 3600).contains(&t)
@@ -337,10 +294,10 @@ impl DeploymentRequest {
     }
 
     /// The digest recorded in history: pinned in the reference, or given alongside it.
-    pub fn digest(&self) -> Option<String> {
+    pub fn digest(&self) -> Option<ImageDigest> {
         self.image
             .digest()
-            .map(str::to_string)
+            .cloned()
             .or_else(|| self.image_digest.clone())
     }
 
@@ -358,11 +315,11 @@ impl DeploymentRequest {
         DeploymentRecord {
             id: id.to_string(),
             execution_arn: execution_arn.to_string(),
-            service: self.service.clone(),
-            environment: self.environment.clone(),
+            service: self.service.to_string(),
+            environment: self.environment.to_string(),
             version: self.version.to_string(),
             image: self.image.to_string(),
-            image_digest: self.digest(),
+            image_digest: self.digest().map(String::from),
             strategy: Strategy::BlueGreen,
             deployer: self.deployer.clone(),
             triggered_by: self.triggered_by.clone(),
@@ -379,7 +336,7 @@ impl DeploymentRequest {
             reason: None,
             readiness: None,
             traffic: self.traffic.clone(),
-            role_arn: self.role_arn.clone(),
+            role_arn: self.role_arn.clone().map(String::from),
             approval: None,
             gates: self.gates.clone(),
             image_pushed_at: self.image_pushed_at,
@@ -474,7 +431,7 @@ impl CaughtError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionState {
-    pub deployment_id: String,
+    pub deployment_id: DeploymentId,
     pub execution_arn: String,
     /// `$$.Execution.StartTime`: stable across retries, so records written from it are too.
     #[serde(with = "time::serde::rfc3339")]
@@ -494,11 +451,6 @@ impl ExecutionState {
     pub fn from_value(value: serde_json::Value) -> Result<Self, PhaseError> {
         let state: ExecutionState = serde_json::from_value(value)
             .map_err(|e| PhaseError::InvalidInput(format!("execution state: {e}")))?;
-        if state.deployment_id.is_empty() || state.deployment_id.len() > 80 {
-            return Err(PhaseError::InvalidInput(
-                "deployment_id must be 1-80 characters".into(),
-            ));
-        }
         state.request.validate()?;
         Ok(state)
     }
@@ -632,7 +584,42 @@ mod tests {
                 Box::new(|r| {
                     r["image_digest"] = json!("sha256:xyz");
                 }),
+                "image_digest \"sha256:xyz\" is invalid: must be sha256:<64 lowercase hex>",
+            ),
+            (
+                "uppercase digest",
+                Box::new(|r| {
+                    r["image_digest"] = json!(format!("sha256:{}", "AB".repeat(32)));
+                }),
                 "image_digest",
+            ),
+            (
+                "bad environment",
+                Box::new(|r| {
+                    r["environment"] = json!("dev/../prd");
+                }),
+                "environment \"dev/../prd\" is invalid: must be 1-64 of [A-Za-z0-9_-]",
+            ),
+            (
+                "long service",
+                Box::new(|r| {
+                    r["service"] = json!("s".repeat(65));
+                }),
+                "must be 1-64 of [A-Za-z0-9_-]",
+            ),
+            (
+                "role in an 11-digit account",
+                Box::new(|r| {
+                    r["role_arn"] = json!("arn:aws:iam::21098765432:role/deployer");
+                }),
+                "role_arn \"arn:aws:iam::21098765432:role/deployer\" is invalid",
+            ),
+            (
+                "user instead of role",
+                Box::new(|r| {
+                    r["role_arn"] = json!("arn:aws:iam::210987654321:user/deployer");
+                }),
+                "role_arn",
             ),
         ];
         for (name, mutate, expected) in cases {
@@ -717,6 +704,49 @@ mod tests {
             ExecutionState::from_value(state_json(req)).is_err(),
             "ECS fields on EKS"
         );
+    }
+
+    #[test]
+    fn a_bad_deployment_id_is_invalid_input_naming_it() {
+        for bad in ["", "has space", "a.b", &"x".repeat(81)] {
+            let mut state = state_json(request_json());
+            state["deployment_id"] = json!(bad);
+            let err = ExecutionState::from_value(state)
+                .map(|_| ())
+                .map_err(|e| (e.error_type(), e.to_string()));
+            match err {
+                Err((kind, msg)) => {
+                    assert_eq!(kind, "BlueGreen.InvalidInput", "{bad:?}");
+                    assert!(
+                        msg.contains("deployment id") && msg.contains("1-80 of [A-Za-z0-9_-]"),
+                        "{bad:?}: {msg}"
+                    );
+                }
+                Ok(()) => panic!("{bad:?}: accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_checked_fields_keep_their_wire_format() {
+        let mut req = request_json();
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        req["image_digest"] = json!(digest);
+        req["role_arn"] = json!("arn:aws:iam::210987654321:role/deployer");
+        let state = state_json(req);
+        let parsed = ExecutionState::from_value(state.clone()).map_err(|e| e.to_string());
+        let back = parsed.and_then(|s| serde_json::to_value(&s).map_err(|e| e.to_string()));
+        assert_eq!(
+            back.as_ref().map(|v| &v["deployment_id"]),
+            Ok(&state["deployment_id"])
+        );
+        for field in ["service", "environment", "image_digest", "role_arn"] {
+            assert_eq!(
+                back.as_ref().map(|v| &v["request"][field]),
+                Ok(&state["request"][field]),
+                "{field}"
+            );
+        }
     }
 
     #[test]

@@ -467,7 +467,7 @@ impl DeploymentStore for FakeStore {
             )));
         }
         let mut envs = lock(&self.envs);
-        let key = (env.service.clone(), env.environment.clone());
+        let key = (env.service.to_string(), env.environment.to_string());
         if let Some(held) = envs.get(&key).and_then(|e| e.active_deployment.clone())
             && held != record.id
         {
@@ -802,7 +802,7 @@ impl Registry for FakeRegistry {
                 service.repository, other.service
             )));
         }
-        services.insert(service.service.clone(), service.clone());
+        services.insert(service.service.to_string(), service.clone());
         Ok(())
     }
     async fn service(&self, service: &str) -> Result<Option<ServiceConfig>, AdapterError> {
@@ -818,15 +818,17 @@ impl Registry for FakeRegistry {
             .cloned())
     }
     async fn put_environment(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
-        lock(&self.environments)
-            .insert((env.service.clone(), env.environment.clone()), env.clone());
+        lock(&self.environments).insert(
+            (env.service.to_string(), env.environment.to_string()),
+            env.clone(),
+        );
         Ok(())
     }
     async fn put_service_keeping_policy(
         &self,
         service: &ServiceConfig,
     ) -> Result<(), AdapterError> {
-        let stored = lock(&self.services).get(&service.service).cloned();
+        let stored = lock(&self.services).get(service.service.as_str()).cloned();
         if let Some(stored) = stored {
             kept_as_stored(&stored, service, |k| {
                 crate::registry::SERVICE_POLICY_FIELDS.contains(&k)
@@ -835,7 +837,7 @@ impl Registry for FakeRegistry {
         self.put_service(service).await
     }
     async fn put_service_policy(&self, service: &ServiceConfig) -> Result<(), AdapterError> {
-        let stored = lock(&self.services).get(&service.service).cloned();
+        let stored = lock(&self.services).get(service.service.as_str()).cloned();
         let Some(stored) = stored else {
             return Err(AdapterError::NotFound(format!(
                 "service {}",
@@ -848,7 +850,7 @@ impl Registry for FakeRegistry {
         self.put_service(service).await
     }
     async fn put_environment_policy(&self, env: &EnvironmentConfig) -> Result<(), AdapterError> {
-        let key = (env.service.clone(), env.environment.clone());
+        let key = (env.service.to_string(), env.environment.to_string());
         let stored = lock(&self.environments).get(&key).cloned();
         let Some(stored) = stored else {
             return Err(AdapterError::NotFound(format!(
@@ -865,7 +867,7 @@ impl Registry for FakeRegistry {
         &self,
         env: &EnvironmentConfig,
     ) -> Result<(), AdapterError> {
-        let key = (env.service.clone(), env.environment.clone());
+        let key = (env.service.to_string(), env.environment.to_string());
         let stored = lock(&self.environments).get(&key).cloned();
         if let Some(stored) = stored {
             kept_as_stored(&stored, env, |k| {
@@ -890,7 +892,7 @@ impl Registry for FakeRegistry {
         Ok(lock(&self.environments)
             .values()
             .filter(|e| e.alarms.iter().any(|a| a == alarm))
-            .map(|e| (e.service.clone(), e.environment.clone()))
+            .map(|e| (e.service.to_string(), e.environment.to_string()))
             .collect())
     }
 }
@@ -990,7 +992,7 @@ impl Executions for FakeExecutions {
             execution_arn: arn,
             already_existed: existing.is_some(),
             running: !stopped && !lock(&self.ended).iter().any(|n| n == name),
-            target: Some((ran.service.clone(), ran.environment.clone())),
+            target: Some((ran.service.to_string(), ran.environment.to_string())),
         })
     }
     async fn stop(
@@ -1116,6 +1118,15 @@ pub mod sample {
     pub const IMAGE_V130: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0";
     pub const ALARM: &str = "checkout-dev-green-5xx";
     pub const DEPLOYMENT_ID: &str = "checkout-dev-1-3-0-0001";
+
+    /// A checked identifier (service, environment, deployment id, digest, role, account) from
+    /// a test's literal; a bad literal fails the test at once.
+    pub fn id<T>(s: &str) -> T
+    where
+        T: for<'a> TryFrom<&'a str, Error = crate::domain::InvalidName>,
+    {
+        T::try_from(s).unwrap_or_else(|e| panic!("test value: {e}"))
+    }
 
     pub fn tg(arn: &str) -> TargetGroupArn {
         TargetGroupArn::parse(arn).unwrap_or_else(|e| panic!("fixture ARN: {e}"))
@@ -1282,13 +1293,13 @@ pub mod sample {
                 .unwrap_or_else(|e| panic!("{e}"));
             self.registry
                 .put_service(&crate::registry::ServiceConfig {
-                    service: "checkout".into(),
+                    service: id("checkout"),
                     repository: "checkout".into(),
                     release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
-                    auto_deploy: vec!["dev".into()],
+                    auto_deploy: vec![id("dev")],
                     promotion: Default::default(),
                     // the account the sample environments' roles are in
-                    accounts: vec!["210987654321".into()],
+                    accounts: vec![id("210987654321")],
                     evidence_recorders: Default::default(),
                     github_logins: Default::default(),
                 })

@@ -87,7 +87,7 @@ pub async fn govern(
         }
     };
     if let (Some(s), Some(_)) = (&service, &req.role_arn) {
-        s.allows_role(req.role_arn.as_deref())
+        s.allows_role(req.role_arn.as_ref())
             .map_err(|e| PhaseError::InvalidInput(e.0))?;
     }
     if protected && let Some(why) = protection_refusal(service.as_ref(), req) {

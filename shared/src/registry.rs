@@ -5,8 +5,8 @@
 use crate::contracts::{ComputeConfig, DeploymentRequest, TrafficConfig};
 use crate::domain::principal::{github_login_ok, iam_principal_ok, role_session_ok};
 use crate::domain::{
-    ApprovalPolicy, EvidenceRecorders, ImageRef, PromotionPolicy, StepPlan, Thresholds, Timings,
-    Version,
+    AccountId, ApprovalPolicy, EnvironmentName, EvidenceRecorders, ImageDigest, ImageRef,
+    PromotionPolicy, RoleArn, ServiceName, StepPlan, Thresholds, Timings, Version, is_account_id,
 };
 use crate::error::PhaseError;
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,8 @@ fn default_release_pattern() -> String {
     DEFAULT_RELEASE_PATTERN.to_string()
 }
 
-fn default_auto_deploy() -> Vec<String> {
-    vec!["dev".to_string()]
+fn default_auto_deploy() -> Vec<EnvironmentName> {
+    EnvironmentName::parse("dev").into_iter().collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,22 +37,29 @@ impl From<InvalidConfig> for PhaseError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
-    pub service: String,
+    pub service: ServiceName,
     /// The ECR repository whose pushes release this service, e.g. `checkout`.
     pub repository: String,
     /// A pushed tag deploys only if it matches this regular expression (and is a semantic version).
     #[serde(default = "default_release_pattern")]
     pub release_pattern: String,
     /// The environments a matching push deploys to.
-    #[serde(default = "default_auto_deploy")]
-    pub auto_deploy: Vec<String>,
+    #[serde(
+        default = "default_auto_deploy",
+        deserialize_with = "auto_deploy_names"
+    )]
+    pub auto_deploy: Vec<EnvironmentName>,
     /// What promoting a version of this service requires.
     #[serde(default)]
     pub promotion: PromotionPolicy,
     /// The accounts (12 digits) whose roles this service's environments may name as
     /// `role_arn`. Empty: its environments act in the controller's own account only.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub accounts: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "account_ids"
+    )]
+    pub accounts: Vec<AccountId>,
     /// Per kind of promotion evidence, the IAM principals (role or user ARNs) whose recordings
     /// of that kind are accepted and counted by the gates. A kind nobody is listed for is not
     /// accepted at all.
@@ -63,6 +70,28 @@ pub struct ServiceConfig {
     /// when their AWS name is not their GitHub login.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub github_logins: BTreeMap<String, String>,
+}
+
+/// A list of checked names whose errors say which field held the bad one.
+fn names_of<'de, D, T>(d: D, field: &str) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<String, Error = crate::domain::InvalidName>,
+{
+    Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(|s| T::try_from(s).map_err(|e| serde::de::Error::custom(format!("{field}: {e}"))))
+        .collect()
+}
+
+fn auto_deploy_names<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<EnvironmentName>, D::Error> {
+    names_of(d, "auto_deploy")
+}
+
+fn account_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<AccountId>, D::Error> {
+    names_of(d, "accounts")
 }
 
 /// At most this many entries in `github_logins`.
@@ -86,7 +115,7 @@ pub const ENVIRONMENT_POLICY_FIELDS: &[&str] = &["protected", "approval"];
 /// A service's administrator-governed settings, as they take effect.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServicePolicy {
-    pub accounts: Vec<String>,
+    pub accounts: Vec<AccountId>,
     pub promotion: PromotionPolicy,
     pub evidence_recorders: EvidenceRecorders,
     pub github_logins: BTreeMap<String, String>,
@@ -145,13 +174,6 @@ pub enum TagRejected {
     NotSemver(String),
 }
 
-pub(crate) fn name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// The account of an ECR private registry host
 /// (`<12-digit account>.dkr.ecr.<region>.amazonaws.com[.cn]`).
 fn ecr_account(host: &str) -> Option<&str> {
@@ -161,8 +183,7 @@ fn ecr_account(host: &str) -> Option<&str> {
     let parts: Vec<&str> = rest.split('.').collect();
     match parts.as_slice() {
         [account, "dkr", "ecr", region]
-            if account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
+            if is_account_id(account)
                 && !region.is_empty()
                 && region
                     .bytes()
@@ -236,12 +257,6 @@ fn repository_ok(s: &str) -> bool {
 impl ServiceConfig {
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let bad = |m: String| Err(InvalidConfig(m));
-        if !name_ok(&self.service) {
-            return bad(format!(
-                "service {:?} must be 1-64 of [A-Za-z0-9_-]",
-                self.service
-            ));
-        }
         if !repository_ok(&self.repository) {
             return bad(format!(
                 "repository {:?} is not an ECR repository name (lowercase, digits, . _ - and / separators)",
@@ -256,15 +271,10 @@ impl ServiceConfig {
                 "release_pattern is not a valid regular expression: {e}"
             ))
         })?;
-        if self.auto_deploy.len() > 10 || self.auto_deploy.iter().any(|e| !name_ok(e)) {
+        if self.auto_deploy.len() > 10 {
             return bad("auto_deploy: at most 10 environment names of [A-Za-z0-9_-]".into());
         }
-        if self.accounts.len() > 20
-            || self
-                .accounts
-                .iter()
-                .any(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if self.accounts.len() > 20 {
             return bad("accounts: at most 20 AWS account ids of 12 digits".into());
         }
         self.evidence_recorders.validate().map_err(InvalidConfig)?;
@@ -301,11 +311,11 @@ impl ServiceConfig {
     /// Whether an environment of this service may act through `role_arn` (none: always). A
     /// role in an account the service does not list is refused, so one team's environment
     /// cannot point the controller at another team's role.
-    pub fn allows_role(&self, role_arn: Option<&str>) -> Result<(), InvalidConfig> {
+    pub fn allows_role(&self, role_arn: Option<&RoleArn>) -> Result<(), InvalidConfig> {
         let Some(role) = role_arn else {
             return Ok(());
         };
-        let account = role.split(':').nth(4).unwrap_or_default();
+        let account = role.account();
         if self.accounts.iter().any(|a| a == account) {
             return Ok(());
         }
@@ -315,7 +325,11 @@ impl ServiceConfig {
             if self.accounts.is_empty() {
                 "none: its environments act in the controller's account".to_string()
             } else {
-                self.accounts.join(", ")
+                self.accounts
+                    .iter()
+                    .map(AccountId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             self.service
         )))
@@ -359,8 +373,8 @@ impl ServiceConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentConfig {
-    pub service: String,
-    pub environment: String,
+    pub service: ServiceName,
+    pub environment: EnvironmentName,
     pub traffic: TrafficConfig,
     pub compute: ComputeConfig,
     #[serde(default)]
@@ -373,7 +387,7 @@ pub struct EnvironmentConfig {
     pub thresholds: Thresholds,
     /// The IAM role the phases assume to act in this environment's account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
+    pub role_arn: Option<RoleArn>,
     /// Whether deployments here wait for a person's approval. Absent: production environments
     /// (`prd`, `prod`, `production`) require it with a 24-hour timeout; others do not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -397,7 +411,7 @@ impl EnvironmentConfig {
         &self,
         version: Version,
         image: ImageRef,
-        image_digest: Option<String>,
+        image_digest: Option<ImageDigest>,
         deployer: &str,
     ) -> DeploymentRequest {
         DeploymentRequest {
@@ -497,21 +511,21 @@ mod tests {
     #[test]
     fn an_environment_may_name_roles_only_in_the_services_accounts() {
         let s = ServiceConfig {
-            accounts: vec!["210987654321".into()],
+            accounts: vec![crate::fakes::sample::id("210987654321")],
             ..service()
         };
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(s.allows_role(None), Ok(()));
         assert_eq!(
-            s.allows_role(Some(
+            s.allows_role(Some(&crate::fakes::sample::id(
                 "arn:aws:iam::210987654321:role/bluegreen-environment-checkout-prd"
-            )),
+            ))),
             Ok(())
         );
         let other_team = s
-            .allows_role(Some(
+            .allows_role(Some(&crate::fakes::sample::id(
                 "arn:aws:iam::555555555555:role/bluegreen-environment-search-prd",
-            ))
+            )))
             .unwrap_err();
         assert!(
             other_team.0.contains("account \"555555555555\""),
@@ -520,7 +534,9 @@ mod tests {
         // by default, no account: environments act in the controller's own
         assert!(
             service()
-                .allows_role(Some("arn:aws:iam::210987654321:role/x"))
+                .allows_role(Some(&crate::fakes::sample::id(
+                    "arn:aws:iam::210987654321:role/x"
+                )))
                 .is_err()
         );
         for bad in [
@@ -528,11 +544,15 @@ mod tests {
             vec!["x".repeat(12)],
             vec!["210987654321".to_string(); 21],
         ] {
-            let s = ServiceConfig {
-                accounts: bad.clone(),
-                ..service()
-            };
-            assert!(s.validate().is_err(), "{bad:?}");
+            let read = serde_json::from_value::<ServiceConfig>(
+                json!({"service": "checkout", "repository": "team/checkout", "accounts": bad}),
+            );
+            assert!(
+                read.map_err(|e| e.to_string())
+                    .and_then(|s| s.validate().map_err(|e| e.0))
+                    .is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -558,13 +578,6 @@ mod tests {
         let cases = [
             (
                 ServiceConfig {
-                    service: "bad name".into(),
-                    ..service()
-                },
-                "service",
-            ),
-            (
-                ServiceConfig {
                     repository: "Team/Checkout".into(),
                     ..service()
                 },
@@ -584,13 +597,6 @@ mod tests {
                 },
                 "release_pattern",
             ),
-            (
-                ServiceConfig {
-                    auto_deploy: vec!["d e v".into()],
-                    ..service()
-                },
-                "auto_deploy",
-            ),
         ];
         for (s, field) in cases {
             let err = s.validate().map_err(|e| e.0);
@@ -605,6 +611,28 @@ mod tests {
             )
             .is_err()
         );
+        // names and accounts are checked as they are read, naming the field
+        for (patch, field) in [
+            (json!({"service": "bad name"}), "service \"bad name\""),
+            (
+                json!({"auto_deploy": ["dev", "d e v"]}),
+                "auto_deploy: environment \"d e v\"",
+            ),
+            (
+                json!({"accounts": ["12345"]}),
+                "accounts: account id \"12345\"",
+            ),
+        ] {
+            let mut v = json!({"service": "checkout", "repository": "team/checkout"});
+            if let (Some(o), Some(p)) = (v.as_object_mut(), patch.as_object()) {
+                o.extend(p.clone());
+            }
+            let err = serde_json::from_value::<ServiceConfig>(v).map_err(|e| e.to_string());
+            assert!(
+                err.as_ref().err().is_some_and(|m| m.contains(field)),
+                "{field}: {err:?}"
+            );
+        }
     }
 
     #[test]
@@ -683,8 +711,11 @@ mod tests {
             bad.validate()
                 .is_err_and(|e| e.0.contains("different target groups"))
         );
-        let mut bad = env;
-        bad.role_arn = Some("not-an-arn".into());
-        assert!(bad.validate().is_err_and(|e| e.0.contains("role_arn")));
+        let mut bad = v;
+        bad["role_arn"] = json!("not-an-arn");
+        assert!(
+            serde_json::from_value::<EnvironmentConfig>(bad)
+                .is_err_and(|e| e.to_string().contains("role_arn \"not-an-arn\""))
+        );
     }
 }

@@ -363,8 +363,9 @@ pub fn approval_request(
         format!(
             "  Digest:   {}",
             req.image_digest
-                .as_deref()
+                .as_ref()
                 .or(req.image.digest())
+                .map(|d| d.as_str())
                 .map_or_else(|| "not pinned (deployed by tag)".to_string(), one_line)
         ),
         format!("  Deployer: {}", one_line(&req.deployer)),
@@ -425,8 +426,11 @@ mod tests {
         use crate::domain::{Gate, GateResult, UpstreamDeployment};
         let mut req: crate::contracts::DeploymentRequest =
             serde_json::from_value(sample::request()).unwrap();
-        req.environment = "prd".into();
-        req.image_digest = Some(format!("sha256:{}", "ab".repeat(32)));
+        req.environment = crate::fakes::sample::id("prd");
+        req.image_digest = Some(crate::fakes::sample::id(&format!(
+            "sha256:{}",
+            "ab".repeat(32)
+        )));
         req.deployer = "arn:aws:iam::123456789012:user/mallory\u{1b}[2J\nApproved!".into();
         req.gates = Some(vec![
             GateResult {

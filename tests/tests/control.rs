@@ -163,7 +163,8 @@ async fn of_100_concurrent_starts_exactly_one_is_accepted_and_the_lock_frees_whe
         );
     // The emulator adds one ending AWS does not have: a stop that lands while a task is failing
     // ends FAILED with that task's error (moto's interpreter sets the error over the stopped
-    // state), here the phase refusing to move a deployment the person already ended.
+    // state), here the phase refusing to move a deployment the person already ended (also
+    // deploy-green, when the person's rollback landed before it began).
     let stopped_while_its_phase_refused =
         end.status == "FAILED" && end.error.as_deref() == Some("BlueGreen.Aborted");
     assert!(

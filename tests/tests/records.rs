@@ -82,10 +82,10 @@ async fn started_by_request(w: &World) {
         .unwrap_or_else(|e| panic!("{e}"));
     w.registry
         .put_service(&ServiceConfig {
-            service: "checkout".into(),
+            service: shared::fakes::sample::id("checkout"),
             repository: "checkout".into(),
             release_pattern: shared::registry::DEFAULT_RELEASE_PATTERN.into(),
-            auto_deploy: vec!["dev".into()],
+            auto_deploy: vec![shared::fakes::sample::id("dev")],
             promotion: Default::default(),
             accounts: Vec::new(),
             evidence_recorders: Default::default(),
@@ -104,9 +104,9 @@ async fn started_by_request(w: &World) {
     start(
         &deps,
         &StartRequest {
-            deployment_id: DEPLOYMENT_ID.into(),
-            service: request.service.clone(),
-            environment: request.environment.clone(),
+            deployment_id: shared::fakes::sample::id(DEPLOYMENT_ID),
+            service: request.service.to_string(),
+            environment: request.environment.to_string(),
             version: request.version.clone(),
             image: request.image.clone(),
             image_digest: None,

@@ -108,7 +108,7 @@ pub fn parse(input: Value) -> Result<AlarmChange, PhaseError> {
         return Err(invalid("the alarm name must be 1-255 characters"));
     }
     let account = account
-        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|a| shared::domain::is_account_id(a))
         .ok_or_else(|| {
             invalid(format!(
                 "alarm {}: the event names no 12-digit account, so the alarm cannot be told from a same-named one elsewhere",

@@ -68,7 +68,7 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
     let service = known_service(deps, &call.scope.service).await?;
     let now = deps.clock.now();
     let id = match (&call.idempotency_key, &call.request_id) {
-        (Some(key), _) if shared::usecases::start::valid_deployment_id(key) => key.clone(),
+        (Some(key), _) if shared::domain::DeploymentId::parse(key).is_ok() => key.clone(),
         (Some(key), _) => {
             return Err(ApiError::invalid(format!(
                 "Idempotency-Key {key:?} must be 1-80 of [A-Za-z0-9_-]"
@@ -93,7 +93,7 @@ pub async fn record_evidence(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
         controls_passed: body.controls_passed,
         controls_total: body.controls_total,
         link: body.link,
-        image_digest: body.image_digest,
+        image_digest: body.image_digest.map(String::from),
         recorded_by: call.caller.clone(),
         recorded_at: now,
     };
@@ -292,6 +292,7 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
         &body.version,
         deps.clock.now(),
     )?;
+    let image_digest = image.digest().cloned();
     let started = shared::usecases::start::start(
         &deps.start_deps(),
         &StartRequest {
@@ -300,7 +301,7 @@ pub async fn promote(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiError> {
             environment: body.to.clone(),
             version: body.version.clone(),
             image,
-            image_digest: Some(digest),
+            image_digest,
             deployer: call.caller.clone(),
             triggered_by,
             gates: Some(checklist),

@@ -7,44 +7,38 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use shared::domain::{EvidenceKind, ImageRef, Version};
+use shared::domain::{
+    DeploymentId, EnvironmentName, EvidenceKind, ImageDigest, ImageRef, ServiceName, Version,
+};
 use shared::registry::{
     ENVIRONMENT_POLICY_FIELDS, EnvironmentConfig, SERVICE_POLICY_FIELDS, ServiceConfig,
 };
 use time::OffsetDateTime;
 
-/// Service and environment names: 1-64 of `[A-Za-z0-9_-]`, as the registry stores them.
-pub fn name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 fn shown(s: &str) -> String {
     s.chars().take(100).collect()
 }
 
+/// A service or environment name from a path: 1-64 of `[A-Za-z0-9_-]`, as the registry
+/// stores them (`what` is `service` or `environment`).
 pub fn name(what: &str, value: &str) -> Result<String, ApiError> {
-    if name_ok(value) {
-        Ok(value.to_string())
-    } else {
-        Err(ApiError::invalid(format!(
-            "{what} {:?} must be 1-64 of [A-Za-z0-9_-]",
-            shown(value)
-        )))
-    }
+    let checked = match what {
+        "service" => ServiceName::parse(value).map(String::from),
+        _ => EnvironmentName::parse(value).map(String::from),
+    };
+    checked
+        .map_err(|e| ApiError::invalid(format!("{what} {:?} is invalid: {}", shown(value), e.why)))
 }
 
-pub fn deployment_id(value: &str) -> Result<String, ApiError> {
-    if shared::usecases::start::valid_deployment_id(value) {
-        Ok(value.to_string())
-    } else {
-        Err(ApiError::invalid(format!(
-            "deployment id {:?} must be 1-80 of [A-Za-z0-9_-]",
-            shown(value)
-        )))
-    }
+pub fn deployment_id(value: &str) -> Result<DeploymentId, ApiError> {
+    DeploymentId::parse(value).map_err(|e| {
+        ApiError::invalid(format!(
+            "{} {:?} is invalid: {}",
+            DeploymentId::WHAT,
+            shown(value),
+            e.why
+        ))
+    })
 }
 
 fn json_error(e: &serde_json::Error) -> ApiError {
@@ -79,7 +73,7 @@ fn typed<T: DeserializeOwned>(o: Map<String, Value>) -> Result<T, ApiError> {
 pub struct StartBody {
     pub version: Version,
     pub image: ImageRef,
-    pub image_digest: Option<String>,
+    pub image_digest: Option<ImageDigest>,
 }
 
 pub const START_EXAMPLE: &str = r#"{"version": "1.3.0", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0"}"#;
@@ -91,7 +85,7 @@ pub fn start(body: Option<&[u8]>, scope: &Scope) -> Result<StartBody, ApiError> 
         version: String,
         image: String,
         #[serde(default)]
-        image_digest: Option<String>,
+        image_digest: Option<ImageDigest>,
     }
     let o = object(body, START_EXAMPLE)?;
     per_service::not_in_body(&o, SCOPE_FIELDS, scope)?;
@@ -139,9 +133,18 @@ pub fn new_deployment_id(
     environment: &str,
     version: &Version,
     now: OffsetDateTime,
-) -> Result<String, ApiError> {
+) -> Result<DeploymentId, ApiError> {
+    let minted = |id: String| {
+        DeploymentId::try_from(id).map_err(|e| {
+            ApiError::invalid(format!(
+                "{e}: service {:?} and environment {:?} must be names of [A-Za-z0-9_-]",
+                shown(service),
+                shown(environment)
+            ))
+        })
+    };
     if let Some(key) = idempotency_key {
-        if !shared::usecases::start::valid_deployment_id(key) {
+        if DeploymentId::parse(key).is_err() {
             return Err(ApiError::invalid(format!(
                 "Idempotency-Key {:?} must be 1-80 of [A-Za-z0-9_-] (it starts the deployment id)",
                 shown(key)
@@ -149,7 +152,7 @@ pub fn new_deployment_id(
         }
         // The key is ASCII (checked above), so a byte cut is a character cut.
         let head = &key[..key.len().min(KEY_PREFIX_MAX)];
-        return Ok(format!("{head}-{}", key_digest(service, environment, key)));
+        return minted(format!("{head}-{}", key_digest(service, environment, key)));
     }
     let version: String = version
         .to_string()
@@ -170,7 +173,7 @@ pub fn new_deployment_id(
     let mut prefix = format!("{service}-{environment}-{version}");
     // Execution names are at most 80 characters: keep the unique suffix whole.
     prefix.truncate(80usize.saturating_sub(suffix.len()));
-    Ok(format!("{prefix}{suffix}"))
+    minted(format!("{prefix}{suffix}"))
 }
 
 /// `POST …/deployments/{id}/rollback`: an empty body is an unconfirmed request.
@@ -501,7 +504,7 @@ pub struct EvidenceBody {
     #[serde(default)]
     pub link: Option<String>,
     #[serde(default)]
-    pub image_digest: Option<String>,
+    pub image_digest: Option<ImageDigest>,
 }
 
 pub const EVIDENCE_EXAMPLE: &str = r#"{"kind": "integration", "passed": 156, "total": 156, "link": "https://github.com/org/repo/actions/runs/1"}"#;
@@ -698,7 +701,7 @@ mod tests {
         let v = Version::parse("1.3.0").unwrap_or_else(|e| panic!("{e}"));
         let now = time::macros::datetime!(2025-01-03 10:00:05.123 UTC);
         let id = |key: Option<&str>, req: Option<&str>, s: &str, e: &str| {
-            new_deployment_id(key, req, s, e, &v, now)
+            new_deployment_id(key, req, s, e, &v, now).map(String::from)
         };
         assert_eq!(
             id(None, None, "checkout", "dev"),
@@ -735,10 +738,7 @@ mod tests {
             now,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
-        assert!(
-            shared::usecases::start::valid_deployment_id(&long),
-            "{long}"
-        );
+        assert!(DeploymentId::parse(&long).is_ok(), "{long}");
         assert!(long.contains("-1735898405123-"), "{long}");
     }
 
@@ -747,7 +747,9 @@ mod tests {
         let v = Version::parse("1.3.0").unwrap_or_else(|e| panic!("{e}"));
         let now = time::macros::datetime!(2025-01-03 10:00:05.123 UTC);
         let id = |key: &str, s: &str, e: &str| {
-            new_deployment_id(Some(key), None, s, e, &v, now).unwrap_or_else(|e| panic!("{e:?}"))
+            new_deployment_id(Some(key), None, s, e, &v, now)
+                .map(String::from)
+                .unwrap_or_else(|e| panic!("{e:?}"))
         };
         // GIVEN team B's deployment started with key "release-7"
         let theirs = id("release-7", "payments", "prd");
@@ -772,7 +774,7 @@ mod tests {
         let (i1, i2) = (id(&k1, "payments", "prd"), id(&k2, "payments", "prd"));
         assert_ne!(i1, i2);
         assert_eq!(i1.len(), KEY_PREFIX_MAX + 1 + 16);
-        assert!(shared::usecases::start::valid_deployment_id(&i1), "{i1}");
+        assert!(DeploymentId::parse(&i1).is_ok(), "{i1}");
         // the separator between fields cannot be forged by moving text between them
         assert_ne!(key_digest("a", "bc", "k"), key_digest("ab", "c", "k"));
     }

@@ -112,7 +112,7 @@ pub async fn get_service_policy(deps: &ApiDeps, call: &Call) -> Result<Reply, Ap
 fn service_policy_view(config: &ServiceConfig) -> Result<serde_json::Value, ApiError> {
     let mut v = json(&config.policy())?;
     if let Some(o) = v.as_object_mut() {
-        o.insert("service".into(), config.service.clone().into());
+        o.insert("service".into(), config.service.as_str().into());
     }
     Ok(v)
 }
@@ -123,8 +123,8 @@ fn environment_policy_view(config: &EnvironmentConfig) -> Result<serde_json::Val
     let default = EnvironmentPolicy::default_for(&config.environment);
     let mut v = json(&policy)?;
     if let Some(o) = v.as_object_mut() {
-        o.insert("service".into(), config.service.clone().into());
-        o.insert("environment".into(), config.environment.clone().into());
+        o.insert("service".into(), config.service.as_str().into());
+        o.insert("environment".into(), config.environment.as_str().into());
         o.insert("default".into(), (policy == default).into());
     }
     Ok(v)
@@ -181,7 +181,7 @@ pub async fn put_environment(deps: &ApiDeps, call: &Call) -> Result<Reply, ApiEr
         config = as_stored(&config, stored, ENVIRONMENT_POLICY_FIELDS)?;
     }
     service
-        .allows_role(config.role_arn.as_deref())
+        .allows_role(config.role_arn.as_ref())
         .map_err(|e| ApiError::invalid(e.0))?;
     deps.registry
         .put_environment_keeping_policy(&config)

@@ -219,6 +219,37 @@ async fn start_returns_202_and_records_the_caller_as_deployer() {
 }
 
 #[tokio::test]
+async fn a_malformed_image_digest_is_a_400_naming_it_and_starts_nothing() {
+    // GIVEN checkout/dev in the registry
+    let (w, d) = world().await;
+    // WHEN a start names a digest that is not sha256:<64 lowercase hex>
+    for digest in [
+        json!("sha256:ABC"),
+        json!(format!("sha256:{}", "A".repeat(64))),
+        json!(format!("md5:{}", "a".repeat(64))),
+    ] {
+        let mut body = start_body();
+        body["image_digest"] = digest.clone();
+        let r = send(&d, ev("POST", &at("dev", "/deployments")).body(&body)).await;
+        // the value is JSON-quoted in the message, as {digest} prints it
+        assert_error(
+            &r,
+            400,
+            "InvalidRequest",
+            &format!("image_digest {digest} is invalid: must be sha256:<64 lowercase hex>"),
+        );
+    }
+    // THEN each is refused naming the field, and nothing was locked or started
+    assert!(w.executions.started_names().is_empty());
+    assert_eq!(
+        w.store
+            .env("checkout", "dev")
+            .and_then(|e| e.active_deployment),
+        None
+    );
+}
+
+#[tokio::test]
 async fn a_repeated_idempotency_key_returns_the_same_202_and_starts_nothing_more() {
     let (w, d) = world().await;
     let first = send(
@@ -273,8 +304,8 @@ async fn an_idempotency_key_used_by_another_service_lands_on_an_id_of_its_own() 
     assert_eq!(r.status, 200, "{}", r.body);
     for environment in ["dev", "tst"] {
         let mut env = World::environment_config();
-        env.service = "payments".into();
-        env.environment = environment.into();
+        env.service = shared::fakes::sample::id("payments");
+        env.environment = shared::fakes::sample::id(environment);
         w.registry
             .put_environment(&env)
             .await
@@ -1810,7 +1841,7 @@ mod promotion {
         let (w, d) = world().await;
         ci_records_evidence(&w).await;
         let mut prd = World::environment_config();
-        prd.environment = "prd".into();
+        prd.environment = shared::fakes::sample::id("prd");
         w.registry.put_environment(&prd).await.unwrap();
         let mut r = sample::record(Phase::Succeeded);
         r.id = "checkout-dev-1-3-0-aaaa".into();

@@ -251,9 +251,10 @@ async fn begin(deps: &Deps, state: &mut ExecutionState) -> Result<Progress, Phas
         BeginOutcome::AlreadyStarted(existing) => match existing.colors() {
             Some(colors) if !existing.phase.is_terminal() => colors,
             // Ended meanwhile (rolled back by a person or an alarm before it began): the
-            // rollback this leads to finds it finished and changes nothing.
+            // deployment left this phase, and the rollback this leads to finds it finished and
+            // changes nothing.
             _ => {
-                return Err(PhaseError::Internal(format!(
+                return Err(PhaseError::Aborted(format!(
                     "deployment {} already ended ({}): {}",
                     existing.id,
                     existing.phase,
@@ -415,7 +416,7 @@ mod tests {
         // GIVEN prd (protected by default) registered, and an input that is no promotion
         let w = World::default().with_registry().await;
         let mut prd = World::environment_config();
-        prd.environment = "prd".into();
+        prd.environment = shared::fakes::sample::id("prd");
         w.registry.put_environment(&prd).await.unwrap();
         let mut req = sample::request();
         req["environment"] = "prd".into();
@@ -449,7 +450,9 @@ mod tests {
     async fn the_environment_role_is_used_for_every_aws_call_outside_the_table() {
         let w = World::default().with_registry().await;
         let mut env = World::environment_config();
-        env.role_arn = Some("arn:aws:iam::210987654321:role/bluegreen-prd".into());
+        env.role_arn = Some(shared::fakes::sample::id(
+            "arn:aws:iam::210987654321:role/bluegreen-prd",
+        ));
         w.registry.put_environment(&env).await.unwrap();
         // the input names another role: the registry's applies
         let mut req = sample::request();
@@ -577,6 +580,38 @@ mod tests {
             "{msg}"
         );
         assert!(w.router.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deployment_a_person_ended_before_it_began_is_aborted_not_an_internal_error() {
+        let w = World::default();
+        let mut ended = sample::record(Phase::DeployingGreen);
+        ended.finish(
+            Phase::RolledBack,
+            time::macros::datetime!(2025-01-03 10:00:30 UTC),
+            Some("rolled back by bob@example.com".into()),
+        );
+        w.store
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ended.id.clone(), ended);
+        let err = handle(&deps(&w), sample::state(sample::request()))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("an ended deployment must not begin"));
+        assert_eq!(err.error_type(), "BlueGreen.Aborted", "{err}");
+        assert!(
+            err.to_string().contains("already ended (ROLLED_BACK)"),
+            "{err}"
+        );
+        assert!(
+            w.compute
+                .deploys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -6,9 +6,9 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::domain::{ImageRef, Version};
+use shared::domain::{AccountId, DeploymentId, ImageDigest, ImageRef, Version};
 use shared::error::PhaseError;
-use shared::usecases::start::{StartError, StartRequest, start, valid_deployment_id};
+use shared::usecases::start::{StartError, StartRequest, start};
 use tracing::Instrument;
 
 pub use shared::usecases::start::StartDeps as Deps;
@@ -39,8 +39,7 @@ struct Detail {
 pub struct Push {
     pub repository: String,
     pub tag: String,
-    /// `sha256:<64 lowercase hex>`.
-    pub digest: String,
+    pub digest: ImageDigest,
     /// `<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`.
     pub image: ImageRef,
     /// The event's time: when the image was pushed (lead time for changes starts here).
@@ -57,18 +56,6 @@ pub enum ImageAction {
 
 fn invalid(m: impl Into<String>) -> PhaseError {
     PhaseError::InvalidInput(m.into())
-}
-
-fn digest_ok(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-    })
-}
-
-fn account_ok(a: &str) -> bool {
-    a.len() == 12 && a.chars().all(|c| c.is_ascii_digit())
 }
 
 fn region_ok(r: &str) -> bool {
@@ -120,14 +107,11 @@ pub fn parse(input: Value) -> Result<ImageAction, PhaseError> {
     let digest = d
         .image_digest
         .ok_or_else(|| invalid("a successful push must carry detail.image-digest"))?;
-    if !digest_ok(&digest) {
-        return Err(invalid(format!(
-            "detail.image-digest {digest:?} must be sha256:<64 lowercase hex>"
-        )));
-    }
+    let digest =
+        ImageDigest::try_from(digest).map_err(|e| invalid(format!("detail.image-digest: {e}")))?;
     let account = event
         .account
-        .filter(|a| account_ok(a))
+        .and_then(|a| AccountId::try_from(a).ok())
         .ok_or_else(|| invalid("account must be a 12-digit AWS account id"))?;
     let region = event
         .region
@@ -157,9 +141,13 @@ pub fn parse(input: Value) -> Result<ImageAction, PhaseError> {
 /// `<service>-<environment>-<version dashed>-<first 12 hex of the digest>`, at most 80
 /// characters: the service part is shortened first; if even that is not enough, the head is
 /// cut and the digest kept, so different images never share an id.
-pub fn deployment_id(service: &str, environment: &str, version: &Version, digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    let hex: String = hex.chars().take(DIGEST_CHARS).collect();
+pub fn deployment_id(
+    service: &str,
+    environment: &str,
+    version: &Version,
+    digest: &ImageDigest,
+) -> String {
+    let hex: String = digest.hex().chars().take(DIGEST_CHARS).collect();
     let dashed: String = version
         .to_string()
         .chars()
@@ -271,16 +259,28 @@ async fn run(deps: &Deps, push: Push) -> Result<Summary, PhaseError> {
         if let Some(reason) = needs_a_person(deps, &service.service, environment).await? {
             tracing::warn!(%environment, %reason, "environment skipped");
             environments.push(EnvironmentOutcome::Skipped {
-                environment: environment.clone(),
+                environment: environment.to_string(),
                 reason,
             });
             continue;
         }
         let id = deployment_id(&service.service, environment, &version, &push.digest);
+        let id = match DeploymentId::try_from(id) {
+            Ok(id) => id,
+            Err(e) => {
+                let reason = format!("{e}: it is not a valid execution name");
+                tracing::warn!(%environment, %reason, "environment skipped");
+                environments.push(EnvironmentOutcome::Skipped {
+                    environment: environment.to_string(),
+                    reason,
+                });
+                continue;
+            }
+        };
         let req = StartRequest {
-            deployment_id: id.clone(),
-            service: service.service.clone(),
-            environment: environment.clone(),
+            deployment_id: id,
+            service: service.service.to_string(),
+            environment: environment.to_string(),
             version: version.clone(),
             image: push.image.clone(),
             image_digest: Some(push.digest.clone()),
@@ -289,10 +289,10 @@ async fn run(deps: &Deps, push: Push) -> Result<Summary, PhaseError> {
             gates: None,
             image_pushed_at: push.pushed_at,
         };
-        environments.push(start_in(deps, &req, valid_deployment_id(&id)).await?);
+        environments.push(start_in(deps, &req).await?);
     }
     Ok(Summary::Deploy {
-        service: service.service,
+        service: service.service.into_string(),
         version: version.to_string(),
         image: push.image.to_string(),
         environments,
@@ -318,23 +318,8 @@ async fn needs_a_person(
     }))
 }
 
-async fn start_in(
-    deps: &Deps,
-    req: &StartRequest,
-    id_ok: bool,
-) -> Result<EnvironmentOutcome, PhaseError> {
+async fn start_in(deps: &Deps, req: &StartRequest) -> Result<EnvironmentOutcome, PhaseError> {
     let environment = req.environment.clone();
-    if !id_ok {
-        let reason = format!(
-            "deployment id {:?} is not a valid execution name",
-            req.deployment_id
-        );
-        tracing::warn!(%environment, %reason, "environment skipped");
-        return Ok(EnvironmentOutcome::Skipped {
-            environment,
-            reason,
-        });
-    }
     match start(deps, req).await {
         Ok(s) if s.duplicate => {
             tracing::info!(%environment, deployment_id = %s.deployment_id, "push already deployed");
@@ -359,7 +344,7 @@ async fn start_in(
             tracing::info!(%environment, running = %by, deployment_id = %req.deployment_id, "environment locked");
             Ok(EnvironmentOutcome::Locked {
                 environment,
-                deployment_id: req.deployment_id.clone(),
+                deployment_id: req.deployment_id.to_string(),
                 running: by,
                 reason,
             })
@@ -388,11 +373,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
-    use shared::fakes::sample::World;
+    use shared::fakes::sample::{World, id};
     use shared::ports::{Clock as _, DeploymentStore as _, Registry as _};
     use shared::registry::ServiceConfig;
 
     const DIGEST: &str = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678";
+
+    fn digest() -> ImageDigest {
+        id(DIGEST)
+    }
 
     fn event(action: &str, result: &str, tag: Option<&str>) -> Value {
         let mut detail = json!({
@@ -431,7 +420,7 @@ mod tests {
             Ok(ImageAction::Push(Push {
                 repository: "checkout".into(),
                 tag: t.into(),
-                digest: DIGEST.into(),
+                digest: digest(),
                 image: ImageRef::parse(&format!(
                     "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:{t}"
                 ))
@@ -528,19 +517,19 @@ mod tests {
     fn deployment_ids_are_deterministic_readable_and_valid() {
         let v = Version::parse("1.3.0").unwrap();
         assert_eq!(
-            deployment_id("checkout", "dev", &v, DIGEST),
+            deployment_id("checkout", "dev", &v, &digest()),
             "checkout-dev-1-3-0-7f5b2640fe6f"
         );
         let rc = Version::parse("2.0.0-rc.1+build.7").unwrap();
         assert_eq!(
-            deployment_id("checkout", "prd", &rc, DIGEST),
+            deployment_id("checkout", "prd", &rc, &digest()),
             "checkout-prd-2-0-0-rc-1-build-7-7f5b2640fe6f"
         );
         let long = "s".repeat(64);
-        let id = deployment_id(&long, "production-eu", &v, DIGEST);
+        let id = deployment_id(&long, "production-eu", &v, &digest());
         assert_eq!(id.len(), 80);
         assert!(id.ends_with("-production-eu-1-3-0-7f5b2640fe6f"), "{id}");
-        assert!(valid_deployment_id(&id));
+        assert!(DeploymentId::parse(&id).is_ok());
     }
 
     proptest! {
@@ -564,7 +553,7 @@ mod tests {
             e["detail"]["repository-name"] = json!(repo);
             e["detail"]["image-digest"] = json!(digest);
             match parse(e) {
-                Ok(ImageAction::Push(p)) => prop_assert!(digest_ok(&p.digest)),
+                Ok(ImageAction::Push(p)) => prop_assert!(p.digest.starts_with("sha256:")),
                 Ok(ImageAction::Skip(_)) | Err(PhaseError::InvalidInput(_)) => {}
                 Err(other) => prop_assert!(false, "unexpected error {other:?}"),
             }
@@ -579,9 +568,9 @@ mod tests {
         ) {
             let text = match &pre { Some(p) => format!("{major}.0.0-{p}"), None => format!("{major}.0.0") };
             let v = Version::parse(&text).unwrap();
-            let digest = format!("sha256:{hex}");
+            let digest: ImageDigest = id(&format!("sha256:{hex}"));
             let id = deployment_id(&service, &environment, &v, &digest);
-            prop_assert!(valid_deployment_id(&id), "{}", id);
+            prop_assert!(DeploymentId::parse(&id).is_ok(), "{}", id);
             prop_assert!(id.ends_with(&hex[..12]));
             prop_assert_eq!(id.clone(), deployment_id(&service, &environment, &v, &digest));
         }
@@ -604,7 +593,7 @@ mod tests {
                 let d = w.start_deps();
                 let first = deliveries[0];
                 let id_of = |i: usize| {
-                    deployment_id("checkout", "dev", &Version::parse(TAGS[i]).unwrap(), DIGEST)
+                    deployment_id("checkout", "dev", &Version::parse(TAGS[i]).unwrap(), &digest())
                 };
                 for (n, &i) in deliveries.iter().enumerate() {
                     let out = handle(&d, push(TAGS[i])).await.unwrap();
@@ -697,7 +686,7 @@ mod tests {
             req.image.to_string(),
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/checkout:1.3.0"
         );
-        assert_eq!(req.image_digest.as_deref(), Some(DIGEST));
+        assert_eq!(req.image_digest, Some(digest()));
         assert_eq!(req.deployer, "ecr-push:checkout:1.3.0");
         assert_eq!(req.alarms, vec![shared::fakes::sample::ALARM.to_string()]);
         assert_eq!(
@@ -805,10 +794,10 @@ mod tests {
         let w = world().await;
         w.registry
             .put_service(&ServiceConfig {
-                service: "checkout".into(),
+                service: id("checkout"),
                 repository: "checkout".into(),
                 release_pattern: shared::registry::DEFAULT_RELEASE_PATTERN.into(),
-                auto_deploy: vec!["tst".into(), "dev".into()],
+                auto_deploy: vec![id("tst"), id("dev")],
                 promotion: Default::default(),
                 accounts: Vec::new(),
                 evidence_recorders: Default::default(),
@@ -844,14 +833,17 @@ mod tests {
         // GIVEN checkout auto-deploys to tst, which requires approval, and to dev
         let w = world().await;
         let mut tst = World::environment_config();
-        tst.environment = "tst".into();
+        tst.environment = shared::fakes::sample::id("tst");
         tst.approval = Some(shared::domain::ApprovalPolicy {
             required: true,
             timeout_seconds: 3600,
         });
         w.registry.put_environment(&tst).await.unwrap();
         let mut service = w.registry.service("checkout").await.unwrap().unwrap();
-        service.auto_deploy = vec!["tst".into(), "dev".into()];
+        service.auto_deploy = vec![
+            shared::fakes::sample::id("tst"),
+            shared::fakes::sample::id("dev"),
+        ];
         w.registry.put_service(&service).await.unwrap();
         // WHEN v1.3.0 is pushed
         let out = handle(&w.start_deps(), push("1.3.0")).await.unwrap();

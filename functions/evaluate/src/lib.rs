@@ -122,7 +122,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
         .map_err(|e| PhaseError::Internal(format!("progress weight: {e}")))?;
     deps.store
         .record_evaluation(&LedgerEntry {
-            deployment_id: id.clone(),
+            deployment_id: id.to_string(),
             kind,
             step_index,
             verification_index,

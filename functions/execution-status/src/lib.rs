@@ -130,6 +130,9 @@ pub fn parse(input: Value) -> Result<ExecutionChange, PhaseError> {
         )));
     }
     let d = event.detail;
+    // Any execution name of the state machine (1-80 characters), not only a DeploymentId: an
+    // execution started by hand under a name the phases refuse still ends here, and is
+    // recorded as failed under that name.
     if d.name.is_empty() || d.name.len() > 80 {
         return Err(invalid("detail.name must be 1-80 characters"));
     }
@@ -689,6 +692,24 @@ mod tests {
             (r.version.as_str(), r.deployer.as_str()),
             ("1.3.0", "alice@example.com")
         );
+        assert!(w.router.writes().is_empty());
+        assert_eq!(lock_holder(&w), None);
+    }
+
+    #[tokio::test]
+    async fn an_execution_named_outside_the_deployment_id_alphabet_is_still_recorded() {
+        // GIVEN an execution started by hand as "release.1.3", a name Step Functions allows
+        // but the phases refuse as a deployment id (so its first phase failed, changing nothing)
+        let w = World::default();
+        assert!(shared::domain::DeploymentId::parse("release.1.3").is_err());
+        // WHEN its FAILED event arrives
+        let out = handle(&deps(&w), event("release.1.3", "FAILED"))
+            .await
+            .unwrap();
+        // THEN it is in history under that name, FAILED, and nothing else moved
+        assert_eq!(out["action"], "never_started");
+        let r = w.store.record("release.1.3").unwrap();
+        assert_eq!(r.status, DeploymentStatus::Failed);
         assert!(w.router.writes().is_empty());
         assert_eq!(lock_holder(&w), None);
     }

@@ -96,7 +96,7 @@ async fn run(deps: &Deps, mut state: ExecutionState) -> Result<ExecutionState, P
     let now = deps.clock.now();
     deps.store
         .record_step(&StepRecord {
-            deployment_id: state.deployment_id.clone(),
+            deployment_id: state.deployment_id.to_string(),
             step_index: index,
             split,
             target_color: target,

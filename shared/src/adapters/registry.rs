@@ -548,10 +548,10 @@ mod tests {
 
     fn checkout(repository: &str) -> ServiceConfig {
         ServiceConfig {
-            service: "checkout".into(),
+            service: crate::fakes::sample::id("checkout"),
             repository: repository.into(),
             release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
-            auto_deploy: vec!["dev".into()],
+            auto_deploy: vec![crate::fakes::sample::id("dev")],
             promotion: Default::default(),
             accounts: Vec::new(),
             evidence_recorders: Default::default(),

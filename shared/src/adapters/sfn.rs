@@ -149,7 +149,7 @@ impl Executions for StepFunctions {
                     execution_arn: out.execution_arn().to_string(),
                     already_existed: false,
                     running: true,
-                    target: Some((input.service.clone(), input.environment.clone())),
+                    target: Some((input.service.to_string(), input.environment.to_string())),
                 });
             }
             Err(e) => e,
@@ -351,7 +351,7 @@ mod tests {
                 execution_arn: EXECUTION.into(),
                 already_existed: false,
                 running: true,
-                target: Some((r.service.clone(), r.environment.clone())),
+                target: Some((r.service.to_string(), r.environment.to_string())),
             })
         );
         assert_eq!(describe.num_calls(), 1);
@@ -435,7 +435,7 @@ mod tests {
                 execution_arn: EXECUTION.into(),
                 already_existed: true,
                 running: true,
-                target: Some((r.service.clone(), r.environment.clone())),
+                target: Some((r.service.to_string(), r.environment.to_string())),
             })
         );
     }

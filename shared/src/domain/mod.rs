@@ -5,6 +5,7 @@
 mod color;
 mod compute;
 mod ending;
+mod ids;
 mod lock;
 pub mod metrics;
 mod names;
@@ -22,6 +23,9 @@ pub use color::{ActiveColorUnknown, Color, active_at_start};
 pub use compute::{GreenReadiness, Platform, ReadinessCheck};
 pub use ending::{
     active_after, environment_after, quarantine_after, rollback_final_phase, waiting_for_approval,
+};
+pub use ids::{
+    AccountId, DeploymentId, EnvironmentName, ImageDigest, RoleArn, ServiceName, is_account_id,
 };
 pub use lock::{LockClaim, STALE_LOCK_AFTER, claim_lock};
 pub use metrics::{EnvironmentMetrics, environment_metrics};

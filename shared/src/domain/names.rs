@@ -2,6 +2,7 @@
 //! validated once, at the edge, and carried around typed.
 
 use super::Color;
+use super::ids::{ImageDigest, is_account_id};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -13,7 +14,7 @@ pub struct InvalidName {
     pub why: &'static str,
 }
 
-fn invalid(what: &'static str, value: &str, why: &'static str) -> InvalidName {
+pub(super) fn invalid(what: &'static str, value: &str, why: &'static str) -> InvalidName {
     InvalidName {
         what,
         value: value.chars().take(200).collect(),
@@ -62,7 +63,7 @@ string_serde!(Version);
 pub struct ImageRef {
     repository: String,
     tag: Option<String>,
-    digest: Option<String>,
+    digest: Option<ImageDigest>,
 }
 
 impl ImageRef {
@@ -76,21 +77,14 @@ impl ImageRef {
         }
         let (rest, digest) = match s.split_once('@') {
             Some((rest, digest)) => {
-                let hex = digest
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| invalid(WHAT, s, "digest must be sha256:<64 hex characters>"))?;
-                if hex.len() != 64
-                    || !hex
-                        .chars()
-                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-                {
-                    return Err(invalid(
+                let digest = ImageDigest::parse(digest).map_err(|_| {
+                    invalid(
                         WHAT,
                         s,
                         "digest must be sha256:<64 lowercase hex characters>",
-                    ));
-                }
-                (rest, Some(digest.to_string()))
+                    )
+                })?;
+                (rest, Some(digest))
             }
             None => (s, None),
         };
@@ -148,8 +142,8 @@ impl ImageRef {
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
-    pub fn digest(&self) -> Option<&str> {
-        self.digest.as_deref()
+    pub fn digest(&self) -> Option<&ImageDigest> {
+        self.digest.as_ref()
     }
 }
 
@@ -178,11 +172,7 @@ fn elb_resource<'a>(what: &'static str, arn: &'a str) -> Result<&'a str, Invalid
             region,
             account,
             resource,
-        ] if partition.starts_with("aws")
-            && !region.is_empty()
-            && account.len() == 12
-            && account.chars().all(|c| c.is_ascii_digit()) =>
-        {
+        ] if partition.starts_with("aws") && !region.is_empty() && is_account_id(account) => {
             Ok(resource)
         }
         _ => Err(invalid(
@@ -359,7 +349,7 @@ mod tests {
             Ok("localhost:5000/team/app")
         );
         assert_eq!(
-            with_port.map(|i| i.digest().map(str::to_string)),
+            with_port.map(|i| i.digest().map(|d| d.to_string())),
             Ok(Some(digest.clone()))
         );
         let round = format!("repo:1.0.0@{digest}");

@@ -97,7 +97,7 @@ pub fn iam_principal_ok(arn: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
     };
     matches!(parts.as_slice(), ["arn", p, "iam", "", account, res]
-        if p.starts_with("aws") && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+        if p.starts_with("aws") && super::is_account_id(account)
             && (res.strip_prefix("role/").is_some_and(name_ok) || res.strip_prefix("user/").is_some_and(name_ok)))
 }
 
@@ -111,7 +111,7 @@ pub fn role_session_ok(arn: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
     };
     matches!(parts.as_slice(), ["arn", p, "sts", "", account, res]
-        if p.starts_with("aws") && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+        if p.starts_with("aws") && super::is_account_id(account)
             && res.strip_prefix("assumed-role/").and_then(|r| r.split_once('/')).is_some_and(|(role, session)| ok(role) && ok(session)))
 }
 

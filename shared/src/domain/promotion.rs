@@ -174,11 +174,8 @@ impl Evidence {
             return bad("link must be an http(s) URL of at most 2048 characters".into());
         }
         match &self.image_digest {
-            Some(d) if digest_ok(d) => {}
             Some(d) => {
-                return bad(format!(
-                    "image_digest {d:?} must be sha256:<64 lowercase hex>"
-                ));
+                super::ImageDigest::parse(d).map_err(|e| InvalidEvidence(e.to_string()))?;
             }
             None => {
                 return bad(
@@ -189,14 +186,6 @@ impl Evidence {
         }
         Ok(())
     }
-}
-
-pub fn digest_ok(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -138,9 +138,9 @@ impl Plan {
     /// How this environment rollback (recorded as deployment `id`) reaches the account.
     fn reach(&self) -> Reach {
         Reach {
-            role_arn: self.config.role_arn.clone(),
-            service: self.config.service.clone(),
-            environment: self.config.environment.clone(),
+            role_arn: self.config.role_arn.as_ref().map(|r| r.to_string()),
+            service: self.config.service.to_string(),
+            environment: self.config.environment.to_string(),
             on_behalf_of: self.id.clone(),
         }
     }
@@ -286,8 +286,8 @@ async fn run(
     let record = DeploymentRecord {
         id: p.id.clone(),
         execution_arn: String::new(),
-        service: p.config.service.clone(),
-        environment: p.config.environment.clone(),
+        service: p.config.service.to_string(),
+        environment: p.config.environment.to_string(),
         version: p.standby_version.clone(),
         image: standby_image(deps, p).await,
         image_digest: None,
@@ -307,7 +307,7 @@ async fn run(
         reason: Some(p.reason.clone()),
         readiness: None,
         traffic: p.config.traffic.clone(),
-        role_arn: p.config.role_arn.clone(),
+        role_arn: p.config.role_arn.as_ref().map(|r| r.to_string()),
         approval: None,
         gates: None,
         image_pushed_at: None,
@@ -444,8 +444,8 @@ async fn undo(deps: &EnvironmentRollbackDeps, p: &Plan, reached: Reached, e: Err
             Error::CleanupFailed {
                 error: Box::new(e),
                 cleanup: c,
-                service: p.config.service.clone(),
-                environment: p.config.environment.clone(),
+                service: p.config.service.to_string(),
+                environment: p.config.environment.to_string(),
                 id: p.id.clone(),
             }
         }

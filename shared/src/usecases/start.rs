@@ -4,19 +4,10 @@
 //! Idempotent per deployment id.
 
 use crate::contracts::DeploymentRequest;
-use crate::domain::{ImageRef, STALE_LOCK_AFTER, Version};
+use crate::domain::{DeploymentId, ImageDigest, ImageRef, STALE_LOCK_AFTER, Version};
 use crate::error::AdapterError;
 use crate::ports::{Clock, DeploymentStore, Executions, LockOutcome, Registry};
 use std::sync::Arc;
-
-/// Step Functions execution names: 1-80 of `[A-Za-z0-9_-]`.
-pub fn valid_deployment_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 80
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
 
 pub struct StartDeps {
     pub registry: Arc<dyn Registry>,
@@ -27,12 +18,12 @@ pub struct StartDeps {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartRequest {
-    pub deployment_id: String,
+    pub deployment_id: DeploymentId,
     pub service: String,
     pub environment: String,
     pub version: Version,
     pub image: ImageRef,
-    pub image_digest: Option<String>,
+    pub image_digest: Option<ImageDigest>,
     pub deployer: String,
     /// The person behind a CI deployer (`github:<login>`).
     pub triggered_by: Option<String>,
@@ -81,12 +72,6 @@ pub enum StartError {
 }
 
 pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, StartError> {
-    if !valid_deployment_id(&req.deployment_id) {
-        return Err(StartError::Invalid(format!(
-            "deployment id {:?} must be 1-80 of [A-Za-z0-9_-]",
-            req.deployment_id
-        )));
-    }
     // An id belongs to one environment: a start may not lock this environment under the id
     // of another's deployment (whose end would never release this lock).
     if let Some(r) = deps.store.deployment(&req.deployment_id).await?
@@ -94,7 +79,7 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
             != (req.service.as_str(), req.environment.as_str())
     {
         return Err(StartError::IdTaken {
-            id: req.deployment_id.clone(),
+            id: req.deployment_id.to_string(),
             owner: format!("{}/{}", r.service, r.environment),
         });
     }
@@ -115,7 +100,7 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
         .ok_or_else(|| StartError::UnknownService(req.service.clone()))?;
     // Another team's role is refused here, before any call reaches its account.
     service
-        .allows_role(env.role_arn.as_deref())
+        .allows_role(env.role_arn.as_ref())
         .map_err(|e| StartError::Invalid(e.0))?;
     let mut input: DeploymentRequest = env.request(
         req.version.clone(),
@@ -183,7 +168,7 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
                         .release_lock(&req.service, &req.environment, &req.deployment_id)
                         .await?;
                     return Err(StartError::IdTaken {
-                        id: req.deployment_id.clone(),
+                        id: req.deployment_id.to_string(),
                         owner: s
                             .target
                             .map(|(s, e)| format!("{s}/{e}"))
@@ -211,7 +196,7 @@ pub async fn start(deps: &StartDeps, req: &StartRequest) -> Result<Started, Star
                 "deployment started"
             );
             Ok(Started {
-                deployment_id: req.deployment_id.clone(),
+                deployment_id: req.deployment_id.to_string(),
                 execution_arn: s.execution_arn,
                 duplicate: s.already_existed,
             })
@@ -251,12 +236,12 @@ mod tests {
         registry.put_environment(&env).await.unwrap();
         registry
             .put_service(&ServiceConfig {
-                service: "checkout".into(),
+                service: crate::fakes::sample::id("checkout"),
                 repository: "checkout".into(),
                 release_pattern: crate::registry::DEFAULT_RELEASE_PATTERN.into(),
-                auto_deploy: vec!["dev".into()],
+                auto_deploy: vec![crate::fakes::sample::id("dev")],
                 promotion: Default::default(),
-                accounts: vec!["210987654321".into()],
+                accounts: vec![crate::fakes::sample::id("210987654321")],
                 evidence_recorders: Default::default(),
                 github_logins: Default::default(),
             })
@@ -283,7 +268,7 @@ mod tests {
 
     fn req(id: &str, env: &str) -> StartRequest {
         StartRequest {
-            deployment_id: id.into(),
+            deployment_id: crate::fakes::sample::id(id),
             service: "checkout".into(),
             environment: env.into(),
             version: Version::parse("1.3.0").unwrap(),
@@ -380,7 +365,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        prd.environment = "prd".into();
+        prd.environment = crate::fakes::sample::id("prd");
         prd
     }
 
@@ -403,8 +388,9 @@ mod tests {
         let w = world().await;
         let mut prd = prd_config(&w).await;
         prd.protected = Some(false); // the role is what is under test here
-        prd.role_arn =
-            Some("arn:aws:iam::555555555555:role/bluegreen-environment-search-prd".into());
+        prd.role_arn = Some(crate::fakes::sample::id(
+            "arn:aws:iam::555555555555:role/bluegreen-environment-search-prd",
+        ));
         w.registry.put_environment(&prd).await.unwrap();
         let err = start(&w.deps, &req("d-1", "prd")).await.unwrap_err();
         assert!(
@@ -414,8 +400,9 @@ mod tests {
         assert_eq!(holder(&w, "prd"), None);
         assert!(w.executions.started_names().is_empty());
         // a role in an account checkout lists is fine
-        prd.role_arn =
-            Some("arn:aws:iam::210987654321:role/bluegreen-environment-checkout-prd".into());
+        prd.role_arn = Some(crate::fakes::sample::id(
+            "arn:aws:iam::210987654321:role/bluegreen-environment-checkout-prd",
+        ));
         w.registry.put_environment(&prd).await.unwrap();
         start(&w.deps, &req("d-1", "prd")).await.unwrap();
     }
@@ -426,7 +413,7 @@ mod tests {
         use crate::domain::{Gate, GateResult};
         StartRequest {
             image: ImageRef::parse(image).unwrap(),
-            image_digest: Some(DIGEST.into()),
+            image_digest: Some(crate::fakes::sample::id(DIGEST)),
             gates: Some(
                 Gate::ALL
                     .iter()
@@ -494,13 +481,13 @@ mod tests {
         assert_eq!(s.deployment_id, "d-1");
         // an environment marked unprotected takes plain starts
         let mut prd = prd_config(&w).await;
-        prd.environment = "prd2".into();
+        prd.environment = crate::fakes::sample::id("prd2");
         prd.protected = Some(false);
         w.registry.put_environment(&prd).await.unwrap();
         start(&w.deps, &req("d-2", "prd2")).await.unwrap();
         // and one marked protected refuses them whatever its name
         let mut qa = prd_config(&w).await;
-        qa.environment = "qa".into();
+        qa.environment = crate::fakes::sample::id("qa");
         qa.protected = Some(true);
         w.registry.put_environment(&qa).await.unwrap();
         assert!(matches!(
@@ -535,7 +522,7 @@ mod tests {
         let w = world().await;
         with_prd(&w).await;
         let mut prd: DeploymentRequest = serde_json::from_value(sample::request()).unwrap();
-        prd.environment = "prd".into();
+        prd.environment = crate::fakes::sample::id("prd");
         w.executions.start("d-9", &prd).await.unwrap();
         let err = start(&w.deps, &req("d-9", "dev")).await.unwrap_err();
         assert_eq!(
@@ -635,14 +622,8 @@ mod tests {
         ));
         assert!(w.executions.started_names().is_empty());
         assert!(w.store.env("checkout", "prd").is_none());
-        let bad = StartRequest {
-            deployment_id: "has space".into(),
-            ..req("x", "dev")
-        };
-        assert!(matches!(
-            start(&w.deps, &bad).await.unwrap_err(),
-            StartError::Invalid(_)
-        ));
+        // a malformed deployment id cannot reach a start: it is not a DeploymentId
+        assert!(DeploymentId::parse("has space").is_err());
         let _ = (&w.registry, &w.clock);
     }
 
@@ -740,7 +721,7 @@ mod tests {
         async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
             let w = world().await;
             let mut tst = sample::World::environment_config();
-            tst.environment = "tst".into();
+            tst.environment = crate::fakes::sample::id("tst");
             w.registry.put_environment(&tst).await.unwrap();
             // The model: who holds each environment, which executions exist, which ended.
             let mut holder: BTreeMap<&str, String> = BTreeMap::new();
