@@ -18,6 +18,7 @@ pub async fn init() -> Result<(Config, aws_config::SdkConfig), lambda_runtime::E
 }
 
 /// Cold start of a phase function: the deployment table and access to environments' accounts.
+#[cfg(all(feature = "dynamodb", feature = "registry", feature = "access"))]
 pub async fn phase_deps() -> Result<crate::ports::PhaseDeps, lambda_runtime::Error> {
     let (config, aws) = init().await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
@@ -132,19 +133,32 @@ impl Refusal {
 }
 
 /// The AWS-backed ports of the control functions (API and triggers), built once at cold start.
+#[cfg(all(
+    feature = "dynamodb",
+    feature = "registry",
+    feature = "access",
+    feature = "sfn"
+))]
 pub struct ControlDeps {
     pub registry: std::sync::Arc<crate::adapters::registry::DynamoRegistry>,
     pub store: std::sync::Arc<crate::adapters::dynamodb::DynamoStore>,
     pub executions: std::sync::Arc<crate::adapters::sfn::StepFunctions>,
     pub access: std::sync::Arc<crate::adapters::access::AwsAccess>,
-    /// The controller account's ECR (scan findings and push times for promotion gates).
-    pub images: std::sync::Arc<crate::adapters::ecr::EcrImages>,
+    /// The controller's own AWS config, for the adapters only some control functions build
+    /// (the API's ECR images).
+    pub aws: aws_config::SdkConfig,
     pub clock: std::sync::Arc<crate::ports::SystemClock>,
     pub state_machine_arn: String,
 }
 
 /// Cold start of a control function: fails fast without STATE_MACHINE_ARN, since starting,
 /// stopping or recognising executions is what these functions are for.
+#[cfg(all(
+    feature = "dynamodb",
+    feature = "registry",
+    feature = "access",
+    feature = "sfn"
+))]
 pub async fn control_deps() -> Result<ControlDeps, lambda_runtime::Error> {
     let (config, aws) = init().await?;
     let state_machine_arn = config.require_state_machine_arn()?;
@@ -162,10 +176,8 @@ pub async fn control_deps() -> Result<ControlDeps, lambda_runtime::Error> {
             aws_sdk_sfn::Client::new(&aws),
             state_machine_arn.clone(),
         )),
-        images: std::sync::Arc::new(crate::adapters::ecr::EcrImages::new(
-            aws_sdk_ecr::Client::new(&aws),
-        )),
-        access: std::sync::Arc::new(crate::adapters::access::AwsAccess::new(aws)),
+        access: std::sync::Arc::new(crate::adapters::access::AwsAccess::new(aws.clone())),
+        aws,
         clock: std::sync::Arc::new(crate::ports::SystemClock),
         state_machine_arn,
     })

@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store: c.store,
         executions: c.executions,
         access: c.access,
-        images: c.images,
+        images: std::sync::Arc::new(shared::adapters::ecr::EcrImages::from_config(&c.aws)),
         clock: c.clock,
         ci_roles,
     };

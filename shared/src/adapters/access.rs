@@ -7,9 +7,6 @@
 //! account's trust policy (environment-account.yaml) admits the controller only for its own
 //! service and environment, and CloudTrail there shows which deployment acted.
 
-use super::cloudwatch::CloudWatchSignals;
-use super::ecs::EcsPlatform;
-use super::elbv2::AlbRouter;
 use crate::domain::Platform;
 use crate::error::AdapterError;
 use crate::ports::{
@@ -108,42 +105,80 @@ impl AwsAccess {
     }
 }
 
+/// The error of a port this function was built without: the environment may well be right, but
+/// this binary does not link the adapter (shared/Cargo.toml, one feature per adapter).
+pub fn not_built(what: &str, feature: &str) -> AdapterError {
+    AdapterError::Other(format!(
+        "this function was built without {what} (cargo feature `{feature}` of the shared crate)"
+    ))
+}
+
 #[async_trait]
 impl EnvironmentAccess for AwsAccess {
     async fn router(&self, reach: &Reach) -> Result<Arc<dyn TrafficRouter>, AdapterError> {
-        let c = self.config(reach).await;
-        Ok(Arc::new(AlbRouter::new(
-            aws_sdk_elasticloadbalancingv2::Client::new(&c),
-        )))
+        #[cfg(feature = "elbv2")]
+        {
+            let c = self.config(reach).await;
+            Ok(Arc::new(super::elbv2::AlbRouter::new(
+                aws_sdk_elasticloadbalancingv2::Client::new(&c),
+            )))
+        }
+        #[cfg(not(feature = "elbv2"))]
+        {
+            let _ = reach;
+            Err(not_built("the ALB traffic router", "elbv2"))
+        }
     }
     async fn targets(&self, reach: &Reach) -> Result<Arc<dyn TargetHealth>, AdapterError> {
-        let c = self.config(reach).await;
-        Ok(Arc::new(AlbRouter::new(
-            aws_sdk_elasticloadbalancingv2::Client::new(&c),
-        )))
+        #[cfg(feature = "elbv2")]
+        {
+            let c = self.config(reach).await;
+            Ok(Arc::new(super::elbv2::AlbRouter::new(
+                aws_sdk_elasticloadbalancingv2::Client::new(&c),
+            )))
+        }
+        #[cfg(not(feature = "elbv2"))]
+        {
+            let _ = reach;
+            Err(not_built("ALB target health", "elbv2"))
+        }
     }
     async fn compute(
         &self,
         reach: &Reach,
         platform: Platform,
     ) -> Result<Arc<dyn ComputePlatform>, AdapterError> {
-        let c = self.config(reach).await;
+        #[cfg(not(any(feature = "ecs", feature = "eks")))]
+        let _ = reach;
         match platform {
-            Platform::Ecs => Ok(Arc::new(EcsPlatform::new(aws_sdk_ecs::Client::new(&c)))),
+            #[cfg(feature = "ecs")]
+            Platform::Ecs => Ok(Arc::new(super::ecs::EcsPlatform::new(
+                aws_sdk_ecs::Client::new(&self.config(reach).await),
+            ))),
+            #[cfg(not(feature = "ecs"))]
+            Platform::Ecs => Err(not_built("the ECS platform", "ecs")),
             #[cfg(feature = "eks")]
-            Platform::Eks => Ok(Arc::new(super::eks::EksPlatform::new(&c)?)),
+            Platform::Eks => Ok(Arc::new(super::eks::EksPlatform::new(
+                &self.config(reach).await,
+            )?)),
             // Only the functions that touch compute link the EKS client; the others never ask.
             #[cfg(not(feature = "eks"))]
-            Platform::Eks => Err(AdapterError::Other(
-                "this function was built without the EKS platform (cargo feature `eks`)".into(),
-            )),
+            Platform::Eks => Err(not_built("the EKS platform", "eks")),
         }
     }
     async fn signals(&self, reach: &Reach) -> Result<Arc<dyn HealthSignals>, AdapterError> {
-        let c = self.config(reach).await;
-        Ok(Arc::new(CloudWatchSignals::new(
-            aws_sdk_cloudwatch::Client::new(&c),
-        )))
+        #[cfg(feature = "cloudwatch")]
+        {
+            let c = self.config(reach).await;
+            Ok(Arc::new(super::cloudwatch::CloudWatchSignals::new(
+                aws_sdk_cloudwatch::Client::new(&c),
+            )))
+        }
+        #[cfg(not(feature = "cloudwatch"))]
+        {
+            let _ = reach;
+            Err(not_built("the CloudWatch health signals", "cloudwatch"))
+        }
     }
 }
 

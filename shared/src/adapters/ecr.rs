@@ -23,6 +23,11 @@ impl EcrImages {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// The ECR of the account `config` acts in.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(config))
+    }
 }
 
 fn image(digest: &str) -> ImageIdentifier {

@@ -1,77 +1,116 @@
 //! One module per AWS service, mapping SDK types to domain types and SDK errors to
 //! `AdapterError`.
+//!
+//! Each adapter is built only with the cargo feature of its name (shared/Cargo.toml), so a
+//! function links the AWS clients of the adapters it calls and no others. `http`, the HTTPS
+//! client every SDK shares, is always built.
 
+#[cfg(feature = "access")]
 pub mod access;
+#[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "ecr")]
 pub mod ecr;
+#[cfg(feature = "ecs")]
 pub mod ecs;
 #[cfg(feature = "eks")]
 pub mod eks;
+#[cfg(feature = "elbv2")]
 pub mod elbv2;
 pub mod http;
+#[cfg(feature = "registry")]
 pub mod registry;
+#[cfg(feature = "sfn")]
 pub mod sfn;
 
-use crate::error::AdapterError;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+#[cfg(any(
+    feature = "cloudwatch",
+    feature = "dynamodb",
+    feature = "ecr",
+    feature = "ecs",
+    feature = "eks",
+    feature = "elbv2",
+    feature = "sfn",
+))]
+pub(crate) use sdk_errors::map_sdk_error;
 
-/// Error codes AWS services use for throttling and transient server trouble.
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "LimitExceededException",
-];
+/// The mapping of SDK errors every AWS adapter shares (built when any of them is).
+#[cfg(any(
+    feature = "cloudwatch",
+    feature = "dynamodb",
+    feature = "ecr",
+    feature = "ecs",
+    feature = "eks",
+    feature = "elbv2",
+    feature = "sfn",
+))]
+mod sdk_errors {
+    use crate::error::AdapterError;
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-const TRANSIENT_CODES: &[&str] = &[
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "InternalFailure",
-    "InternalServerError",
-    "InternalError",
-    "TransactionInProgressException",
-];
+    /// Error codes AWS services use for throttling and transient server trouble.
+    const THROTTLING_CODES: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "LimitExceededException",
+    ];
 
-/// Maps any SDK error: throttling is `Throttled`, transport trouble and unavailability are
-/// `Transient`, `not_found` codes map
-/// to `NotFound`, everything else is `Other` with the service's code and message.
-pub(crate) fn map_sdk_error<E, R>(op: &str, err: SdkError<E, R>, not_found: &[&str]) -> AdapterError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            AdapterError::Transient(format!(
+    const TRANSIENT_CODES: &[&str] = &[
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalError",
+        "TransactionInProgressException",
+    ];
+
+    /// Maps any SDK error: throttling is `Throttled`, transport trouble and unavailability are
+    /// `Transient`, `not_found` codes map
+    /// to `NotFound`, everything else is `Other` with the service's code and message.
+    pub(crate) fn map_sdk_error<E, R>(
+        op: &str,
+        err: SdkError<E, R>,
+        not_found: &[&str],
+    ) -> AdapterError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        match &err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => AdapterError::Transient(format!(
                 "{op}: {}",
                 aws_smithy_types::error::display::DisplayErrorContext(&err)
-            ))
-        }
-        SdkError::ServiceError(se) => {
-            let e = se.err();
-            let code = e.code().unwrap_or("Unknown");
-            let msg = format!("{op}: {code}: {}", e.message().unwrap_or_default());
-            if THROTTLING_CODES.contains(&code) {
-                AdapterError::Throttled(msg)
-            } else if TRANSIENT_CODES.contains(&code) {
-                AdapterError::Transient(msg)
-            } else if not_found.contains(&code) {
-                AdapterError::NotFound(msg)
-            } else {
-                AdapterError::Other(msg)
+            )),
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                let code = e.code().unwrap_or("Unknown");
+                let msg = format!("{op}: {code}: {}", e.message().unwrap_or_default());
+                if THROTTLING_CODES.contains(&code) {
+                    AdapterError::Throttled(msg)
+                } else if TRANSIENT_CODES.contains(&code) {
+                    AdapterError::Transient(msg)
+                } else if not_found.contains(&code) {
+                    AdapterError::NotFound(msg)
+                } else {
+                    AdapterError::Other(msg)
+                }
             }
+            _ => AdapterError::Other(format!(
+                "{op}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            )),
         }
-        _ => AdapterError::Other(format!(
-            "{op}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        )),
     }
 }
 
