@@ -113,15 +113,24 @@ pub fn not_built(what: &str, feature: &str) -> AdapterError {
     ))
 }
 
+impl AwsAccess {
+    /// The ALB client of the reach's account: it both re-weights listeners and reads target
+    /// health.
+    #[cfg(feature = "elbv2")]
+    async fn alb(&self, reach: &Reach) -> Arc<super::elbv2::AlbRouter> {
+        let c = self.config(reach).await;
+        Arc::new(super::elbv2::AlbRouter::new(
+            aws_sdk_elasticloadbalancingv2::Client::new(&c),
+        ))
+    }
+}
+
 #[async_trait]
 impl EnvironmentAccess for AwsAccess {
     async fn router(&self, reach: &Reach) -> Result<Arc<dyn TrafficRouter>, AdapterError> {
         #[cfg(feature = "elbv2")]
         {
-            let c = self.config(reach).await;
-            Ok(Arc::new(super::elbv2::AlbRouter::new(
-                aws_sdk_elasticloadbalancingv2::Client::new(&c),
-            )))
+            Ok(self.alb(reach).await)
         }
         #[cfg(not(feature = "elbv2"))]
         {
@@ -132,10 +141,7 @@ impl EnvironmentAccess for AwsAccess {
     async fn targets(&self, reach: &Reach) -> Result<Arc<dyn TargetHealth>, AdapterError> {
         #[cfg(feature = "elbv2")]
         {
-            let c = self.config(reach).await;
-            Ok(Arc::new(super::elbv2::AlbRouter::new(
-                aws_sdk_elasticloadbalancingv2::Client::new(&c),
-            )))
+            Ok(self.alb(reach).await)
         }
         #[cfg(not(feature = "elbv2"))]
         {
